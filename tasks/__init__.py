@@ -1,0 +1,11 @@
+"""Datasets, concepts, splits and the task registry."""
+
+from tasks.errors import BenchError
+from tasks.prepare import PreparedTask, prepare_task
+from tasks.registry import get_task, standard_tasks
+from tasks.spec import TaskSpec, load_task_file
+
+__all__ = [
+    "BenchError", "PreparedTask", "TaskSpec", "get_task", "load_task_file", "prepare_task",
+    "standard_tasks",
+]  # fmt: skip

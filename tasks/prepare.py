@@ -1,0 +1,337 @@
+"""Turn a task spec into prepared, split, hashed and cached data.
+
+Per user, interactions are ordered by (timestamp, item id) and split chronologically
+leave-one-out: the last item is the test target, the second-last the validation target, the rest
+train. Forget-test users have a test item in F; retain-test users the others. D_f holds the
+training examples (history -> target) whose target is in F, D_r the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections import Counter
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tasks.dataset import RawDataset
+from tasks.errors import BenchError
+from tasks.sources import SOURCES
+from tasks.sources.common import cache_root, verify_checksum
+from tasks.spec import TaskSpec
+
+FORMAT_VERSION = 1
+LABEL_SEP = "\t"  # joins an item's concept labels in the cache (labels never contain tabs)
+ARRAYS = (
+    "user_ids", "item_ids", "item_titles", "item_years", "item_texts", "item_concepts",
+    "forget_mask", "seq_offsets", "seq_items", "seq_times",
+)  # fmt: skip
+
+
+def _log(msg: str) -> None:
+    print(f"[tracer-bench] {msg}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedTask:
+    """A task's prepared data. Items and users are dense indices into `item_ids` / `user_ids`."""
+
+    spec: TaskSpec
+    user_ids: np.ndarray  # original user id per user index
+    item_ids: np.ndarray  # original item id per item index
+    item_titles: np.ndarray
+    item_years: np.ndarray
+    item_texts: np.ndarray
+    item_concepts: np.ndarray  # labels joined by LABEL_SEP
+    forget_mask: np.ndarray  # bool per item: item is in F
+    seq_offsets: np.ndarray  # user u's chronological items are seq_items[off[u]:off[u+1]]
+    seq_items: np.ndarray
+    seq_times: np.ndarray
+    raw_stats: dict  # counts before preprocessing
+    content_hash: str
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    @property
+    def n_interactions(self) -> int:
+        return len(self.seq_items)
+
+    def sequence(self, user: int) -> np.ndarray:
+        return self.seq_items[self.seq_offsets[user] : self.seq_offsets[user + 1]]
+
+    def item_labels(self, item: int) -> tuple[str, ...]:
+        s = str(self.item_concepts[item])
+        return tuple(s.split(LABEL_SEP)) if s else ()
+
+    # --- items ---
+    @cached_property
+    def forget_items(self) -> np.ndarray:
+        return np.flatnonzero(self.forget_mask)
+
+    @cached_property
+    def retain_items(self) -> np.ndarray:
+        return np.flatnonzero(~self.forget_mask)
+
+    # --- evaluation targets (absolute positions into seq_items) ---
+    @cached_property
+    def test_pos(self) -> np.ndarray:
+        return self.seq_offsets[1:] - 1
+
+    @cached_property
+    def valid_pos(self) -> np.ndarray:
+        return self.seq_offsets[1:] - 2
+
+    @property
+    def test_items(self) -> np.ndarray:
+        return self.seq_items[self.test_pos]
+
+    @property
+    def valid_items(self) -> np.ndarray:
+        return self.seq_items[self.valid_pos]
+
+    @cached_property
+    def forget_test_users(self) -> np.ndarray:
+        return np.flatnonzero(self.forget_mask[self.test_items])
+
+    @cached_property
+    def retain_test_users(self) -> np.ndarray:
+        return np.flatnonzero(~self.forget_mask[self.test_items])
+
+    @cached_property
+    def forget_valid_users(self) -> np.ndarray:
+        return np.flatnonzero(self.forget_mask[self.valid_items])
+
+    @cached_property
+    def retain_valid_users(self) -> np.ndarray:
+        return np.flatnonzero(~self.forget_mask[self.valid_items])
+
+    # --- training examples: target position p (absolute) with history seq[start(u):p] ---
+    @cached_property
+    def train_pos(self) -> np.ndarray:
+        """Targets of training examples: every train item except each user's first."""
+        n = np.diff(self.seq_offsets) - 3  # per user: train part minus its first item
+        starts = np.repeat(self.seq_offsets[:-1] + 1, n)
+        return starts + np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
+
+    @cached_property
+    def train_user(self) -> np.ndarray:
+        return np.searchsorted(self.seq_offsets, self.train_pos, side="right") - 1
+
+    @cached_property
+    def d_forget(self) -> np.ndarray:
+        """Indices into train_pos of D_f (targets in F)."""
+        return np.flatnonzero(self.forget_mask[self.seq_items[self.train_pos]])
+
+    @cached_property
+    def d_retain(self) -> np.ndarray:
+        return np.flatnonzero(~self.forget_mask[self.seq_items[self.train_pos]])
+
+    @cached_property
+    def forget_set(self) -> np.ndarray:
+        """The forget-set evaluation pool: a seeded sample (sorted) of at most N examples of D_f."""
+        n = min(self.spec.split.forget_set_size, len(self.d_forget))
+        rng = np.random.default_rng(self.spec.split.seed)
+        return np.sort(rng.choice(self.d_forget, size=n, replace=False))
+
+    def history(self, pos: int) -> np.ndarray:
+        """The (at most max_history) items before absolute position `pos` in its user's sequence."""
+        user = int(np.searchsorted(self.seq_offsets, pos, side="right") - 1)
+        start = max(int(self.seq_offsets[user]), pos - self.spec.preprocess.max_history)
+        return self.seq_items[start:pos]
+
+    def summary(self) -> dict:
+        return {
+            "task": self.spec.identity,
+            "source": self.spec.dataset.source,
+            "concept": self.spec.concept.label,
+            "raw_users": self.raw_stats["users"],
+            "raw_items": self.raw_stats["items"],
+            "raw_interactions": self.raw_stats["interactions"],
+            "users": self.n_users,
+            "items": self.n_items,
+            "interactions": self.n_interactions,
+            "forget_items": int(self.forget_mask.sum()),
+            "retain_items": int((~self.forget_mask).sum()),
+            "forget_test_users": len(self.forget_test_users),
+            "retain_test_users": len(self.retain_test_users),
+            "forget_valid_users": len(self.forget_valid_users),
+            "retain_valid_users": len(self.retain_valid_users),
+            "train_examples_forget": len(self.d_forget),
+            "train_examples_retain": len(self.d_retain),
+            "forget_set": len(self.forget_set),
+            "content_hash": self.content_hash,
+        }
+
+
+def content_hash(spec: TaskSpec, arrays: dict[str, np.ndarray], raw_stats: dict) -> str:
+    h = hashlib.sha256()
+    h.update(f"tracer-bench-task/{FORMAT_VERSION}/{spec.spec_hash()}".encode())
+    h.update(json.dumps(raw_stats, sort_keys=True).encode())
+    for name in ARRAYS:
+        a = arrays[name]
+        if a.dtype.kind == "U":
+            data = "\0".join(a.tolist()).encode("utf-8")
+        else:
+            data = np.ascontiguousarray(a).tobytes()
+        h.update(f"{name}:{a.dtype.kind}:{a.shape}:{len(data)}".encode())
+        h.update(data)
+    return h.hexdigest()
+
+
+def _sorted_ids(ids: pd.Series) -> np.ndarray:
+    uniq = pd.unique(ids)
+    if all(s.isdigit() for s in uniq):
+        return np.array(sorted(uniq, key=int), dtype=str)
+    return np.array(sorted(uniq), dtype=str)
+
+
+def build_arrays(spec: TaskSpec, raw: RawDataset) -> tuple[dict[str, np.ndarray], dict]:
+    pp = spec.preprocess
+    df = raw.interactions[["user", "item", "timestamp", "rating"]]
+    raw_stats = {
+        "users": int(df["user"].nunique()),
+        "items": int(len(pd.unique(pd.concat([df["item"], raw.items["item"]])))),
+        "interactions": len(df),
+    }
+    if pp.min_rating > 0:
+        df = df[df["rating"] >= pp.min_rating]
+    # a repeated (user, item) keeps its first occurrence: a sequence recommends new items
+    df = df.sort_values(["user", "timestamp", "item"], kind="stable")
+    df = df.drop_duplicates(["user", "item"], keep="first")
+    while True:  # iterative k-core
+        uc, ic = df["user"].value_counts(), df["item"].value_counts()
+        bad_u, bad_i = uc.index[uc < pp.user_core], ic.index[ic < pp.item_core]
+        if len(bad_u) == 0 and len(bad_i) == 0:
+            break
+        df = df[~df["user"].isin(bad_u) & ~df["item"].isin(bad_i)]
+    if df.empty:
+        raise BenchError(
+            f"task {spec.identity}: no interaction survives the {pp.user_core}/{pp.item_core}-core "
+            "filter"
+        )
+    user_ids, item_ids = _sorted_ids(df["user"]), _sorted_ids(df["item"])
+    u = pd.Index(user_ids).get_indexer(df["user"])
+    i = pd.Index(item_ids).get_indexer(df["item"])
+    order = np.lexsort((i, df["timestamp"].to_numpy(), u))
+    u, i, t = u[order], i[order], df["timestamp"].to_numpy()[order]
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(u, minlength=len(user_ids)))])
+
+    meta = raw.items.drop_duplicates("item").set_index("item").reindex(item_ids)
+    concepts = [tuple(c) if isinstance(c, (tuple, list)) else () for c in meta["concepts"]]
+    label = spec.concept.label
+    forget = np.array([label in c for c in concepts], dtype=bool)
+    if not forget.any():
+        counts = Counter(lab for c in concepts for lab in c)
+        valid = ", ".join(f"{k} ({v})" for k, v in counts.most_common())
+        raise BenchError(
+            f"task {spec.identity}: unknown concept {label!r} for {raw.name}; "
+            f"valid concepts: {valid or 'none (items carry no labels)'}"
+        )
+
+    def text(col: str) -> np.ndarray:
+        return np.array(meta[col].fillna("").astype(str).tolist(), dtype=str)
+
+    arrays = {
+        "user_ids": user_ids,
+        "item_ids": item_ids,
+        "item_titles": text("title"),
+        "item_years": text("year"),
+        "item_texts": text("text"),
+        "item_concepts": np.array([LABEL_SEP.join(c) for c in concepts], dtype=str),
+        "forget_mask": forget,
+        "seq_offsets": offsets.astype(np.int64),
+        "seq_items": i.astype(np.int64),
+        "seq_times": t.astype(np.int64),
+    }
+    return arrays, raw_stats
+
+
+def _from_arrays(spec: TaskSpec, arrays: dict, raw_stats: dict, digest: str) -> PreparedTask:
+    task = PreparedTask(spec=spec, raw_stats=raw_stats, content_hash=digest, **arrays)
+    if len(task.forget_test_users) == 0 or len(task.d_forget) == 0:
+        raise BenchError(
+            f"task {spec.identity}: concept {spec.concept.label!r} has {len(task.forget_items)} "
+            f"items but {len(task.forget_test_users)} forget-test users and {len(task.d_forget)} "
+            "forget training examples after preprocessing; the task cannot be evaluated"
+        )
+    return task
+
+
+def _cache_key(spec: TaskSpec, files: dict[str, Path]) -> str:
+    stats = {n: [p.stat().st_size, p.stat().st_mtime_ns] for n, p in sorted(files.items())}
+    blob = json.dumps([FORMAT_VERSION, spec.spec_hash(), stats], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def task_cache_dir(spec: TaskSpec, files: dict[str, Path]) -> Path:
+    return cache_root() / "tasks" / spec.identity / _cache_key(spec, files)
+
+
+def _load_cached(spec: TaskSpec, folder: Path) -> PreparedTask | None:
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+        with np.load(folder / "arrays.npz", allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in ARRAYS}
+    except (OSError, ValueError, KeyError):
+        return None
+    if content_hash(spec, arrays, meta["raw_stats"]) != meta.get("content_hash"):
+        return None
+    return _from_arrays(spec, arrays, meta["raw_stats"], meta["content_hash"])
+
+
+def _write_cache(folder: Path, arrays: dict, meta: dict) -> None:
+    """Write into a temporary sibling folder, then rename: readers never see a partial cache."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    try:
+        np.savez(tmp / "arrays.npz", **arrays)
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def prepare_task(spec: TaskSpec, rebuild: bool = False) -> PreparedTask:
+    """Prepared data for `spec`, from the cache when it is intact, else built and cached."""
+    source = SOURCES[spec.dataset.source]
+    files = source.fetch(spec.dataset)
+    for name, expected in spec.dataset.checksums.items():
+        if name in files:  # sources verify checksums of archives they unpack themselves
+            verify_checksum(files[name], expected)
+    folder = task_cache_dir(spec, files)
+    if not rebuild and folder.exists():
+        cached = _load_cached(spec, folder)
+        if cached is not None:
+            return cached
+        _log(f"cache at {folder} is damaged or stale: rebuilding")
+    _log(f"preparing {spec.identity} from {spec.dataset.source}")
+    raw = source.read(files, spec.dataset)
+    arrays, raw_stats = build_arrays(spec, raw)
+    digest = content_hash(spec, arrays, raw_stats)
+    task = _from_arrays(spec, arrays, raw_stats, digest)
+    meta = {
+        "task": spec.identity,
+        "spec": spec.to_dict(),
+        "raw_stats": raw_stats,
+        "content_hash": digest,
+        "summary": task.summary(),
+        "format": FORMAT_VERSION,
+    }
+    _write_cache(folder, arrays, meta)
+    return task

@@ -1,0 +1,31 @@
+"""The standard suite (the TOML files in tasks/standard/) and lookup by name or path."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from tasks.errors import BenchError
+from tasks.spec import TaskSpec, load_task_file
+
+STANDARD_DIR = Path(__file__).parent / "standard"
+QUICK_TASK = "ml100k-horror"
+
+
+@lru_cache(maxsize=1)
+def standard_tasks() -> dict[str, TaskSpec]:
+    specs = [load_task_file(p) for p in sorted(STANDARD_DIR.glob("*.toml"))]
+    return {s.name: s for s in specs}
+
+
+def get_task(name_or_path: str) -> TaskSpec:
+    """A standard task by name, or a user's task file by path (anything ending in .toml)."""
+    if name_or_path.endswith(".toml") or Path(name_or_path).is_file():
+        return load_task_file(name_or_path)
+    tasks = standard_tasks()
+    if name_or_path not in tasks:
+        raise BenchError(
+            f"unknown task {name_or_path!r}; valid names: {', '.join(sorted(tasks))} "
+            "(or the path of a task .toml file)"
+        )
+    return tasks[name_or_path]

@@ -1,0 +1,27 @@
+"""Dataset sources by name. A source checks its part of a task file, fetches (downloads and
+verifies, or locates) the raw files, and reads them into the common `RawDataset` form."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+from tasks.dataset import RawDataset
+from tasks.sources.amazon import Amazon2023Source
+from tasks.sources.atomic import AtomicSource
+from tasks.sources.ml1m import ML1MSource
+from tasks.sources.ml100k import ML100kSource
+from tasks.spec import DatasetSpec
+
+
+class Source(Protocol):
+    name: str
+
+    def check(self, ds: DatasetSpec, file: str) -> None: ...
+    def fetch(self, ds: DatasetSpec) -> dict[str, Path]: ...
+    def read(self, files: dict[str, Path], ds: DatasetSpec) -> RawDataset: ...
+
+
+SOURCES: dict[str, Source] = {
+    s.name: s for s in (ML100kSource(), ML1MSource(), Amazon2023Source(), AtomicSource())
+}

@@ -1,0 +1,81 @@
+"""Helpers shared by the dataset sources: cache location, checksums, atomic downloads."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import urllib.request
+from pathlib import Path
+
+from tasks.errors import BenchError, ChecksumError
+
+
+def cache_root() -> Path:
+    """`TRACER_BENCH_CACHE` if set, else the user's cache directory (e.g. ~/.cache/tracer-bench)."""
+    env = os.environ.get("TRACER_BENCH_CACHE")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("tracer-bench"))
+
+
+def file_digest(path: Path, algo: str = "sha256") -> str:
+    h = hashlib.new(algo)
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_checksum(path: Path, expected: str) -> None:
+    """`expected` is 'sha256:<hex>' or 'md5:<hex>'; raise ChecksumError naming the file."""
+    algo, _, digest = expected.partition(":")
+    actual = file_digest(path, algo)
+    if actual != digest.lower():
+        raise ChecksumError(f"{path}: {algo} checksum mismatch (expected {digest}, got {actual})")
+
+
+def verify_checksums(files: dict[str, Path], checksums: dict[str, str]) -> None:
+    for name, expected in checksums.items():
+        if name not in files:
+            raise ChecksumError(
+                f"checksum declared for unknown file {name!r} (files: {sorted(files)})"
+            )
+        verify_checksum(files[name], expected)
+
+
+def download(url: str, dest: Path, expected: str | None = None, timeout: float = 60.0) -> Path:
+    """Download `url` to `dest` once: write to a temporary file, verify, then rename.
+
+    A file already at `dest` is reused (and verified). A failed or mismatching download leaves
+    nothing at `dest`.
+    """
+    if dest.exists():
+        if expected:
+            verify_checksum(dest, expected)
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    tmp = Path(tmp_name)
+    try:
+        from tqdm import tqdm
+
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+            total = int(resp.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=f"download {dest.name}") as bar:
+                for block in iter(lambda: resp.read(1 << 20), b""):
+                    out.write(block)
+                    bar.update(len(block))
+        if expected:
+            try:
+                verify_checksum(tmp, expected)
+            except ChecksumError as exc:
+                raise ChecksumError(f"{url}: {str(exc).split(': ', 1)[1]}") from None
+        os.replace(tmp, dest)
+    except OSError as exc:
+        raise BenchError(f"{url}: download failed ({exc})") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dest

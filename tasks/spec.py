@@ -1,0 +1,195 @@
+"""A task is declarative data: a frozen dataclass tree read strictly from a TOML file."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import sys
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tasks.errors import TaskFileError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    source: str  # one of tasks.sources.SOURCES: ml-100k, ml-1m, amazon-2023, atomic
+    revision: str = ""  # upstream version: a package pin, an archive name, a Hub commit
+    checksums: dict[str, str] = field(
+        default_factory=dict
+    )  # file name -> "sha256:<hex>"/"md5:<hex>"
+    category: str = ""  # amazon-2023: the category file name, e.g. Health_and_Household
+    interactions: str = ""  # amazon-2023: "reviews" (raw review JSONL) or "5core" (rating CSV)
+    path: str = ""  # atomic: folder holding <name>.inter and <name>.item
+    fields: dict[str, str] = field(default_factory=dict)  # atomic: our column -> file column
+
+
+@dataclass(frozen=True)
+class PreprocessSpec:
+    min_rating: float = 0.0  # keep interactions with rating >= this (0 keeps all)
+    user_core: int = 5  # iterative k-core: every user keeps >= user_core interactions
+    item_core: int = 5  # ... and every item >= item_core
+    max_history: int = 50  # the model sees at most this many most recent items
+
+
+@dataclass(frozen=True)
+class ConceptSpec:
+    label: str  # an item is in the forget set F iff its concept labels contain this label
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    protocol: str = "leave-one-out"  # per user, chronological: last = test, second-last = valid
+    forget_set_size: int = 2000  # the forget-set evaluation pool: a seeded sample of D_f
+    seed: int = 0  # seed of that sample
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    version: str
+    dataset: DatasetSpec
+    concept: ConceptSpec
+    description: str = ""
+    preprocess: PreprocessSpec = field(default_factory=PreprocessSpec)
+    split: SplitSpec = field(default_factory=SplitSpec)
+    k_values: tuple[int, ...] = (5, 10, 20)
+    main_score: str = "erasure_score"
+
+    @property
+    def identity(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def spec_hash(self) -> str:
+        """Hash of everything that defines the prepared data (not the free-text descriptions)."""
+        d = self.to_dict()
+        d.pop("description")
+        d["concept"].pop("description")
+        blob = json.dumps(d, sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+
+PROTOCOLS = ("leave-one-out",)
+MAIN_SCORES = ("erasure_score",)
+
+
+def _type_name(tp: object) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _convert(value: object, tp: object, where: str, file: str) -> object:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise TaskFileError(f"{file}: [{where}] must be a table")
+        return _build(tp, value, where, file)
+    if origin is tuple:
+        (elem, _) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise TaskFileError(f"{file}: field '{where}' must be a list, got {value!r}")
+        return tuple(_convert(v, elem, f"{where}[{i}]", file) for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            raise TaskFileError(f"{file}: field '{where}' must be a table of strings")
+        return dict(value)
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, float, str, bool) and (
+        type(value) is tp or (tp is int and isinstance(value, int) and not isinstance(value, bool))
+    ):
+        return value
+    raise TaskFileError(
+        f"{file}: field '{where}' must be {_type_name(tp)}, got {type(value).__name__} {value!r}"
+    )
+
+
+def _build(cls: type, table: dict, prefix: str, file: str) -> object:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(table) - names)
+    if unknown:
+        where = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
+        raise TaskFileError(f"{file}: unknown field '{where}' (known: {', '.join(sorted(names))})")
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        where = f"{prefix}.{f.name}" if prefix else f.name
+        if f.name not in table:
+            no_default = (
+                f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            )
+            if no_default:
+                raise TaskFileError(f"{file}: missing required field '{where}'")
+            continue
+        kwargs[f.name] = _convert(table[f.name], hints[f.name], where, file)
+    return cls(**kwargs)
+
+
+def _check(spec: TaskSpec, file: str) -> None:
+    def bad(where: str, why: str) -> TaskFileError:
+        return TaskFileError(f"{file}: field '{where}' {why}")
+
+    if not spec.name or not all(c.isalnum() or c in "-_." for c in spec.name):
+        raise bad("name", "must be non-empty letters, digits, '-', '_' or '.'")
+    if not spec.version:
+        raise bad("version", "must be non-empty")
+    if spec.split.protocol not in PROTOCOLS:
+        raise bad(
+            "split.protocol", f"must be one of {list(PROTOCOLS)}, got {spec.split.protocol!r}"
+        )
+    if spec.main_score not in MAIN_SCORES:
+        raise bad("main_score", f"must be one of {list(MAIN_SCORES)}, got {spec.main_score!r}")
+    if spec.preprocess.user_core < 3:
+        raise bad("preprocess.user_core", "must be >= 3 (leave-one-out needs train, valid, test)")
+    if spec.preprocess.item_core < 1:
+        raise bad("preprocess.item_core", "must be >= 1")
+    if spec.preprocess.max_history < 1:
+        raise bad("preprocess.max_history", "must be >= 1")
+    if not spec.k_values or any(k < 1 for k in spec.k_values):
+        raise bad("k_values", "must be a non-empty list of positive integers")
+    if spec.split.forget_set_size < 1:
+        raise bad("split.forget_set_size", "must be >= 1")
+    if not spec.concept.label:
+        raise bad("concept.label", "must be non-empty")
+    for name, value in spec.dataset.checksums.items():
+        algo, _, digest = value.partition(":")
+        if algo not in ("sha256", "md5") or not digest:
+            raise bad(f"dataset.checksums.{name}", "must look like 'sha256:<hex>' or 'md5:<hex>'")
+    from tasks.sources import SOURCES  # late import: sources depend on this module
+
+    if spec.dataset.source not in SOURCES:
+        raise bad(
+            "dataset.source", f"must be one of {sorted(SOURCES)}, got {spec.dataset.source!r}"
+        )
+    SOURCES[spec.dataset.source].check(spec.dataset, file)
+
+
+def spec_from_dict(table: dict, file: str = "<task>") -> TaskSpec:
+    spec = _build(TaskSpec, table, "", file)
+    assert isinstance(spec, TaskSpec)
+    _check(spec, file)
+    return spec
+
+
+def load_task_file(path: str | Path) -> TaskSpec:
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            table = tomllib.load(fh)
+    except FileNotFoundError:
+        raise TaskFileError(f"{path}: task file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise TaskFileError(f"{path}: not valid TOML ({exc})") from None
+    return spec_from_dict(table, str(path))

@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """Every test writes its cache under a temporary folder shared by the session."""
+    monkeypatch.setenv("TRACER_BENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(scope="session")
+def ml100k_horror(tmp_path_factory: pytest.TempPathFactory):
+    import os
+
+    from tasks import get_task, prepare_task
+
+    old = os.environ.get("TRACER_BENCH_CACHE")
+    os.environ["TRACER_BENCH_CACHE"] = str(tmp_path_factory.getbasetemp() / "cache")
+    try:
+        return prepare_task(get_task("ml100k-horror"))
+    finally:
+        if old is None:
+            os.environ.pop("TRACER_BENCH_CACHE")
+        else:
+            os.environ["TRACER_BENCH_CACHE"] = old
+
+
+def write_atomic(
+    folder: Path, inter_rows: list[str], item_rows: list[str], name: str = "toy"
+) -> Path:
+    """A RecBole atomic dataset in `folder`; rows are tab-separated strings without header."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.inter").write_text(
+        "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
+        + "\n".join(inter_rows)
+        + "\n"
+    )
+    (folder / f"{name}.item").write_text(
+        "item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\n"
+        + "\n".join(item_rows)
+        + "\n"
+    )
+    return folder
+
+
+def toy_rows(
+    n_users: int = 12, n_items: int = 10, per_user: int = 7
+) -> tuple[list[str], list[str]]:
+    """A small deterministic dataset: items 1..n_items, even items carry the concept 'Scary'."""
+    inter = []
+    for u in range(1, n_users + 1):
+        for k in range(per_user):
+            item = (u * 3 + k * 7) % n_items + 1
+            inter.append(f"{u}\t{item}\t4\t{1000 + 10 * k + u}")
+    items = [
+        f"{i}\tMovie {i}\t{1990 + i}\t{'Scary Drama' if i % 2 == 0 else 'Comedy'}"
+        for i in range(1, n_items + 1)
+    ]
+    return inter, items
+
+
+def toy_task_file(folder: Path, data_dir: Path, **overrides: str) -> Path:
+    fields = {
+        "name": '"toy-scary"',
+        "version": '"1.0"',
+        "source": '"atomic"',
+        "label": '"Scary"',
+        "user_core": "3",
+        "item_core": "1",
+    }
+    fields.update(overrides)
+    text = f"""name = {fields["name"]}
+version = {fields["version"]}
+
+[dataset]
+source = {fields["source"]}
+path = "{data_dir}"
+
+[preprocess]
+user_core = {fields["user_core"]}
+item_core = {fields["item_core"]}
+max_history = 4
+
+[concept]
+label = {fields["label"]}
+"""
+    path = folder / "toy.toml"
+    path.write_text(text)
+    return path

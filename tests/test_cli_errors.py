@@ -1,0 +1,128 @@
+"""Bad input: one line on stderr naming what and where, exit status 2, no traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import toy_rows, toy_task_file, write_atomic
+
+from benchmark.cli import main
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code: int, err: str, *needles: str) -> None:
+    assert code == 2
+    # progress lines may come first; the error is exactly one line, the last, with no traceback
+    lines = err.strip().splitlines()
+    assert "Traceback" not in err
+    assert [line for line in lines if "error" in line.lower()] == [lines[-1]], err
+    assert lines[-1].startswith("tracer-bench: error: ")
+    for needle in needles:
+        assert needle in lines[-1], (needle, lines[-1])
+
+
+def test_unknown_task_lists_valid_names(capsys):
+    code, _, err = run_cli(capsys, "tasks", "show", "ml100k-horrror")
+    assert_one_line_error(code, err, "ml100k-horrror", "ml100k-horror", "ml100k-romance")
+
+
+def test_unknown_concept_lists_valid_concepts(tmp_path, capsys):
+    data = write_atomic(tmp_path / "d", *toy_rows())
+    task = toy_task_file(tmp_path, data, label='"Scray"')
+    code, _, err = run_cli(capsys, "tasks", "prepare", str(task))
+    assert_one_line_error(code, err, "'Scray'", "Scary", "Comedy", "Drama")
+
+
+@pytest.mark.parametrize(
+    "edit, needles",
+    [
+        (lambda t: t.replace('version = "1.0"\n', ""), ["missing required field 'version'"]),
+        (lambda t: t.replace("user_core = 3", 'user_core = "three"'), ["preprocess.user_core"]),
+        (lambda t: t.replace("max_history = 4", "max_histroy = 4"), ["preprocess.max_histroy"]),
+        (
+            lambda t: t.replace('source = "atomic"', 'source = "ml-10m"'),
+            ["dataset.source", "ml-100k"],
+        ),
+        (lambda t: t.replace('label = "Scary"', "label = 3"), ["concept.label"]),
+        (lambda t: t + "[[", ["not valid TOML"]),
+    ],
+)
+def test_bad_task_file_names_field_and_file(tmp_path, capsys, edit, needles):
+    data = write_atomic(tmp_path / "d", *toy_rows())
+    task = toy_task_file(tmp_path, data)
+    task.write_text(edit(task.read_text()))
+    code, _, err = run_cli(capsys, "tasks", "prepare", str(task))
+    assert_one_line_error(code, err, str(task), *needles)
+
+
+def test_data_file_missing_column(tmp_path, capsys):
+    data = write_atomic(tmp_path / "d", *toy_rows())
+    inter = data / "toy.inter"
+    inter.write_text(inter.read_text().replace("timestamp:float", "time:float"))
+    code, _, err = run_cli(capsys, "tasks", "prepare", str(toy_task_file(tmp_path, data)))
+    assert_one_line_error(code, err, f"{inter}:1", "timestamp")
+
+
+def test_data_file_unparsable_row(tmp_path, capsys):
+    inter, items = toy_rows()
+    inter[6] = "7\t3\t4\tyesterday"
+    data = write_atomic(tmp_path / "d", inter, items)
+    code, _, err = run_cli(capsys, "tasks", "prepare", str(toy_task_file(tmp_path, data)))
+    assert_one_line_error(code, err, f"{data / 'toy.inter'}:8", "timestamp", "yesterday")
+    inter[6] = "7\t3"
+    write_atomic(tmp_path / "d", inter, items)
+    code, _, err = run_cli(capsys, "tasks", "prepare", str(toy_task_file(tmp_path, data)))
+    assert_one_line_error(code, err, f"{data / 'toy.inter'}:8", "fields")
+
+
+def test_checksum_mismatch_writes_nothing(tmp_path, capsys):
+    data = write_atomic(tmp_path / "d", *toy_rows())
+    task = toy_task_file(tmp_path, data)
+    task.write_text(
+        task.read_text() + '\n[dataset.checksums]\n"toy.inter" = "sha256:' + "ab" * 32 + '"\n'
+    )
+    code, _, err = run_cli(capsys, "tasks", "prepare", str(task))
+    assert_one_line_error(code, err, "toy.inter", "sha256 checksum mismatch")
+    cache = Path(__import__("os").environ["TRACER_BENCH_CACHE"]) / "tasks" / "toy-scary@1.0"
+    assert not cache.exists() or not any(cache.iterdir())
+
+
+def test_missing_recbole_gives_install_command(capsys, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "recbole" else real(name, *a)
+    )
+    code, _, err = run_cli(capsys, "tasks", "prepare", "ml100k-horror", "--rebuild")
+    assert_one_line_error(code, err, "pip install --no-deps recbole==1.2.1")
+
+
+def test_console_script_exits_2_without_traceback(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmark.cli", "tasks", "show", "no-such-task"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and "unknown task" in proc.stderr
+
+
+def test_tasks_list_and_show(capsys, ml100k_horror):
+    code, out, _ = run_cli(capsys, "tasks", "list")
+    assert code == 0 and "ml100k-horror" in out and "amazon23-grocery-alcohol" in out
+    code, out, _ = run_cli(capsys, "tasks", "show", "ml100k-horror", "--json")
+    import json
+
+    shown = json.loads(out)
+    assert code == 0 and shown["content_hash"] == ml100k_horror.content_hash
+    assert shown["forget_test_users"] + shown["retain_test_users"] == 943
