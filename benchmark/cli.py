@@ -54,6 +54,120 @@ def _cmd_tasks_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _metrics_table(rows: dict[str, dict], ks: tuple[int, ...]) -> str:
+    headers = ["model"] + [f"{m}@{k}" for k in ks for m in ("recall", "ndcg")]
+    body = [[name] + [f"{r[h]:.4f}" for h in headers[1:]] for name, r in rows.items()]
+    return tabulate(body, headers=headers, disable_numparse=True)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from benchmark.backbone import (
+        BackboneConfig,
+        evaluate_backbone,
+        get_backbone,
+        popularity_metrics,
+        set_threads,
+    )
+    from tasks import get_task, prepare_task
+
+    set_threads(args.threads)
+    task = prepare_task(get_task(args.task))
+    start = time.perf_counter()
+    backbone, reused = get_backbone(task, BackboneConfig(), args.seed, progress=not args.quiet)
+    seconds = time.perf_counter() - start
+    ks = task.spec.k_values
+    log = backbone.log
+    print(f"task {task.spec.identity} (data {task.content_hash[:12]}), seed {args.seed}")
+    print(
+        f"base model: {'reused from cache' if reused else 'trained'} at {backbone.folder}\n"
+        f"training time {log['total_seconds']:.1f} s, {len(log['epochs'])} epochs, "
+        f"best validation NDCG@10 {log['best_valid_ndcg@10']:.4f}"
+        + ("" if not reused else f" (this command: {seconds:.1f} s)")
+    )
+    rows = {}
+    for split in ("valid", "test"):
+        m = evaluate_backbone(backbone.model, backbone.sids, task, split, args.beam, ks)
+        rows[f"{split} (SID model)"] = m
+        rows[f"{split} (popularity)"] = popularity_metrics(task, split, ks)
+        print(
+            f"{split}: decoded {m['users']} users in {m['decode_seconds']:.2f} s (beam {args.beam})"
+        )
+    print(_metrics_table(rows, ks))
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from benchmark.backbone import (
+        BackboneConfig,
+        backbone_dir,
+        evaluate_backbone,
+        load_backbone,
+        popularity_metrics,
+        set_threads,
+    )
+    from tasks import get_task, prepare_task
+
+    set_threads(args.threads)
+    task = prepare_task(get_task(args.task))
+    folder = backbone_dir(task, BackboneConfig(), args.seed)
+    if not (folder / "config.json").exists():
+        raise BenchError(
+            f"no trained base model for {task.spec.identity} seed {args.seed}; run "
+            f"`tracer-bench train --task {args.task} --seed {args.seed}` first"
+        )
+    backbone = load_backbone(folder)
+    ks = task.spec.k_values
+    m = evaluate_backbone(backbone.model, backbone.sids, task, args.split, args.beam, ks)
+    print(
+        f"{args.split}: decoded {m['users']} users in {m['decode_seconds']:.2f} s "
+        f"(beam {args.beam})"
+    )
+    print(
+        _metrics_table({"SID model": m, "popularity": popularity_metrics(task, args.split, ks)}, ks)
+    )
+    return 0
+
+
+def _cmd_unlearn(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from benchmark.backbone import BackboneConfig, set_threads
+    from benchmark.cell import CellContext, run_cell
+    from benchmark.results import result_record, write_json_atomic
+    from benchmark.unlearning_metrics import EvalConfig, higher_is_better
+    from methods.registry import get_method
+    from tasks import get_task, prepare_task
+
+    set_threads(args.threads)
+    get_method(args.method)  # fail fast on an unknown name
+    task = prepare_task(get_task(args.task))
+    ctx = CellContext(
+        task, args.seed, BackboneConfig(), EvalConfig(seed=args.seed), progress=not args.quiet
+    )
+    cell = run_cell(ctx, args.method)
+    rows = []
+    for name, s in cell["metrics"].items():
+        arrow = "↑" if higher_is_better(name.replace("relearn_oracle", "relearn")) else "↓"
+        ci = "" if s["ci_low"] != s["ci_low"] else f"[{s['ci_low']:.4f}, {s['ci_high']:.4f}]"
+        rows.append([name, arrow, f"{s['value']:.4f}", ci, s["n"]])
+    print(
+        f"task {task.spec.identity} (data {task.content_hash[:12]}), method {args.method}, "
+        f"seed {args.seed}"
+    )
+    print(tabulate(rows, headers=["metric", "", "value", "95% CI", "n"], disable_numparse=True))
+    if args.output:
+        write_json_atomic(Path(args.output), result_record(ctx, cell))
+        print(f"wrote {args.output}")
+    return 0
+
+
+def _cmd_methods(args: argparse.Namespace) -> int:
+    from methods.docs import methods_markdown
+
+    print(methods_markdown())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tracer-bench",
@@ -75,6 +189,33 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "prepare":
             p.add_argument("--rebuild", action="store_true", help="ignore the cache")
         p.set_defaults(func=func)
+
+    for name, func, text in (
+        ("train", _cmd_train, "train (or reuse the cached) base model of a task and evaluate it"),
+        ("evaluate", _cmd_evaluate, "evaluate the cached base model of a task"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--task", required=True, help="standard task name or task .toml path")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--beam", type=int, default=20, help="beam width (>= the largest K)")
+        p.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+        if name == "train":
+            p.add_argument("--quiet", action="store_true", help="no progress bars")
+        else:
+            p.add_argument("--split", choices=("valid", "test"), default="test")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("methods", help="the registered unlearning methods (markdown)")
+    p.set_defaults(func=_cmd_methods)
+
+    p = sub.add_parser("unlearn", help="unlearn a task's concept with a method and evaluate it")
+    p.add_argument("--task", required=True, help="standard task name or task .toml path")
+    p.add_argument("--method", required=True, help="a method name (see `tracer-bench methods`)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    p.add_argument("--output", help="write the result JSON here (atomically)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_unlearn)
     return parser
 
 

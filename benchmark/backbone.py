@@ -1,0 +1,209 @@
+"""The base model of a task: item features -> semantic IDs -> trained SID recommender, cached by
+(task content hash, backbone config hash, seed)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmark.features import FeatureConfig, item_features
+from benchmark.model import ModelConfig, SIDRecommender, load_checkpoint, save_checkpoint
+from benchmark.sid import SemanticIds, SIDConfig, fit_semantic_ids
+from benchmark.train import TrainConfig, ranking_metrics, recommend, seed_everything, train_model
+from tasks.prepare import PreparedTask
+from tasks.sources.common import cache_root
+
+
+@dataclass(frozen=True)
+class ArchConfig:
+    """ModelConfig without the codebook sizes (those come from the tokenizer)."""
+
+    d_model: int = 128
+    n_heads: int = 4
+    n_enc_layers: int = 2
+    n_dec_layers: int = 2
+    d_ff: int = 256
+    dropout: float = 0.1
+
+
+@dataclass(frozen=True)
+class BackboneConfig:
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    sid: SIDConfig = field(default_factory=SIDConfig)
+    arch: ArchConfig = field(default_factory=ArchConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def config_hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+
+    def model_config(self, sizes: tuple[int, ...], max_history: int) -> ModelConfig:
+        return ModelConfig(sizes=tuple(sizes), max_history=max_history, **asdict(self.arch))
+
+
+@dataclass
+class Backbone:
+    """A trained base model with its tokenizer, and where it lives."""
+
+    model: SIDRecommender
+    sids: SemanticIds
+    folder: Path
+    log: dict
+
+    @property
+    def checkpoint_hash(self) -> str:
+        return self.log["checkpoint_sha256"]
+
+
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def model_dir(kind: str, task: PreparedTask, cfg: BackboneConfig, seed: int) -> Path:
+    return cache_root() / kind / task.content_hash[:16] / f"{cfg.config_hash()[:12]}-s{seed}"
+
+
+def backbone_dir(task: PreparedTask, cfg: BackboneConfig, seed: int) -> Path:
+    return model_dir("models", task, cfg, seed)
+
+
+def cached_model(
+    kind: str,
+    task: PreparedTask,
+    cfg: BackboneConfig,
+    seed: int,
+    build: Callable[[], tuple[SIDRecommender, dict]],
+    files: Callable[[Path], None] | None = None,
+) -> tuple[SIDRecommender, dict, bool]:
+    """The model cached under (kind, task hash, config hash, seed), built by `build()` if absent
+    or damaged. `files(folder)` writes companions (the tokenizer). Returns (model, log, reused).
+    Everything is written to a temporary folder first and renamed into place."""
+    folder = model_dir(kind, task, cfg, seed)
+    if (folder / "config.json").exists():
+        try:
+            model, meta = load_checkpoint(folder)
+            return model, meta["log"], True
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            print(
+                f"[tracer-bench] damaged checkpoint at {folder} ({exc}): rebuilding",
+                file=sys.stderr,
+            )
+    model, log = build()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    try:
+        if files is not None:
+            files(tmp)
+        save_checkpoint(model, tmp)
+        log["checkpoint_sha256"] = _file_sha256(tmp / "model.safetensors")
+        meta = {
+            "kind": kind,
+            "task": task.spec.identity,
+            "task_hash": task.content_hash,
+            "seed": seed,
+            "backbone": cfg.to_dict(),
+            "log": log,
+        }
+        save_checkpoint(model, tmp, extra=meta)
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    model.eval()
+    return model, log, False
+
+
+def load_backbone(folder: Path) -> Backbone:
+    model, meta = load_checkpoint(folder)
+    return Backbone(model, SemanticIds.load(folder / "sids.json"), folder, meta["log"])
+
+
+def train_backbone(
+    task: PreparedTask,
+    cfg: BackboneConfig,
+    seed: int,
+    target_ok: np.ndarray | None = None,
+    progress: bool = True,
+) -> tuple[SIDRecommender, SemanticIds, dict]:
+    """Features, tokenizer and a freshly trained model (not cached; see `get_backbone`)."""
+    start = time.perf_counter()
+    sids = fit_semantic_ids(item_features(task, cfg.features), cfg.sid)
+    seed_everything(seed)
+    model = SIDRecommender(cfg.model_config(sids.sizes, task.spec.preprocess.max_history))
+    log = train_model(
+        model, task, sids.codes, sids.sizes, cfg.train, seed, target_ok, None, progress
+    )
+    log["total_seconds"] = time.perf_counter() - start
+    return model, sids, log
+
+
+def get_backbone(
+    task: PreparedTask, cfg: BackboneConfig, seed: int, progress: bool = True
+) -> tuple[Backbone, bool]:
+    """The cached base model for (task, config, seed), training it first if needed.
+    Returns (backbone, reused)."""
+    built = {}
+
+    def build() -> tuple[SIDRecommender, dict]:
+        model, built["sids"], log = train_backbone(task, cfg, seed, progress=progress)
+        return model, log
+
+    _, _, reused = cached_model(
+        "models", task, cfg, seed, build, files=lambda d: built["sids"].save(d / "sids.json")
+    )
+    return load_backbone(backbone_dir(task, cfg, seed)), reused
+
+
+def evaluate_backbone(
+    model: SIDRecommender,
+    sids: SemanticIds,
+    task: PreparedTask,
+    split: str = "test",
+    beam: int = 20,
+    ks: tuple[int, ...] = (5, 10, 20),
+) -> dict:
+    """Recall/NDCG@K of all users on the validation or test targets, and the decoding time."""
+    pos = task.test_pos if split == "test" else task.valid_pos
+    start = time.perf_counter()
+    topk = recommend(model, task, sids.codes, sids.sizes, pos, k=max(ks), beam=max(beam, max(ks)))
+    seconds = time.perf_counter() - start
+    return {
+        **ranking_metrics(topk, task.seq_items[pos], ks),
+        "decode_seconds": seconds,
+        "users": len(pos),
+    }
+
+
+def popularity_metrics(task: PreparedTask, split: str = "test", ks=(5, 10, 20)) -> dict:
+    """Most-popular baseline (training-part counts, the user's seen items excluded)."""
+    pos = task.test_pos if split == "test" else task.valid_pos
+    train_mask = np.zeros(len(task.seq_items), dtype=bool)
+    for u in range(task.n_users):
+        train_mask[task.seq_offsets[u] : task.seq_offsets[u + 1] - 2] = True
+    counts = np.bincount(task.seq_items[train_mask], minlength=task.n_items).astype(float)
+    order = np.argsort(-counts, kind="stable")
+    kmax = max(ks)
+    topk = np.empty((len(pos), kmax), dtype=np.int64)
+    users = np.searchsorted(task.seq_offsets, pos, side="right") - 1
+    for r, (u, p) in enumerate(zip(users, pos, strict=True)):
+        seen = set(task.seq_items[task.seq_offsets[u] : p].tolist())
+        topk[r] = [i for i in order[: kmax + len(seen)] if i not in seen][:kmax]
+    return ranking_metrics(topk, task.seq_items[pos], ks)
+
+
+def set_threads(n: int | None) -> None:
+    torch.set_num_threads(n or os.cpu_count() or 1)

@@ -1,0 +1,68 @@
+"""Tensors for the model from a prepared task: training windows and evaluation histories."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from tasks.prepare import PreparedTask
+
+
+def training_windows(
+    task: PreparedTask, target_ok: np.ndarray | None = None, max_len: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each user's training part cut, from its end, into windows of max_len + 1 items overlapping
+    by one, so every training target is predicted once per epoch from up to max_len items.
+
+    target_ok (bool per absolute position), optional: which targets count in the loss (the
+    retrain oracle trains on D_r only). Returns (inputs, targets, loss_mask), each (W, max_len),
+    item ids right-padded with -1.
+    """
+    max_len = max_len or task.spec.preprocess.max_history
+    inputs, targets, masks = [], [], []
+    for u in range(task.n_users):
+        start, stop = int(task.seq_offsets[u]), int(task.seq_offsets[u + 1]) - 2  # train part
+        end = stop
+        while end - start >= 2:
+            lo = max(start, end - max_len - 1)
+            window = task.seq_items[lo:end]
+            ok = np.ones(len(window) - 1, bool) if target_ok is None else target_ok[lo + 1 : end]
+            inputs.append(window[:-1])
+            targets.append(window[1:])
+            masks.append(ok)
+            end = lo + 1
+    W = len(inputs)
+    inp = np.full((W, max_len), -1, dtype=np.int64)
+    tgt = np.full((W, max_len), -1, dtype=np.int64)
+    msk = np.zeros((W, max_len), dtype=bool)
+    for w, (a, b, m) in enumerate(zip(inputs, targets, masks, strict=True)):
+        inp[w, : len(a)], tgt[w, : len(b)], msk[w, : len(m)] = a, b, m
+    return inp, tgt, msk
+
+
+def histories(task: PreparedTask, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The history before each absolute position (at most max_history items), right-padded with
+    -1: (N, max_history) item ids and (N,) lengths."""
+    H = task.spec.preprocess.max_history
+    users = np.searchsorted(task.seq_offsets, positions, side="right") - 1
+    starts = np.maximum(task.seq_offsets[users], positions - H)
+    lengths = positions - starts
+    idx = starts[:, None] + np.arange(H)[None, :]
+    valid = np.arange(H)[None, :] < lengths[:, None]
+    out = np.where(valid, task.seq_items[np.minimum(idx, len(task.seq_items) - 1)], -1)
+    return out, lengths
+
+
+def seen_items(task: PreparedTask, positions: np.ndarray) -> torch.Tensor:
+    """(N, n_items) bool: items the user interacted with before each position (whole history)."""
+    users = np.searchsorted(task.seq_offsets, positions, side="right") - 1
+    seen = torch.zeros(len(positions), task.n_items, dtype=torch.bool)
+    for r, (u, p) in enumerate(zip(users, positions, strict=True)):
+        seen[r, torch.from_numpy(task.seq_items[task.seq_offsets[u] : p])] = True
+    return seen
+
+
+def to_codes(items: np.ndarray, codes: torch.Tensor) -> torch.Tensor:
+    """Item ids (any shape, -1 = padding) -> SID codes (..., n_levels); padding maps to code 0."""
+    t = torch.from_numpy(items)
+    return codes[t.clamp(min=0)] * (t >= 0).unsqueeze(-1)

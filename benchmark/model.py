@@ -1,0 +1,257 @@
+"""The generative recommender: a small T5-style encoder-decoder over semantic-ID tokens.
+
+Encoder: one position per history item, its vector the sum of the item's SID code embeddings
+(one embedding table per SID level) plus a position embedding; causal self-attention, so the
+output at position t summarises the history up to t and one pass over a sequence trains every
+next-item target in it. Decoder: generates the next item's SID level by level
+([BOS, c1, c2, c3] -> [c1, c2, c3, d]) with causal self-attention and cross-attention to the
+encoder; the output head of level l is tied to level l's embedding table, so adding a code at a
+level (TRACER's fresh tokens) is one new row there. Pre-norm RMSNorm blocks, no biases, as in T5.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class ModelConfig:
+    sizes: tuple[int, ...]  # codebook size of each SID level (from the tokenizer)
+    d_model: int = 128
+    n_heads: int = 4
+    n_enc_layers: int = 2
+    n_dec_layers: int = 2
+    d_ff: int = 256
+    dropout: float = 0.1
+    max_history: int = 50
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["sizes"] = list(self.sizes)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelConfig:
+        return cls(**{**d, "sizes": tuple(d["sizes"])})
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, d: int, eps: float = 1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(d))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if hasattr(F, "rms_norm"):  # fused kernel, torch >= 2.4
+            return F.rms_norm(x, self.weight.shape, self.weight, self.eps)
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.h, self.dh = cfg.n_heads, cfg.d_model // cfg.n_heads
+        self.q = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+        self.kv = nn.Linear(cfg.d_model, 2 * cfg.d_model, bias=False)
+        self.o = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+        self.dropout = cfg.dropout
+
+    def heads(self, x: torch.Tensor) -> torch.Tensor:  # (..., T, d) -> (..., h, T, dh)
+        return x.unflatten(-1, (self.h, self.dh)).transpose(-2, -3)
+
+    def keys_values(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        k, v = self.kv(x).chunk(2, dim=-1)
+        return self.heads(k), self.heads(v)
+
+    def forward(self, x, kv=None, mask=None, causal=False) -> torch.Tensor:
+        k, v = self.keys_values(x) if kv is None else kv
+        p = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(
+            self.heads(self.q(x)), k, v, attn_mask=mask, dropout_p=p, is_causal=causal
+        )
+        return self.o(y.transpose(-2, -3).flatten(-2))
+
+
+class FeedForward(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.up = nn.Linear(cfg.d_model, cfg.d_ff, bias=False)
+        self.down = nn.Linear(cfg.d_ff, cfg.d_model, bias=False)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.down(F.relu(self.up(x))))
+
+
+class EncoderBlock(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.n1, self.attn = RMSNorm(cfg.d_model), Attention(cfg)
+        self.n2, self.ff = RMSNorm(cfg.d_model), FeedForward(cfg)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop(self.attn(self.n1(x), mask=mask))
+        return x + self.ff(self.n2(x))
+
+
+class DecoderBlock(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.n1, self.self_attn = RMSNorm(cfg.d_model), Attention(cfg)
+        self.n2, self.cross_attn = RMSNorm(cfg.d_model), Attention(cfg)
+        self.n3, self.ff = RMSNorm(cfg.d_model), FeedForward(cfg)
+        self.drop = nn.Dropout(cfg.dropout)
+
+
+class SIDRecommender(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.d_model
+        self.codes = nn.ModuleList(nn.Embedding(n, d) for n in cfg.sizes)  # tied with the heads
+        self.enc_pos = nn.Embedding(cfg.max_history, d)
+        self.dec_pos = nn.Embedding(len(cfg.sizes), d)
+        self.bos = nn.Parameter(torch.zeros(d))
+        self.encoder = nn.ModuleList(EncoderBlock(cfg) for _ in range(cfg.n_enc_layers))
+        self.decoder = nn.ModuleList(DecoderBlock(cfg) for _ in range(cfg.n_dec_layers))
+        self.enc_norm, self.dec_norm = RMSNorm(d), RMSNorm(d)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.apply(self._init)
+
+    @staticmethod
+    def _init(m: nn.Module) -> None:
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, std=0.02)
+
+    @property
+    def n_levels(self) -> int:
+        return len(self.cfg.sizes)
+
+    def item_vectors(self, codes: torch.Tensor) -> torch.Tensor:
+        """(..., n_levels) SID codes -> (..., d): the sum of the item's code embeddings."""
+        return sum(self.codes[lv](codes[..., lv]) for lv in range(self.n_levels))
+
+    def encode(self, hist: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """hist (B, T, n_levels) right-padded SID codes, lengths (B,) -> (B, T, d), causal."""
+        T = hist.shape[1]
+        x = self.drop(self.item_vectors(hist) + self.enc_pos.weight[:T])
+        mask = torch.ones(T, T, dtype=torch.bool, device=hist.device).tril()
+        for block in self.encoder:
+            x = block(x, mask)
+        return self.enc_norm(x)
+
+    def _decoder_inputs(self, target: torch.Tensor) -> torch.Tensor:
+        """target codes (..., n_levels) -> decoder inputs (..., n_levels, d): BOS, c1, ..."""
+        shifted = [self.bos.expand(*target.shape[:-1], -1)]
+        shifted += [self.codes[lv](target[..., lv]) for lv in range(self.n_levels - 1)]
+        return torch.stack(shifted, dim=-2) + self.dec_pos.weight
+
+    def logits(self, h: torch.Tensor, level: int) -> torch.Tensor:
+        return h @ self.codes[level].weight.T
+
+    def forward(self, hist: torch.Tensor, lengths: torch.Tensor, target: torch.Tensor):
+        """Teacher-forced training pass over whole sequences.
+
+        hist (B, T, n_levels): encoder input; target (B, T, n_levels): the item after each history
+        position. Returns per-level logits, a list of (B, T, size_l).
+        """
+        B, T, L = target.shape
+        memory = self.encode(hist, lengths)
+        x = self.drop(self._decoder_inputs(target))  # (B, T, L, d)
+        # decoder tokens of the target after position t see encoder positions <= t
+        see = torch.ones(T, T, dtype=torch.bool, device=hist.device).tril()
+        cross_mask = see.repeat_interleave(L, dim=0)  # (T*L, T)
+        for block in self.decoder:
+            y = block.n1(x).reshape(B * T, L, -1)
+            x = x + block.drop(block.self_attn(y, causal=True).reshape(B, T, L, -1))
+            y = block.n2(x).reshape(B, T * L, -1)
+            kv = block.cross_attn.keys_values(memory)
+            x = x + block.drop(block.cross_attn(y, kv=kv, mask=cross_mask).reshape(B, T, L, -1))
+            x = x + block.ff(block.n3(x))
+        h = self.dec_norm(x)
+        return [self.logits(h[:, :, lv], lv) for lv in range(L)]
+
+    # --- incremental decoding (used by beam search and exhaustive scoring) ---
+    def start(self, hist: torch.Tensor, lengths: torch.Tensor) -> dict:
+        """Encode histories once and precompute every decoder layer's cross-attention keys/values.
+
+        The decoder reads the encoder output at all valid positions (the history's last position
+        sees the whole history under the causal encoder)."""
+        memory = self.encode(hist, lengths)
+        valid = torch.arange(hist.shape[1], device=hist.device) < lengths[:, None]
+        return {
+            "cross": [blk.cross_attn.keys_values(memory) for blk in self.decoder],
+            "mask": valid[:, None, None, :],  # (B, 1, 1, T)
+            "self": [None] * len(self.decoder),  # per layer: (k, v), each (B, P, h, step, dh)
+        }
+
+    def step(self, state: dict, tokens: torch.Tensor | None, level: int) -> torch.Tensor:
+        """One decoder position for P hypotheses per user.
+
+        tokens (B, P): the code chosen at level-1 (None at level 0, the BOS position). Appends to
+        state's self-attention cache in place; returns log-probabilities (B, P, size_level).
+        """
+        if tokens is None:
+            x = (self.bos + self.dec_pos.weight[0]).expand(state["mask"].shape[0], 1, -1)
+        else:
+            x = self.codes[level - 1](tokens) + self.dec_pos.weight[level]
+        for i, blk in enumerate(self.decoder):
+            a = blk.self_attn
+            y = blk.n1(x)
+            q = a.heads(a.q(y)).transpose(1, 2)  # (B, P, h, dh): one query per hypothesis
+            k, v = (t.transpose(1, 2).unsqueeze(3) for t in a.keys_values(y))  # (B, P, h, 1, dh)
+            if state["self"][i] is not None:
+                k = torch.cat([state["self"][i][0], k], dim=3)
+                v = torch.cat([state["self"][i][1], v], dim=3)
+            state["self"][i] = (k, v)
+            w = torch.softmax((q.unsqueeze(3) @ k.transpose(-1, -2)) / math.sqrt(a.dh), dim=-1)
+            x = x + a.o((w @ v).squeeze(3).flatten(-2))
+            c = blk.cross_attn
+            y = F.scaled_dot_product_attention(
+                c.heads(c.q(blk.n2(x))), *state["cross"][i], attn_mask=state["mask"]
+            )
+            x = x + c.o(y.transpose(1, 2).flatten(-2))
+            x = x + blk.ff(blk.n3(x))
+        return torch.log_softmax(self.logits(self.dec_norm(x), level), dim=-1)
+
+    @staticmethod
+    def reorder(state: dict, parents: torch.Tensor) -> None:
+        """Keep hypotheses `parents` (B, P'): gather the self-attention cache along P."""
+        idx = parents[:, :, None, None, None]
+        for i, kv in enumerate(state["self"]):
+            if kv is not None:
+                state["self"][i] = tuple(t.gather(1, idx.expand(-1, -1, *t.shape[2:])) for t in kv)
+
+
+def save_checkpoint(model: SIDRecommender, folder: Path, extra: dict | None = None) -> None:
+    """weights as safetensors, config (and `extra`) as JSON, both written atomically."""
+    import os
+
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    save_file(tensors, str(folder / ".model.safetensors.tmp"))
+    os.replace(folder / ".model.safetensors.tmp", folder / "model.safetensors")
+    meta = {"config": model.cfg.to_dict(), **(extra or {})}
+    (folder / ".config.json.tmp").write_text(json.dumps(meta, indent=2, sort_keys=True))
+    os.replace(folder / ".config.json.tmp", folder / "config.json")
+
+
+def load_checkpoint(folder: Path) -> tuple[SIDRecommender, dict]:
+    from safetensors.torch import load_file
+
+    meta = json.loads((folder / "config.json").read_text())
+    model = SIDRecommender(ModelConfig.from_dict(meta["config"]))
+    model.load_state_dict(load_file(str(folder / "model.safetensors")))
+    model.eval()
+    return model, meta

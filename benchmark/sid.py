@@ -1,0 +1,423 @@
+"""Semantic IDs: every item becomes a tuple of discrete codes (c1, ..., cL, d).
+
+(c1..cL) come from residual quantisation of the item's content features, by residual k-means
+(default: no gradient training) or a small RQ-VAE; d separates items whose first L codes collide,
+so every item has a unique SID. `SemanticIds` holds the codes, answers the sharing / purity
+questions TRACER is about, and saves itself as JSON (+ centroids in a sibling .safetensors file).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from tasks.errors import BenchError
+
+SID_FORMAT = 1
+METHODS = ("rkmeans", "rqvae")
+
+
+@dataclass(frozen=True)
+class SIDConfig:
+    method: str = "rkmeans"  # "rkmeans" | "rqvae"
+    levels: int = 3
+    codebook_size: int = 32
+    seed: int = 0
+    kmeans_iters: int = 50
+    rqvae_epochs: int = 200
+    rqvae_hidden: int = 128
+    rqvae_lr: float = 1e-3
+    rqvae_latent: int = 32  # dimension of the quantised latent
+    rqvae_beta: float = 0.25  # commitment weight
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise BenchError(f"SID method {self.method!r} is unknown; choose one of {METHODS}")
+        if self.levels < 1 or self.codebook_size < 2:
+            raise BenchError(
+                f"SID config needs levels >= 1 and codebook_size >= 2, got {self.to_dict()}"
+            )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def config_hash(self) -> str:
+        blob = json.dumps({"format": SID_FORMAT, **self.to_dict()}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+# ---- k-means -------------------------------------------------------------------------------------
+
+
+def _sq_dist(x: np.ndarray, c: np.ndarray) -> np.ndarray:
+    d = (x * x).sum(1)[:, None] - 2.0 * (x @ c.T) + (c * c).sum(1)[None, :]
+    return np.maximum(d, 0.0)
+
+
+def _kmeans_pp(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    n = len(x)
+    chosen = [int(rng.integers(n))]
+    d2 = _sq_dist(x, x[chosen])[:, 0]
+    for _ in range(1, k):
+        total = d2.sum()
+        if total <= 0:  # fewer distinct points than k: any point will do
+            idx = int(rng.integers(n))
+        else:
+            idx = int(np.searchsorted(np.cumsum(d2), rng.random() * total, side="right"))
+            idx = min(idx, n - 1)
+        chosen.append(idx)
+        d2 = np.minimum(d2, _sq_dist(x, x[idx : idx + 1])[:, 0])
+    return x[chosen].copy()
+
+
+def _assign(x: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    d = _sq_dist(x, c)
+    labels = d.argmin(1)  # ties go to the lowest index
+    return labels, d[np.arange(len(x)), labels]
+
+
+def _update(x: np.ndarray, labels: np.ndarray, dist: np.ndarray, k: int) -> np.ndarray:
+    counts = np.bincount(labels, minlength=k)
+    sums = np.zeros((k, x.shape[1]))
+    np.add.at(sums, labels, x)
+    c = sums / np.maximum(counts, 1)[:, None]
+    empty = np.flatnonzero(counts == 0)
+    if len(empty):
+        # an empty cluster restarts at the worst-served point (farthest first, ties by index)
+        far = np.argsort(-dist, kind="stable")[: len(empty)]
+        c[empty] = x[far]
+    return c
+
+
+def kmeans(
+    x: np.ndarray, k: int, rng: np.random.Generator, iters: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Lloyd's k-means with k-means++ init: (centroids (k', d), labels (n,)), k' = min(k, n)."""
+    k = min(k, len(x))
+    c = _kmeans_pp(x, k, rng)
+    labels, dist = _assign(x, c)
+    for _ in range(iters):
+        c = _update(x, labels, dist, k)
+        new, dist = _assign(x, c)
+        if np.array_equal(new, labels):
+            break
+        labels = new
+    return c, labels
+
+
+def residual_kmeans(
+    x: np.ndarray, levels: int, k: int, seed: int, iters: int
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Codes (n, levels) and per-level centroids of residual k-means on the rows of `x`."""
+    rng = np.random.default_rng(seed)
+    residual = np.array(x, dtype=np.float64)
+    codes, centroids = [], []
+    for _ in range(levels):
+        c, labels = kmeans(residual, k, rng, iters)
+        residual -= c[labels]
+        codes.append(labels)
+        centroids.append(c)
+    return np.stack(codes, axis=1).astype(np.int64), centroids
+
+
+# ---- RQ-VAE --------------------------------------------------------------------------------------
+
+
+def rqvae_codes(x: np.ndarray, config: SIDConfig) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Codes (n, levels) and codebooks (in latent space) of an RQ-VAE trained on the rows of `x`.
+
+    MLP encoder -> residual quantisation (codebooks initialised by residual k-means of the initial
+    encoder outputs, straight-through gradients, commitment loss) -> MLP decoder reconstructing x.
+    Full-batch Adam for a fixed number of epochs: deterministic on CPU.
+    """
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    # Unit-norm features have tiny per-coordinate variance: without rescaling, the reconstruction
+    # loss is negligible next to the commitment loss and the codebooks collapse to one code.
+    x = x - x.mean(0)
+    x = x / max(float(x.std()), 1e-12)
+    with torch.random.fork_rng(devices=[]):  # seed locally, leave the caller's RNG alone
+        torch.manual_seed(config.seed)
+        xt = torch.as_tensor(x, dtype=torch.float32)
+        h, latent = config.rqvae_hidden, config.rqvae_latent
+        encoder = nn.Sequential(nn.Linear(x.shape[1], h), nn.ReLU(), nn.Linear(h, latent))
+        decoder = nn.Sequential(nn.Linear(latent, h), nn.ReLU(), nn.Linear(h, x.shape[1]))
+        with torch.no_grad():
+            z0 = encoder(xt).double().numpy()
+        _, init = residual_kmeans(
+            z0, config.levels, config.codebook_size, config.seed, config.kmeans_iters
+        )
+        codebooks = nn.Parameter(torch.as_tensor(np.stack(init), dtype=torch.float32))
+
+        def quantize(z: torch.Tensor):
+            residual, zq, commit, codes, inputs = z, torch.zeros_like(z), z.new_zeros(()), [], []
+            for cb in codebooks:
+                d = (residual * residual).sum(1, keepdim=True) - 2 * residual @ cb.T
+                idx = (d + (cb * cb).sum(1)).argmin(1)
+                # one-hot matmul, not cb[idx]: indexing's backward accumulates in a
+                # thread-dependent order on CPU and breaks run-to-run determinism
+                e = F.one_hot(idx, len(cb)).to(cb.dtype) @ cb
+                commit = commit + F.mse_loss(e, residual.detach())
+                commit = commit + config.rqvae_beta * F.mse_loss(residual, e.detach())
+                inputs.append(residual.detach())
+                zq = zq + e
+                residual = residual - e.detach()
+                codes.append(idx)
+            zq = z + (zq - z).detach()  # straight-through
+            return zq, commit, torch.stack(codes, 1), inputs
+
+        params = [*encoder.parameters(), *decoder.parameters(), codebooks]
+        opt = torch.optim.Adam(params, lr=config.rqvae_lr)
+        for _ in range(config.rqvae_epochs):
+            zq, commit, codes, inputs = quantize(encoder(xt))
+            loss = F.mse_loss(decoder(zq), xt) + commit
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            with torch.no_grad():  # restart dead codewords at random residuals of their level
+                for level, cb in enumerate(codebooks):
+                    dead = torch.bincount(codes[:, level], minlength=len(cb)) == 0
+                    if dead.any():
+                        pick = torch.randint(len(xt), (int(dead.sum()),))
+                        cb[dead] = inputs[level][pick]
+        with torch.no_grad():
+            codes = quantize(encoder(xt))[2]
+    return codes.numpy().astype(np.int64), [cb.double().numpy() for cb in codebooks.detach()]
+
+
+# ---- semantic IDs --------------------------------------------------------------------------------
+
+
+def dedup_codes(prefix: np.ndarray) -> np.ndarray:
+    """Last code d: items sharing a prefix row get 0, 1, 2, ... in item-index order."""
+    _, group = np.unique(prefix, axis=0, return_inverse=True)
+    group = group.reshape(-1)
+    order = np.argsort(group, kind="stable")
+    counts = np.bincount(group)
+    starts = np.repeat(np.cumsum(counts) - counts, counts)
+    d = np.empty(len(prefix), dtype=np.int64)
+    d[order] = np.arange(len(prefix)) - starts
+    return d
+
+
+def _l2_normalize(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@dataclass(frozen=True, eq=False)
+class SemanticIds:
+    """Item i's SID is codes[i] (n_levels codes); level j's codes lie in [0, sizes[j])."""
+
+    codes: np.ndarray  # (n_items, n_levels) int64, read-only
+    sizes: tuple[int, ...]
+    config: SIDConfig | None = None
+    centroids: tuple[np.ndarray, ...] = ()  # per quantised level, from fitting; () once edited
+
+    def __post_init__(self) -> None:
+        codes = np.array(self.codes, dtype=np.int64)
+        codes.flags.writeable = False  # sid_to_item is cached: codes must never change
+        object.__setattr__(self, "codes", codes)
+        object.__setattr__(self, "sizes", tuple(int(s) for s in self.sizes))
+        object.__setattr__(self, "centroids", tuple(np.asarray(c) for c in self.centroids))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SemanticIds):
+            return NotImplemented
+        return (
+            np.array_equal(self.codes, other.codes)
+            and self.sizes == other.sizes
+            and self.config == other.config
+            and len(self.centroids) == len(other.centroids)
+            and all(
+                np.array_equal(a, b) for a, b in zip(self.centroids, other.centroids, strict=True)
+            )
+        )
+
+    __hash__ = None  # mutable-looking content: not hashable
+
+    @property
+    def n_items(self) -> int:
+        return self.codes.shape[0]
+
+    @property
+    def n_levels(self) -> int:
+        return self.codes.shape[1]
+
+    def item_to_sid(self, item: int) -> tuple[int, ...]:
+        return tuple(int(c) for c in self.codes[item])
+
+    @cached_property
+    def sid_to_item(self) -> dict[tuple[int, ...], int]:
+        return {tuple(row): i for i, row in enumerate(self.codes.tolist())}
+
+    def validate(self) -> None:
+        """Raise BenchError unless codes are (n_items, len(sizes)), in range and unique."""
+        c = self.codes
+        if c.ndim != 2 or c.shape[1] != len(self.sizes) or c.shape[0] == 0:
+            raise BenchError(f"SID codes of shape {c.shape} do not match sizes {self.sizes}")
+        if c.min() < 0 or (c >= np.array(self.sizes)).any():
+            level = int(np.flatnonzero(((c < 0) | (c >= np.array(self.sizes))).any(0))[0])
+            raise BenchError(
+                f"SID codes at level {level} leave [0, {self.sizes[level]}): "
+                f"range [{c[:, level].min()}, {c[:, level].max()}]"
+            )
+        _, first, inverse = np.unique(c, axis=0, return_index=True, return_inverse=True)
+        if len(first) != len(c):
+            dup = int(np.flatnonzero(first[inverse.reshape(-1)] != np.arange(len(c)))[0])
+            raise BenchError(
+                f"SIDs are not unique: item {dup} has the SID {self.item_to_sid(dup)} of item "
+                f"{int(first[inverse.reshape(-1)[dup]])}"
+            )
+
+    def with_codes(self, new_codes: np.ndarray, new_sizes: tuple[int, ...]) -> SemanticIds:
+        """A validated copy with other codes (e.g. fresh level-1 tokens); centroids dropped."""
+        sid = SemanticIds(new_codes, tuple(new_sizes), self.config)
+        sid.validate()
+        return sid
+
+    # ---- diagnostics ----
+
+    def collision_rate(self) -> float:
+        """Share of items whose (c1..cL) prefix, without d, is shared with another item."""
+        _, inverse, counts = np.unique(
+            self.codes[:, :-1], axis=0, return_inverse=True, return_counts=True
+        )
+        return float((counts[inverse.reshape(-1)] > 1).mean())
+
+    def level1_sharing(self, forget_mask: np.ndarray) -> dict:
+        """How forget items share level-1 codes with retain items.
+
+        forget_codes: level-1 codes used by forget items; shared_codes: how many of them retain
+        items use too; forget_item_share: share of forget items on a shared code (what TRACER
+        removes); retain_codes / retain_item_share: the same seen from the retain side (the
+        retain items that suppressing shared tokens would hurt).
+        """
+        forget = np.asarray(forget_mask, dtype=bool)
+        if forget.shape != (self.n_items,):
+            raise BenchError(f"forget mask of shape {forget.shape} for {self.n_items} items")
+        c1 = self.codes[:, 0]
+        f_codes, r_codes = np.unique(c1[forget]), np.unique(c1[~forget])
+        shared = np.intersect1d(f_codes, r_codes)
+        return {
+            "forget_codes": len(f_codes),
+            "shared_codes": len(shared),
+            "forget_item_share": float(np.isin(c1[forget], shared).mean()) if forget.any() else 0.0,
+            "retain_codes": len(r_codes),
+            "retain_item_share": float(np.isin(c1[~forget], shared).mean())
+            if (~forget).any()
+            else 0.0,
+        }
+
+    def code_purity(
+        self, features: np.ndarray, level: int = 0, mask: np.ndarray | None = None
+    ) -> float:
+        """Mean cosine similarity of item pairs sharing their SID prefix up to `level` (level 0:
+        the level-1 code) minus the mean over all pairs; items restricted to `mask` if given.
+        NaN when no pair shares a prefix."""
+        items = np.flatnonzero(mask) if mask is not None else np.arange(self.n_items)
+        x = _l2_normalize(np.asarray(features, dtype=np.float64)[items])
+        n = len(items)
+        if n < 2:
+            return float("nan")
+        # sum over ordered pairs i != j of <x_i, x_j> = |sum x|^2 - sum |x_i|^2, per group likewise
+        self_sq = float((x * x).sum())
+        total = x.sum(0)
+        mean_all = (total @ total - self_sq) / (n * (n - 1))
+        _, group = np.unique(self.codes[items, : level + 1], axis=0, return_inverse=True)
+        group = group.reshape(-1)
+        sums = np.zeros((group.max() + 1, x.shape[1]))
+        np.add.at(sums, group, x)
+        counts = np.bincount(group)
+        pairs = float((counts * (counts - 1)).sum())
+        if pairs == 0:
+            return float("nan")
+        return float(((sums * sums).sum() - self_sq) / pairs - mean_all)
+
+    # ---- persistence ----
+
+    def save(self, path: str | Path) -> None:
+        """JSON at `path`; centroids, if any, in `path` with suffix .safetensors beside it."""
+        from safetensors.numpy import save_file
+
+        path = Path(path)
+        doc = {
+            "format": SID_FORMAT,
+            "sizes": list(self.sizes),
+            "config": self.config.to_dict() if self.config else None,
+            "centroids": None,
+            "codes": self.codes.tolist(),
+        }
+        if self.centroids:
+            cpath = path.with_suffix(".safetensors")
+            arrays = {f"level{j}": np.ascontiguousarray(c) for j, c in enumerate(self.centroids)}
+            _atomic_write(cpath, lambda tmp: save_file(arrays, tmp))
+            doc["centroids"] = {"file": cpath.name, "sha256": _sha256(cpath)}
+        _atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(doc)))
+
+    @classmethod
+    def load(cls, path: str | Path) -> SemanticIds:
+        from safetensors.numpy import load_file
+
+        path = Path(path)
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise BenchError(f"{path}: cannot read semantic IDs ({exc})") from None
+        if doc.get("format") != SID_FORMAT:
+            raise BenchError(f"{path}: SID format {doc.get('format')!r}, expected {SID_FORMAT}")
+        centroids: tuple[np.ndarray, ...] = ()
+        if doc["centroids"]:
+            cpath = path.parent / doc["centroids"]["file"]
+            if not cpath.is_file() or _sha256(cpath) != doc["centroids"]["sha256"]:
+                raise BenchError(f"{cpath}: centroids missing or not the ones saved with {path}")
+            arrays = load_file(cpath)
+            centroids = tuple(arrays[f"level{j}"] for j in range(len(arrays)))
+        config = SIDConfig(**doc["config"]) if doc["config"] else None
+        codes = np.array(doc["codes"], dtype=np.int64).reshape(-1, len(doc["sizes"]))
+        sid = cls(codes, tuple(doc["sizes"]), config, centroids)
+        sid.validate()
+        return sid
+
+
+def fit_semantic_ids(features: np.ndarray, config: SIDConfig | None = None) -> SemanticIds:
+    """Quantise item features (n_items, d) into unique semantic IDs (n_items, levels + 1)."""
+    config = config or SIDConfig()
+    x = np.asarray(features, dtype=np.float64)
+    if x.ndim != 2 or len(x) == 0 or not np.isfinite(x).all():
+        raise BenchError(f"SID features must be a finite (n_items, d) array, got shape {x.shape}")
+    if config.method == "rkmeans":
+        prefix, centroids = residual_kmeans(
+            x, config.levels, config.codebook_size, config.seed, config.kmeans_iters
+        )
+    else:
+        prefix, centroids = rqvae_codes(x, config)
+    d = dedup_codes(prefix)
+    sizes = (config.codebook_size,) * config.levels + (int(d.max()) + 1,)
+    sid = SemanticIds(np.column_stack([prefix, d]), sizes, config, tuple(centroids))
+    sid.validate()
+    return sid

@@ -1,0 +1,172 @@
+"""Training and evaluation of the SID recommender: AdamW, early stopping on validation NDCG@10."""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from benchmark.data import histories, seen_items, to_codes, training_windows
+from benchmark.decoding import Trie, beam_search
+from benchmark.metrics import ndcg_at_k, recall_at_k, target_ranks
+from benchmark.model import SIDRecommender
+from tasks.prepare import PreparedTask
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    max_epochs: int = 40
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    patience: int = 4  # epochs without validation NDCG@10 improvement before stopping
+    eval_beam: int = 20
+    max_seconds: float = 300.0  # wall-clock budget; the best checkpoint so far is kept
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+
+
+def sequence_loss(model: SIDRecommender, codes: torch.Tensor, inp, tgt, mask) -> torch.Tensor:
+    """Mean over (target, level) of the cross-entropy of the target's SID codes."""
+    x, y = to_codes(inp, codes), to_codes(tgt, codes)
+    lengths = torch.from_numpy((inp >= 0).sum(1))
+    logits = model(x, lengths, y)
+    m = torch.from_numpy(mask)
+    return sum(F.cross_entropy(lg[m], y[..., lv][m]) for lv, lg in enumerate(logits)) / len(logits)
+
+
+@torch.no_grad()
+def recommend(
+    model: SIDRecommender,
+    task: PreparedTask,
+    codes: np.ndarray,
+    sizes: tuple[int, ...],
+    positions: np.ndarray,
+    k: int = 20,
+    beam: int = 20,
+    allowed: np.ndarray | None = None,
+    batch_size: int = 256,
+    exclude_seen: bool = True,
+) -> np.ndarray:
+    """Top-k item ids (N, k) for the histories before each absolute position."""
+    model.eval()
+    trie = Trie(codes, sizes, allowed)
+    codes_t = torch.tensor(codes)
+    hist, lengths = histories(task, positions)
+    out = np.full((len(positions), k), -1, dtype=np.int64)
+    for s in range(0, len(positions), batch_size):
+        sl = slice(s, s + batch_size)
+        seen = seen_items(task, positions[sl]) if exclude_seen else None
+        items, _ = beam_search(
+            model, to_codes(hist[sl], codes_t), torch.from_numpy(lengths[sl]), trie, k, beam, seen
+        )
+        out[sl] = items.numpy()
+    return out
+
+
+def ranking_metrics(topk: np.ndarray, targets: np.ndarray, ks=(5, 10, 20)) -> dict[str, float]:
+    ranks = target_ranks(topk, targets)
+    out = {}
+    for k in ks:
+        out[f"recall@{k}"] = float(recall_at_k(ranks, k).mean())
+        out[f"ndcg@{k}"] = float(ndcg_at_k(ranks, k).mean())
+    return out
+
+
+def train_model(
+    model: SIDRecommender,
+    task: PreparedTask,
+    codes: np.ndarray,
+    sizes: tuple[int, ...],
+    cfg: TrainConfig,
+    seed: int,
+    target_ok: np.ndarray | None = None,
+    valid_users: np.ndarray | None = None,
+    progress: bool = True,
+) -> dict:
+    """Train in place; restore the best validation state. Returns a training log."""
+    seed_everything(seed)
+    rng = np.random.default_rng(seed)
+    inp, tgt, msk = training_windows(task, target_ok)
+    codes_t = torch.tensor(codes)
+    users = np.arange(task.n_users) if valid_users is None else valid_users
+    vpos = task.valid_pos[users]
+    vtargets = task.seq_items[vpos]
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    best, best_state, bad, history = -1.0, None, 0, []
+    start = time.perf_counter()
+    n_batches = (len(inp) + cfg.batch_size - 1) // cfg.batch_size
+    for epoch in range(cfg.max_epochs):
+        model.train()
+        perm = rng.permutation(len(inp))
+        bar = tqdm(range(n_batches), desc=f"epoch {epoch + 1}", disable=not progress, leave=False)
+        total = 0.0
+        for b in bar:
+            idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+            loss = sequence_loss(model, codes_t, inp[idx], tgt[idx], msk[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            total += loss.item()
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+        topk = recommend(model, task, codes, sizes, vpos, k=10, beam=cfg.eval_beam)
+        val = ranking_metrics(topk, vtargets, ks=(10,))
+        elapsed = time.perf_counter() - start
+        history.append({"epoch": epoch + 1, "loss": total / n_batches, **val, "seconds": elapsed})
+        if progress:
+            tqdm.write(
+                f"epoch {epoch + 1}: loss {total / n_batches:.4f}  valid recall@10 "
+                f"{val['recall@10']:.4f} ndcg@10 {val['ndcg@10']:.4f}  ({elapsed:.0f} s)"
+            )
+        if val["ndcg@10"] > best:
+            best, best_state, bad = val["ndcg@10"], copy.deepcopy(model.state_dict()), 0
+        else:
+            bad += 1
+        if bad >= cfg.patience or elapsed > cfg.max_seconds:
+            break
+    model.load_state_dict(best_state)
+    model.eval()
+    return {"epochs": history, "best_valid_ndcg@10": best, "seconds": time.perf_counter() - start}
+
+
+def finetune(
+    model: SIDRecommender,
+    steps: int,
+    lr: float,
+    loss_fn,
+    seed: int,
+    progress: bool = False,
+    desc: str = "unlearn",
+) -> dict:
+    """`steps` AdamW steps (no weight decay) of loss_fn(rng) -> (loss, parts); returns a log."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model.train()
+    opt = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0
+    )
+    start = time.perf_counter()
+    last: dict = {}
+    bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
+    for _ in bar:
+        loss, parts = loss_fn(rng)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        last = {k: float(v) for k, v in parts.items()}
+        bar.set_postfix({k: f"{v:.3f}" for k, v in last.items()})
+    model.eval()
+    return {"steps": steps, "seconds": time.perf_counter() - start, "last": last}

@@ -1,0 +1,65 @@
+"""The method API: an unlearning method turns the base model into an unlearned one.
+
+A method receives the trained base model, its tokenizer and the prepared task, and returns the
+unlearned model, the tokenizer it serves with (possibly changed) and any decode-time ban. It may
+read training data (D_f = task.d_forget, D_r = task.d_retain, via task.train_pos), the concept's
+items (task.forget_mask) and validation targets (task.valid_pos) — never test targets: the test
+suite checks that every method's output is unchanged when the test items are scrambled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from benchmark.backbone import BackboneConfig
+from benchmark.model import SIDRecommender
+from benchmark.sid import SemanticIds
+from tasks.prepare import PreparedTask
+
+
+@dataclass
+class Unlearned:
+    model: SIDRecommender
+    sids: SemanticIds  # the served tokenizer
+    banned: np.ndarray | None = None  # bool per item: never served (decode-time rule)
+    log: dict = field(default_factory=dict)
+
+
+@dataclass
+class MethodInputs:
+    base: SIDRecommender
+    sids: SemanticIds
+    task: PreparedTask
+    backbone: BackboneConfig  # how the base model was built and trained (the oracle reuses it)
+    seed: int
+    progress: bool = False
+
+
+class UnlearningMethod:
+    """Subclass with `name`, `version`, a `Config` dataclass (with defaults) and `unlearn`."""
+
+    name: ClassVar[str]
+    version: ClassVar[str]
+    Config: ClassVar[type]
+
+    def __init__(self, config: Any = None, **overrides: Any):
+        base = config if config is not None else self.Config()
+        self.config = dataclasses.replace(base, **overrides) if overrides else base
+
+    def config_dict(self) -> dict:
+        return dataclasses.asdict(self.config)
+
+    def config_hash(self) -> str:
+        blob = json.dumps(
+            {"name": self.name, "version": self.version, **self.config_dict()}, sort_keys=True
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def unlearn(self, inputs: MethodInputs) -> Unlearned:
+        raise NotImplementedError

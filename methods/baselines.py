@@ -1,0 +1,210 @@
+"""The baselines every leaderboard needs (DESIGN §4). All but `retrain` and `filter` start from a
+copy of the base model and act in the original token space."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from benchmark.backbone import cached_model
+from benchmark.model import SIDRecommender
+from benchmark.train import seed_everything, train_model
+from methods.base import MethodInputs, Unlearned, UnlearningMethod
+from methods.common import (
+    Windows,
+    codes_tensor,
+    frozen_copy,
+    optimise,
+    retain_loss,
+    target_logprob,
+    window_logits,
+)
+from methods.registry import register
+
+
+@dataclass(frozen=True)
+class NoConfig:
+    pass
+
+
+@register
+class Retrain(UnlearningMethod):
+    """Oracle: the base model's recipe from scratch, forget items never targets (D_r only),
+    early-stopped on retain-validation users. Cached like base models."""
+
+    name, version, Config = "retrain", "1.0", NoConfig
+
+    def unlearn(self, inputs: MethodInputs) -> Unlearned:
+        task, sids, cfg = inputs.task, inputs.sids, inputs.backbone
+
+        def build() -> tuple[SIDRecommender, dict]:
+            seed_everything(inputs.seed)
+            model = SIDRecommender(cfg.model_config(sids.sizes, task.spec.preprocess.max_history))
+            log = train_model(
+                model,
+                task,
+                sids.codes,
+                sids.sizes,
+                cfg.train,
+                inputs.seed,
+                target_ok=~task.forget_mask[task.seq_items],
+                valid_users=task.retain_valid_users,
+                progress=inputs.progress,
+            )
+            return model, log
+
+        model, log, reused = cached_model("oracles", task, cfg, inputs.seed, build)
+        return Unlearned(model, sids, log={"reused_cached_oracle": reused, **log})
+
+
+@register
+class Filter(UnlearningMethod):
+    """Ban F at decoding time; no training. Hides, does not unlearn."""
+
+    name, version, Config = "filter", "1.0", NoConfig
+
+    def unlearn(self, inputs: MethodInputs) -> Unlearned:
+        return Unlearned(copy.deepcopy(inputs.base), inputs.sids, banned=inputs.task.forget_mask)
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    steps: int = 150
+    lr: float = 5e-4
+    batch_size: int = 32  # windows of D_f and of D_r per step
+    retain_weight: float = 1.0  # weight of the retain cross-entropy
+
+
+@dataclass(frozen=True)
+class NPOConfig(FinetuneConfig):
+    beta: float = 0.5  # temperature
+
+
+@dataclass(frozen=True)
+class SimNPOConfig(FinetuneConfig):
+    beta: float = 2.5  # temperature
+    gamma: float = 0.0  # margin
+
+
+@dataclass(frozen=True)
+class GAConfig(FinetuneConfig):
+    steps: int = 40
+    retain_weight: float = 0.0
+
+
+class _Finetune(UnlearningMethod):
+    """Copy the base model and optimise `forget_term` on D_f plus a retain loss on D_r."""
+
+    Config = FinetuneConfig
+    uses_forget = True
+
+    def forget_term(self, logp: torch.Tensor, ref_logp: torch.Tensor | None, n_levels: int):
+        raise NotImplementedError
+
+    def unlearn(self, inputs: MethodInputs) -> Unlearned:
+        c, task = self.config, inputs.task
+        model = copy.deepcopy(inputs.base)
+        ref = frozen_copy(inputs.base)
+        codes = codes_tensor(inputs.sids)
+        d_f, d_r = Windows(task, forget=True), Windows(task, forget=False)
+        L = model.n_levels
+
+        def loss_fn(rng: np.random.Generator):
+            parts = {}
+            loss = torch.zeros(())
+            if self.uses_forget:
+                inp, tgt, msk = d_f.sample(rng, c.batch_size)
+                logits, y = window_logits(model, codes, inp, tgt)
+                logp = target_logprob(logits, y, msk)
+                ref_logp = None
+                if self.needs_ref:
+                    with torch.no_grad():
+                        ref_logits, _ = window_logits(ref, codes, inp, tgt)
+                        ref_logp = target_logprob(ref_logits, y, msk)
+                forget = self.forget_term(logp, ref_logp, L, logits, y, msk)
+                loss = loss + forget
+                parts["forget"] = forget.detach()
+            if c.retain_weight > 0:
+                keep = retain_loss(model, codes, d_r.sample(rng, c.batch_size))
+                loss = loss + c.retain_weight * keep
+                parts["retain"] = keep.detach()
+            return loss, parts
+
+        log = optimise(model, c.steps, c.lr, loss_fn, inputs.seed, inputs.progress, self.name)
+        return Unlearned(model, inputs.sids, log=log)
+
+    needs_ref = False
+
+
+@register
+class RetainFinetune(_Finetune):
+    """Continue training on D_r only."""
+
+    name, version = "retain-ft", "1.0"
+    uses_forget = False
+
+
+@register
+class GradientAscent(_Finetune):
+    """Maximise the forget targets' loss (no retain term by default)."""
+
+    name, version = "ga", "1.0"
+    Config = GAConfig
+
+    def forget_term(self, logp, ref_logp, n_levels, *_):
+        return logp.mean() / n_levels
+
+
+@register
+class GradDiff(_Finetune):
+    """Ascent on D_f plus descent on D_r."""
+
+    name, version = "graddiff", "1.0"
+
+    def forget_term(self, logp, ref_logp, n_levels, *_):
+        return logp.mean() / n_levels
+
+
+@register
+class NPO(_Finetune):
+    """Negative preference optimisation against the base model, plus the retain loss:
+    -(2/beta) log sigmoid(-beta (log p - log p_ref)) on forget targets' SIDs."""
+
+    name, version, Config = "npo", "1.0", NPOConfig
+    needs_ref = True
+
+    def forget_term(self, logp, ref_logp, n_levels, *_):
+        b = self.config.beta
+        return -(2.0 / b) * F.logsigmoid(-b * (logp - ref_logp)).mean()
+
+
+@register
+class SimNPO(_Finetune):
+    """Reference-free NPO with length normalisation and a margin:
+    -(2/beta) log sigmoid(-(beta/|y|) log p - gamma)."""
+
+    name, version, Config = "simnpo", "1.0", SimNPOConfig
+
+    def forget_term(self, logp, ref_logp, n_levels, *_):
+        b, g = self.config.beta, self.config.gamma
+        return -(2.0 / b) * F.logsigmoid(-(b / n_levels) * logp - g).mean()
+
+
+@register
+class Suppress(_Finetune):
+    """Push the forget targets' original SID tokens down directly (unlikelihood on every level,
+    teacher-forced), shared tokens included, plus the retain loss: what TRACER argues against."""
+
+    name, version = "suppress", "1.0"
+
+    def forget_term(self, logp, ref_logp, n_levels, logits, y, msk):
+        m = torch.from_numpy(msk)
+        total = torch.zeros(())
+        for lv, lg in enumerate(logits):
+            p = torch.softmax(lg[m], -1).gather(1, y[..., lv][m][:, None])[:, 0]
+            total = total - torch.log1p(-p.clamp(max=1 - 1e-6)).mean()
+        return total / n_levels

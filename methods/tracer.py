@@ -1,0 +1,201 @@
+"""TRACER (Token ReAssignment for Concept ERasure), as implemented here (DESIGN §4).
+
+1. Reassignment: at `level` (default the first code), every forget item's code is replaced by a
+   fresh token, one per original code that forget items use; deeper codes are kept, retain items
+   keep their SIDs exactly, fresh embeddings start as copies of their originals. Afterwards no
+   prefix at that level is shared between F and R.
+2. Forgetting on exclusive tokens: NPO against the (expanded) base model on the forget targets'
+   new SIDs, which only forget items use. The old paths are closed without pushing any shared
+   token down: along each forget target's original SID, every next-code distribution is trained
+   (KL) toward the base model's distribution renormalised over the continuations that lead to a
+   retain item, so mass leaves only the forget-only continuations.
+3. Retain loss: cross-entropy on D_r.
+4. Coherence: the pairwise cosine similarities of sampled retain items' representations (sum of
+   their SID token embeddings) are kept close to the base model's.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from benchmark.sid import SemanticIds
+from methods.base import MethodInputs, Unlearned, UnlearningMethod
+from methods.common import (
+    Windows,
+    frozen_copy,
+    grow_level,
+    optimise,
+    retain_loss,
+    target_logprob,
+    window_logits,
+)
+from methods.registry import register
+
+
+@dataclass(frozen=True)
+class TracerConfig:
+    level: int = 0  # SID level that gets fresh tokens (0 = the first code)
+    reassign: bool = True
+    steps: int = 150
+    lr: float = 5e-4
+    batch_size: int = 32  # windows of D_f and of D_r per step
+    beta: float = 0.5  # NPO temperature
+    forget_weight: float = 1.0
+    path_weight: float = 1.0  # closing the original paths
+    retain_weight: float = 1.0
+    coherence_weight: float = 1.0
+    coherence_items: int = 256
+
+
+def reassign(
+    sids: SemanticIds, forget_mask: np.ndarray, level: int
+) -> tuple[SemanticIds, np.ndarray]:
+    """Fresh codes at `level` for forget items: one per original code they use.
+    Returns the new tokenizer and the original code each fresh code copies."""
+    used = np.unique(sids.codes[forget_mask, level])
+    size = sids.sizes[level]
+    codes = sids.codes.copy()
+    codes[forget_mask, level] = size + np.searchsorted(used, sids.codes[forget_mask, level])
+    sizes = list(sids.sizes)
+    sizes[level] = size + len(used)
+    return sids.with_codes(codes, tuple(sizes)), used
+
+
+def retain_continuations(orig: np.ndarray, served_sizes: tuple[int, ...], forget_mask: np.ndarray):
+    """allowed[l][i, v]: the original SID prefix of item i followed by code v at level l leads to
+    some retain item (rows of forget items only are used)."""
+    retain = orig[~forget_mask]
+    allowed = []
+    for lv in range(orig.shape[1]):
+        ok = np.zeros((len(orig), served_sizes[lv]), dtype=bool)
+        nexts: dict[tuple, set] = {}
+        for row in retain:
+            nexts.setdefault(tuple(row[:lv]), set()).add(int(row[lv]))
+        for i in np.flatnonzero(forget_mask):
+            for v in nexts.get(tuple(orig[i, :lv]), ()):
+                ok[i, v] = True
+        allowed.append(torch.from_numpy(ok))
+    return allowed
+
+
+def path_kl(logits, ref_logits, y_items, y, mask, allowed) -> torch.Tensor:
+    """KL(target || model) at each level along the original path of each masked target, the
+    target being the reference distribution restricted to retain continuations."""
+    m = torch.from_numpy(mask)
+    items = y_items[m]
+    total, count = torch.zeros(()), 0
+    for lv, (lg, rg) in enumerate(zip(logits, ref_logits, strict=True)):
+        ok = allowed[lv][items]  # (N, V)
+        has = ok.any(1)
+        if not has.any():
+            continue
+        ref = torch.softmax(rg[m][has], -1) * ok[has]
+        target = ref / ref.sum(1, keepdim=True).clamp(min=1e-12)
+        logp = torch.log_softmax(lg[m][has], -1)
+        kl = (target * (torch.log(target.clamp(min=1e-12)) - logp)).sum(1)
+        total, count = total + kl.sum(), count + int(has.sum())
+    return total / max(count, 1)
+
+
+def coherence_loss(model, base_vecs: torch.Tensor, codes: torch.Tensor, items: torch.Tensor):
+    vecs = F.normalize(model.item_vectors(codes[items]), dim=-1)
+    return (vecs @ vecs.T - base_vecs @ base_vecs.T).pow(2).mean()
+
+
+@register
+class Tracer(UnlearningMethod):
+    """Reference method: forget items move to fresh level-1 tokens no retain item uses; NPO on
+    those exclusive tokens; the original paths closed toward retain-only continuations; retain
+    cross-entropy; a coherence regularizer on retain items' geometry."""
+
+    name, version, Config = "tracer", "1.0", TracerConfig
+
+    def unlearn(self, inputs: MethodInputs) -> Unlearned:
+        c, task = self.config, inputs.task
+        base = frozen_copy(inputs.base)
+        model = copy.deepcopy(inputs.base)
+        orig = inputs.sids
+        served, fresh_from = orig, np.zeros(0, dtype=np.int64)
+        if c.reassign:
+            served, fresh_from = reassign(orig, task.forget_mask, c.level)
+            grow_level(model, c.level, fresh_from)
+        ref = frozen_copy(model)  # the base model in the served token space
+        orig_codes, served_codes = torch.tensor(orig.codes), torch.tensor(served.codes)
+        allowed = retain_continuations(orig.codes, served.sizes, task.forget_mask)
+        d_f, d_r = Windows(task, forget=True), Windows(task, forget=False)
+        retain_items = torch.from_numpy(task.retain_items)
+        L = model.n_levels
+
+        def loss_fn(rng: np.random.Generator):
+            inp, tgt, msk = d_f.sample(rng, c.batch_size)
+            # forgetting on the forget targets' served (exclusive) SIDs, histories as served
+            logits, y = window_logits(model, served_codes, inp, tgt)
+            logp = target_logprob(logits, y, msk)
+            with torch.no_grad():
+                ref_logits, _ = window_logits(ref, served_codes, inp, tgt)
+                ref_logp = target_logprob(ref_logits, y, msk)
+            forget = -(2.0 / c.beta) * F.logsigmoid(-c.beta * (logp - ref_logp)).mean()
+            # closing the original paths: same histories, original SIDs of the targets
+            hist = torch.from_numpy(inp)
+            x = served_codes[hist.clamp(min=0)] * (hist >= 0).unsqueeze(-1)
+            t = torch.from_numpy(tgt)
+            y_orig = orig_codes[t.clamp(min=0)] * (t >= 0).unsqueeze(-1)
+            lengths = torch.from_numpy((inp >= 0).sum(1))
+            with torch.no_grad():
+                ref_orig = ref(x, lengths, y_orig)
+            path = path_kl(
+                model(x, lengths, y_orig), ref_orig, t.clamp(min=0), y_orig, msk, allowed
+            )
+            keep = retain_loss(model, served_codes, d_r.sample(rng, c.batch_size))
+            loss = c.forget_weight * forget + c.path_weight * path + c.retain_weight * keep
+            parts = {"forget": forget.detach(), "path": path.detach(), "retain": keep.detach()}
+            if c.coherence_weight > 0:
+                idx = retain_items[
+                    torch.from_numpy(
+                        rng.choice(
+                            len(retain_items),
+                            min(c.coherence_items, len(retain_items)),
+                            replace=False,
+                        )
+                    )
+                ]
+                with torch.no_grad():
+                    base_vecs = F.normalize(base.item_vectors(orig_codes[idx]), dim=-1)
+                coh = coherence_loss(model, base_vecs, served_codes, idx)
+                loss = loss + c.coherence_weight * coh
+                parts["coherence"] = coh.detach()
+            return loss, parts
+
+        log = optimise(model, c.steps, c.lr, loss_fn, inputs.seed, inputs.progress, self.name)
+        log["fresh_tokens"] = len(fresh_from)
+        log["levels"] = L
+        return Unlearned(model, served, log=log)
+
+
+@dataclass(frozen=True)
+class NoReassignConfig(TracerConfig):
+    reassign: bool = False
+
+
+@dataclass(frozen=True)
+class NoCoherenceConfig(TracerConfig):
+    coherence_weight: float = 0.0
+
+
+@register
+class TracerNoReassign(Tracer):
+    """Ablation: forgetting acts on the original (shared) SIDs."""
+
+    name, Config = "tracer-noreassign", NoReassignConfig
+
+
+@register
+class TracerNoCoherence(Tracer):
+    """Ablation: no coherence regularizer."""
+
+    name, Config = "tracer-nocoherence", NoCoherenceConfig

@@ -1,0 +1,181 @@
+"""The SID recommender: decoding correctness, training, checkpoints and the model cache."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from conftest import toy_rows, toy_task_file, write_atomic
+
+from benchmark.backbone import ArchConfig, BackboneConfig, get_backbone
+from benchmark.data import histories, to_codes
+from benchmark.decoding import Trie, beam_search, score_all_items
+from benchmark.features import FeatureConfig
+from benchmark.model import ModelConfig, SIDRecommender, load_checkpoint, save_checkpoint
+from benchmark.sid import SIDConfig
+from benchmark.train import TrainConfig, recommend
+from tasks import load_task_file, prepare_task
+
+TINY = BackboneConfig(
+    features=FeatureConfig(text="tfidf", tfidf_dim=8, collab_dim=4),
+    sid=SIDConfig(levels=2, codebook_size=4),
+    arch=ArchConfig(d_model=32, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=64, dropout=0.0),
+    train=TrainConfig(max_epochs=3, batch_size=16, lr=5e-3),
+)
+
+
+def random_codes(n_items: int, sizes: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    """Unique random SIDs."""
+    rng = np.random.default_rng(seed)
+    space = np.stack(np.meshgrid(*[np.arange(s) for s in sizes], indexing="ij"), -1)
+    space = space.reshape(-1, len(sizes))
+    return space[rng.choice(len(space), n_items, replace=False)].astype(np.int64)
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    torch.manual_seed(0)
+    sizes = (5, 4, 3)
+    model = SIDRecommender(
+        ModelConfig(
+            sizes=sizes,
+            d_model=32,
+            n_heads=2,
+            n_enc_layers=1,
+            n_dec_layers=2,
+            d_ff=64,
+            dropout=0.0,
+            max_history=6,
+        )
+    )
+    for p in model.parameters():  # a sharper, non-uniform distribution than the init
+        p.data.normal_(0, 0.5)
+    model.eval()
+    codes = random_codes(40, sizes)
+    hist = torch.from_numpy(codes[np.random.default_rng(1).integers(0, 40, (7, 6))])
+    lengths = torch.tensor([6, 5, 1, 3, 6, 2, 4])
+    return model, sizes, codes, hist, lengths
+
+
+def test_wide_beam_equals_exhaustive_ranking(tiny_model):
+    model, sizes, codes, hist, lengths = tiny_model
+    trie = Trie(codes, sizes)
+    scores = score_all_items(model, hist, lengths, trie)
+    items, beam_scores = beam_search(model, hist, lengths, trie, k=10, beam=40)
+    exact = torch.topk(scores, 10, dim=1)
+    assert torch.equal(items, exact.indices)
+    assert torch.allclose(beam_scores, exact.values, atol=1e-5)
+
+
+def test_exhaustive_scores_are_teacher_forced_likelihoods(tiny_model):
+    model, sizes, codes, hist, lengths = tiny_model
+    scores = score_all_items(model, hist, lengths, Trie(codes, sizes))
+    item = 17
+    state = model.start(hist, lengths)
+    total = torch.zeros(len(hist))
+    tokens = None
+    for lv in range(len(sizes)):
+        logp = model.step(state, tokens, lv)[:, 0]
+        total += logp[:, codes[item, lv]]
+        tokens = torch.full((len(hist), 1), int(codes[item, lv]))
+    assert torch.allclose(scores[:, item], total, atol=1e-5)
+
+
+def test_training_pass_matches_incremental_decoding(tiny_model):
+    model, sizes, codes, hist, lengths = tiny_model
+    target = torch.from_numpy(codes[[3, 9, 21, 30, 5, 7, 11]])
+    full = torch.full((7,), 6)
+    logits = model(hist, full, target[:, None, :].expand(-1, 6, -1).contiguous())
+    state = model.start(hist, full)
+    tokens = None
+    for lv in range(len(sizes)):
+        logp = model.step(state, tokens, lv)[:, 0]
+        assert torch.allclose(torch.log_softmax(logits[lv][:, -1], -1), logp, atol=1e-5)
+        tokens = target[:, lv : lv + 1]
+
+
+def test_decoding_never_returns_invalid_or_banned_items(tiny_model):
+    model, sizes, codes, hist, lengths = tiny_model
+    allowed = np.ones(len(codes), bool)
+    allowed[::3] = False
+    items, _ = beam_search(model, hist, lengths, Trie(codes, sizes, allowed), k=5, beam=5)
+    assert (items >= 0).all() and allowed[items.numpy()].all()
+    few = np.zeros(len(codes), bool)
+    few[[2, 8]] = True  # fewer reachable items than k: the rest is -1
+    items, scores = beam_search(model, hist, lengths, Trie(codes, sizes, few), k=4, beam=4)
+    assert set(items[:, :2].flatten().tolist()) <= {2, 8} and (items[:, 2:] == -1).all()
+    assert torch.isinf(scores[:, 2:]).all()
+
+
+def test_seen_items_are_excluded(tiny_model):
+    model, sizes, codes, hist, lengths = tiny_model
+    trie = Trie(codes, sizes)
+    top, _ = beam_search(model, hist, lengths, trie, k=3, beam=40)
+    seen = torch.zeros(len(hist), len(codes), dtype=torch.bool)
+    seen[torch.arange(len(hist)), top[:, 0]] = True
+    again, _ = beam_search(model, hist, lengths, trie, k=3, beam=40, seen=seen)
+    assert torch.equal(again[:, :2], top[:, 1:])
+
+
+def test_checkpoint_round_trip(tmp_path, tiny_model):
+    model, sizes, codes, hist, lengths = tiny_model
+    save_checkpoint(model, tmp_path / "ckpt", extra={"note": "x"})
+    loaded, meta = load_checkpoint(tmp_path / "ckpt")
+    assert meta["note"] == "x" and loaded.cfg == model.cfg
+    trie = Trie(codes, sizes)
+    assert torch.equal(
+        score_all_items(model, hist, lengths, trie), score_all_items(loaded, hist, lengths, trie)
+    )
+
+
+def _toy_task(tmp_path):
+    data = write_atomic(tmp_path / "data", *toy_rows(n_users=30, n_items=12, per_user=9))
+    return prepare_task(load_task_file(toy_task_file(tmp_path, data)))
+
+
+def test_backbone_trains_deterministically_and_is_cached(tmp_path, monkeypatch):
+    task = _toy_task(tmp_path)
+    first, reused = get_backbone(task, TINY, seed=3, progress=False)
+    assert not reused and first.sids.codes.shape[0] == task.n_items
+    first.sids.validate()
+    losses = [e["loss"] for e in first.log["epochs"]]
+    assert losses[-1] < losses[0]  # it learns
+
+    import benchmark.backbone as bb
+
+    monkeypatch.setattr(bb, "train_model", lambda *a, **k: pytest.fail("retrained"))
+    again, reused = get_backbone(task, TINY, seed=3, progress=False)
+    assert reused and again.checkpoint_hash == first.checkpoint_hash
+    monkeypatch.undo()
+
+    import shutil
+
+    shutil.rmtree(first.folder)  # same seed, from scratch: bit-identical weights on CPU
+    third, reused = get_backbone(task, TINY, seed=3, progress=False)
+    assert not reused and third.checkpoint_hash == first.checkpoint_hash
+    other, _ = get_backbone(task, TINY, seed=4, progress=False)
+    assert other.checkpoint_hash != first.checkpoint_hash
+
+
+def test_training_learns_a_deterministic_sequence(tmp_path):
+    """Every user walks the same cycle 1 -> 2 -> ... -> 12: the next item is predictable."""
+    inter = [f"{u}\t{(u + k) % 12 + 1}\t4\t{100 + k}" for u in range(1, 41) for k in range(10)]
+    _, items = toy_rows(n_items=12)
+    data = write_atomic(tmp_path / "cyc", inter, items)
+    task = prepare_task(load_task_file(toy_task_file(tmp_path, data)))
+    cfg = replace(TINY, train=TrainConfig(max_epochs=25, batch_size=8, lr=1e-2, patience=25))
+    bb, _ = get_backbone(task, cfg, seed=0, progress=False)
+    top = recommend(bb.model, task, bb.sids.codes, bb.sids.sizes, task.test_pos, k=1, beam=4)
+    assert (top[:, 0] == task.test_items).mean() > 0.9
+
+
+def test_histories_are_right_padded_recent_items(tmp_path):
+    task = _toy_task(tmp_path)
+    pos = task.test_pos[:3]
+    hist, lengths = histories(task, pos)
+    for row, p, n in zip(hist, pos, lengths, strict=True):
+        assert (row[:n] == task.seq_items[p - n : p]).all() and (row[n:] == -1).all()
+    codes = torch.from_numpy(random_codes(task.n_items, (4, 4, 4)))
+    assert (to_codes(hist, codes)[hist < 0] == 0).all()

@@ -1,0 +1,156 @@
+"""Unlearning methods: the plugin API, TRACER's reassignment invariants, each baseline's effect on
+a tiny model, and that no method reads test targets."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from conftest import toy_rows, toy_task_file, write_atomic
+from test_backbone import TINY
+
+from benchmark.backbone import get_backbone
+from methods.base import MethodInputs, UnlearningMethod
+from methods.common import Windows, target_logprob, window_logits
+from methods.registry import available_methods, get_method
+from methods.tracer import reassign, retain_continuations
+from tasks import load_task_file, prepare_task
+from tasks.errors import BenchError
+
+BUILTIN = {"retrain", "retain-ft", "ga", "graddiff", "npo", "simnpo", "suppress", "filter",
+           "tracer", "tracer-noreassign", "tracer-nocoherence"}  # fmt: skip
+FAST = {"steps": 6, "batch_size": 8}
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    import os
+
+    tmp = tmp_path_factory.mktemp("methods")
+    os.environ["TRACER_BENCH_CACHE"] = str(tmp / "cache")
+    data = write_atomic(tmp / "data", *toy_rows(n_users=40, n_items=16, per_user=10))
+    task = prepare_task(load_task_file(toy_task_file(tmp, data)))
+    bb, _ = get_backbone(task, TINY, seed=0, progress=False)
+    return task, bb
+
+
+def inputs_for(task, bb) -> MethodInputs:
+    return MethodInputs(bb.model, bb.sids, task, TINY, seed=0)
+
+
+def forget_logprob(model, sids, task) -> float:
+    d_f = Windows(task, forget=True)
+    with torch.no_grad():
+        logits, y = window_logits(model, torch.tensor(sids.codes), d_f.inp, d_f.tgt)
+        return float(target_logprob(logits, y, d_f.msk).mean())
+
+
+def overrides(name: str) -> dict:
+    fields = {f.name for f in dataclasses.fields(get_method(name).Config)}
+    return {k: v for k, v in FAST.items() if k in fields}
+
+
+def test_registry_has_every_builtin_and_lists_unknown_names():
+    assert BUILTIN <= set(available_methods())
+    with pytest.raises(BenchError, match="valid names: .*tracer"):
+        get_method("tracr")
+
+
+def test_third_party_method_plugs_in_through_an_entry_point(tmp_path, monkeypatch, capsys):
+    (tmp_path / "my_unlearner.py").write_text(
+        textwrap.dedent("""
+        from dataclasses import dataclass
+        import copy
+        from methods.base import UnlearningMethod, Unlearned
+
+        @dataclass(frozen=True)
+        class Cfg:
+            strength: float = 2.0
+
+        class Noop(UnlearningMethod):
+            "Returns a copy of the base model."
+            name, version, Config = "my-noop", "0.1", Cfg
+
+            def unlearn(self, inputs):
+                return Unlearned(copy.deepcopy(inputs.base), inputs.sids)
+    """)
+    )
+    dist = tmp_path / "my_unlearner-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: my-unlearner\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[tracer_bench.methods]\nmy-noop = my_unlearner:Noop\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cls = get_method("my-noop")
+    assert cls.version == "0.1" and cls().config.strength == 2.0
+    from benchmark.cli import main
+
+    assert main(["methods"]) == 0
+    assert "`my-noop`" in capsys.readouterr().out
+    sys.modules.pop("my_unlearner", None)
+
+
+def test_tracer_reassignment_invariants(toy):
+    task, bb = toy
+    served, fresh_from = reassign(bb.sids, task.forget_mask, level=0)
+    served.validate()  # unique, in range
+    f, r = task.forget_mask, ~task.forget_mask
+    assert np.array_equal(served.codes[r], bb.sids.codes[r])  # retain SIDs unchanged
+    assert not set(served.codes[f, 0]) & set(served.codes[r, 0])  # no shared level-1 prefix
+    assert np.array_equal(served.codes[f, 1:], bb.sids.codes[f, 1:])  # deeper codes kept
+    assert served.sizes[0] == bb.sids.sizes[0] + len(fresh_from)
+    assert np.array_equal(fresh_from[served.codes[f, 0] - bb.sids.sizes[0]], bb.sids.codes[f, 0])
+    allowed = retain_continuations(bb.sids.codes, served.sizes, task.forget_mask)
+    for i in np.flatnonzero(f):  # level-1 continuations allowed = codes retain items use
+        assert set(np.flatnonzero(allowed[0][i].numpy())) == set(bb.sids.codes[r, 0])
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN - {"retrain", "filter", "retain-ft"}))
+def test_forgetting_methods_lower_the_forget_likelihood(toy, name):
+    task, bb = toy
+    out = get_method(name)(**overrides(name), lr=5e-3).unlearn(inputs_for(task, bb))
+    before = forget_logprob(bb.model, bb.sids, task)
+    if name.startswith("tracer") and out.sids.sizes != bb.sids.sizes:  # served SIDs are fresh
+        assert forget_logprob(out.model, out.sids, task) < before
+    assert forget_logprob(out.model, bb.sids, task) < before
+
+
+def test_retain_finetune_and_filter_and_retrain(toy):
+    task, bb = toy
+    ft = get_method("retain-ft")(**overrides("retain-ft")).unlearn(inputs_for(task, bb))
+    changed = any(
+        not torch.equal(a, b)
+        for a, b in zip(ft.model.parameters(), bb.model.parameters(), strict=True)
+    )
+    assert changed
+    filt = get_method("filter")().unlearn(inputs_for(task, bb))
+    assert np.array_equal(filt.banned, task.forget_mask)
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(filt.model.parameters(), bb.model.parameters(), strict=True)
+    )
+    oracle = get_method("retrain")().unlearn(inputs_for(task, bb))
+    assert not oracle.log["reused_cached_oracle"]
+    assert get_method("retrain")().unlearn(inputs_for(task, bb)).log["reused_cached_oracle"]
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN - {"retrain", "filter"}))
+def test_methods_never_read_test_targets(toy, name):
+    task, bb = toy
+    scrambled_items = task.seq_items.copy()
+    rng = np.random.default_rng(0)
+    scrambled_items[task.test_pos] = rng.integers(0, task.n_items, size=len(task.test_pos))
+    scrambled = dataclasses.replace(task, seq_items=scrambled_items)
+    a = get_method(name)(**overrides(name)).unlearn(inputs_for(task, bb))
+    b = get_method(name)(**overrides(name)).unlearn(inputs_for(scrambled, bb))
+    for x, y in zip(a.model.state_dict().values(), b.model.state_dict().values(), strict=True):
+        assert torch.equal(x, y)
+
+
+def test_method_config_overrides_and_hash():
+    m = get_method("npo")(steps=3)
+    assert m.config.steps == 3 and m.config_hash() != get_method("npo")().config_hash()
+    assert isinstance(m, UnlearningMethod)

@@ -1,0 +1,65 @@
+"""Smoke test of the perf harness: a tiny model, a few batches, a few users; no timing asserts."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+pytest.importorskip("transformers")
+
+from benchmark.model import ModelConfig  # noqa: E402
+from benchmark.perf import (  # noqa: E402
+    allowed_next_tokens,
+    format_perf_table,
+    item_tokens,
+    run_perf,
+    window_examples,
+)
+
+
+def radix_codes(n_items: int) -> tuple[np.ndarray, tuple[int, ...]]:
+    """Unique 4-level SIDs without fitting a tokenizer: the item index in base 8."""
+    i = np.arange(n_items)
+    codes = np.stack([i % 8, (i // 8) % 8, (i // 64) % 8, i // 512], axis=1)
+    return codes, (8, 8, 8, int(codes[:, 3].max()) + 1)
+
+
+def test_window_examples_are_the_window_targets():
+    inp = np.array([[5, 6, 7, -1], [1, 2, -1, -1]])
+    tgt = np.array([[6, 7, 8, -1], [2, 3, -1, -1]])
+    hist, lengths, target = window_examples(inp, tgt, tgt >= 0)
+    assert target.tolist() == [6, 7, 8, 2, 3]
+    assert lengths.tolist() == [1, 2, 3, 1, 2]
+    assert hist[2].tolist() == [5, 6, 7, -1] and hist[4].tolist() == [1, 2, -1, -1]
+
+
+def test_token_trie_covers_exactly_the_items():
+    codes, sizes = radix_codes(70)
+    tokens = item_tokens(codes, sizes)
+    allowed = allowed_next_tokens(tokens)
+    assert allowed[()] == list(range(3, 11))  # level-1 codes after the 3 specials
+    for row in tokens.tolist():
+        for lv in range(len(row)):
+            assert row[lv] in allowed[tuple(row[:lv])]
+    assert sum(len(v) for k, v in allowed.items() if len(k) == 3) == 70
+
+
+def test_run_perf_smoke(ml100k_horror):
+    codes, sizes = radix_codes(ml100k_horror.n_items)
+    cfg = ModelConfig(
+        sizes=sizes, d_model=32, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=64, max_history=10
+    )
+    rows = run_perf(
+        ml100k_horror, codes, sizes, cfg, batches=2, seed=0, batch_size=4, hf_batch_size=32,
+        decode_users=12, decode_chunk=6, threads=1, matmul_size=256, progress=False,
+    )  # fmt: skip
+    assert len(rows) >= 8
+    for row in rows:
+        assert row["ours"] > 0, row
+        if row["peer_value"] is not None:
+            assert row["peer_value"] > 0 and math.isfinite(row["ratio"]) and row["ratio"] > 0, row
+    decode = next(r for r in rows if r["measure"].startswith("top-10 decode"))
+    assert "invalid slots ours 0, HF 0" in decode["note"]
+    assert "train examples/s" in format_perf_table(rows)
