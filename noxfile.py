@@ -34,3 +34,10 @@ def lint(session: nox.Session) -> None:
 def quickstart(session: nox.Session) -> None:
     install(session, "dev,text")
     session.run("tracer-bench", "tasks", "show", "ml100k-horror")
+
+
+@nox.session
+def perf(session: nox.Session) -> None:
+    """Training and decoding speed, FLOP/s and memory against a Hugging Face T5 (one table)."""
+    install(session, "dev,text,perf")
+    session.run("tracer-bench", "perf", *session.posargs)

@@ -60,6 +60,12 @@ def _metrics_table(rows: dict[str, dict], ks: tuple[int, ...]) -> str:
     return tabulate(body, headers=headers, disable_numparse=True)
 
 
+def _peak_rss_mib() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from benchmark.backbone import (
         BackboneConfig,
@@ -93,6 +99,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             f"{split}: decoded {m['users']} users in {m['decode_seconds']:.2f} s (beam {args.beam})"
         )
     print(_metrics_table(rows, ks))
+    print(f"peak RSS of this command: {_peak_rss_mib():.0f} MiB")
     return 0
 
 
@@ -161,6 +168,60 @@ def _cmd_unlearn(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_perf(args: argparse.Namespace) -> int:
+    from benchmark.backbone import BackboneConfig
+    from benchmark.features import item_features
+    from benchmark.perf import print_perf_table, run_perf
+    from benchmark.sid import fit_semantic_ids
+    from tasks import get_task, prepare_task
+
+    task = prepare_task(get_task(args.task))
+    cfg = BackboneConfig()
+    sids = fit_semantic_ids(item_features(task, cfg.features), cfg.sid)
+    model_cfg = cfg.model_config(sids.sizes, task.spec.preprocess.max_history)
+    start = time.perf_counter()
+    rows = run_perf(
+        task,
+        sids.codes,
+        sids.sizes,
+        model_cfg,
+        batches=args.batches,
+        seed=0,
+        threads=args.threads,
+        progress=not args.quiet,
+    )
+    print(
+        f"task {task.spec.identity}, model d_model {model_cfg.d_model}, "
+        f"{model_cfg.n_enc_layers}+{model_cfg.n_dec_layers} layers, {model_cfg.n_heads} heads, "
+        f"d_ff {model_cfg.d_ff}; {time.perf_counter() - start:.0f} s"
+    )
+    print_perf_table(rows)
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from benchmark.backbone import set_threads
+    from benchmark.runner import run_grid
+    from methods.registry import available_methods
+    from tasks.registry import QUICK_TASK
+
+    set_threads(args.threads)
+    tasks = args.tasks or [QUICK_TASK]
+    methods = args.methods or sorted(available_methods())
+    start = time.perf_counter()
+    counts = run_grid(
+        tasks, methods, args.seeds, Path(args.out), args.overwrite, progress=not args.quiet
+    )
+    print(
+        f"grid: {counts['done']} run, {counts['skipped']} already done, "
+        f"{counts['failed']} failed; {time.perf_counter() - start:.0f} s wall, "
+        f"peak RSS {_peak_rss_mib():.0f} MiB"
+    )
+    return 1 if counts["failed"] else 0
+
+
 def _cmd_methods(args: argparse.Namespace) -> int:
     from methods.docs import methods_markdown
 
@@ -204,6 +265,23 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             p.add_argument("--split", choices=("valid", "test"), default="test")
         p.set_defaults(func=func)
+
+    p = sub.add_parser("perf", help="speed and memory against a Hugging Face T5 of the same size")
+    p.add_argument("--task", default="ml100k-horror")
+    p.add_argument("--batches", type=int, default=3, help="timed training batches")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_perf)
+
+    p = sub.add_parser("run", help="run a (task x method x seed) grid into a results folder")
+    p.add_argument("--tasks", nargs="+", help="task names or .toml paths (default: the quick task)")
+    p.add_argument("--methods", nargs="+", help="method names (default: all)")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0])
+    p.add_argument("--out", default="results", help="results folder (default: ./results)")
+    p.add_argument("--overwrite", action="store_true", help="redo finished cells")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("methods", help="the registered unlearning methods (markdown)")
     p.set_defaults(func=_cmd_methods)

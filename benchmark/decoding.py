@@ -48,7 +48,7 @@ def _next_hypotheses(
     logp: torch.Tensor, prefix: torch.Tensor, score: torch.Tensor, child: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Total score and child prefix of every (hypothesis, code) pair; invalid pairs get -inf."""
-    nxt = child[prefix]  # (B, P, V)
+    nxt = child[prefix.clamp(min=0)]  # (B, P, V); dead hypotheses (-1) already score -inf
     total = score[..., None] + logp
     return total.masked_fill(nxt < 0, float("-inf")), nxt
 

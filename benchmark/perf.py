@@ -27,6 +27,7 @@ round (so a load change on the machine hits every contender alike):
 
 from __future__ import annotations
 
+import os
 import resource
 import sys
 import time
@@ -456,6 +457,7 @@ def run_perf(
     torch.set_num_threads(threads)
     try:
         rng = np.random.default_rng(seed)
+        loads = [os.getloadavg()[0]]
         peaks = [matmul_gflops(matmul_size)]
         _log(f"fp32 matmul: {peaks[0]:.0f} GFLOP/s", progress)
         contenders = _train_contenders(
@@ -484,6 +486,7 @@ def run_perf(
             decode_chunk, decode_budget_s, progress,
         )  # fmt: skip
         peaks.append(matmul_gflops(matmul_size))
+        loads.append(os.getloadavg()[0])
     finally:
         torch.set_num_threads(old_threads)
 
@@ -527,7 +530,9 @@ def run_perf(
             ours_gflops,
             f"fp32 matmul peak, {matmul_size}^2 mm",
             peak,
-            f"{threads} threads; matmul runs: " + ", ".join(f"{p:.0f}" for p in peaks),
+            f"{threads} threads; matmul runs {', '.join(f'{p:.0f}' for p in peaks)}; "
+            f"1-min load average at start {loads[0]:.1f}, end {loads[1]:.1f} "
+            "(contention shows as spread)",
         ),
         _row(
             f"top-{k} decode s, {decode.users} users (lower better)",

@@ -48,22 +48,25 @@ class ServedModel:
 
 @dataclass
 class Pools:
-    test_pos: np.ndarray  # all users' test positions
-    retain_users: np.ndarray  # indices into test_pos
+    user_pos: np.ndarray  # every user's evaluation target position (test, or validation)
+    retain_users: np.ndarray  # indices into user_pos
     forget_users: np.ndarray
     collateral_users: np.ndarray  # retain-test users whose item shares a level-1 code with F
     forget_set_pos: np.ndarray  # absolute positions of the forget-set targets
 
 
-def make_pools(task: PreparedTask, base_sids: SemanticIds) -> Pools:
+def make_pools(task: PreparedTask, base_sids: SemanticIds, split: str = "test") -> Pools:
+    """split="valid" evaluates on validation targets instead (for choosing hyper-parameters)."""
     c1 = base_sids.codes[:, 0]
     shared = np.isin(c1, np.unique(c1[task.forget_mask]))
-    retain = task.retain_test_users
+    pos = task.test_pos if split == "test" else task.valid_pos
+    in_f = task.forget_mask[task.seq_items[pos]]
+    retain = np.flatnonzero(~in_f)
     return Pools(
-        test_pos=task.test_pos,
+        user_pos=pos,
         retain_users=retain,
-        forget_users=task.forget_test_users,
-        collateral_users=retain[shared[task.test_items[retain]]],
+        forget_users=np.flatnonzero(in_f),
+        collateral_users=retain[shared[task.seq_items[pos][retain]]],
         forget_set_pos=task.train_pos[task.forget_set],
     )
 
@@ -81,7 +84,7 @@ def served_lists(task: PreparedTask, pools: Pools, sm: ServedModel, kmax: int, b
         codes, sizes = sm.sids.codes, sm.sids.sizes
         return recommend(sm.model, task, codes, sizes, pos, kmax, max(beam, kmax), allowed)
 
-    return ServedLists(rec(pools.test_pos), rec(pools.forget_set_pos))
+    return ServedLists(rec(pools.user_pos), rec(pools.forget_set_pos))
 
 
 @torch.no_grad()
@@ -115,7 +118,9 @@ def _boot_idx(n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def _stat(value: float, boots: np.ndarray, n: int) -> dict:
-    lo, hi = np.nanquantile(boots, [0.025, 0.975]) if len(boots) and n else (np.nan, np.nan)
+    finite = np.asarray(boots, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    lo, hi = np.quantile(finite, [0.025, 0.975]) if len(finite) and n else (np.nan, np.nan)
     return {"value": float(value), "ci_low": float(lo), "ci_high": float(hi), "n": int(n)}
 
 
@@ -179,6 +184,8 @@ def relearn(
         p.requires_grad_(True)
     rng = np.random.default_rng(seed)
     pool = np.setdiff1d(task.d_forget, task.forget_set)
+    if len(pool) == 0:  # the forget-set pool took all of D_f (tiny tasks): relearn on it
+        pool = task.d_forget
     chosen = task.train_pos[rng.choice(pool, size=min(sample, len(pool)), replace=False)]
     ok = np.zeros(len(task.seq_items), dtype=bool)
     ok[chosen] = True
@@ -205,6 +212,7 @@ class EvalConfig:
     relearn_lr: float = 1e-3
     geometry_items: int = 400
     seed: int = 0
+    split: str = "test"  # "valid": validation targets, for choosing hyper-parameters
 
 
 @dataclass
@@ -220,7 +228,7 @@ class Reference:
 
 
 def make_reference(task, original: ServedModel, features: np.ndarray, cfg: EvalConfig) -> Reference:
-    pools = make_pools(task, original.sids)
+    pools = make_pools(task, original.sids, cfg.split)
     lists = served_lists(task, pools, original, max(cfg.ks), cfg.beam)
     latent = latent_ranks(
         task, original.model, [original.sids.codes], original.sids.sizes, pools.forget_set_pos
@@ -235,7 +243,7 @@ def evaluate_unlearning(
     rng = np.random.default_rng(cfg.seed)
     p, o = ref.pools, ref.original
     lists = served_lists(task, p, unl, max(cfg.ks), cfg.beam)
-    test_items = task.seq_items[p.test_pos]
+    test_items = task.seq_items[p.user_pos]
     fs_items = task.seq_items[p.forget_set_pos]
     r_test_u, r_test_o = (
         target_ranks(lists.test_topk, test_items),

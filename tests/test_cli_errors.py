@@ -126,3 +126,24 @@ def test_tasks_list_and_show(capsys, ml100k_horror):
     shown = json.loads(out)
     assert code == 0 and shown["content_hash"] == ml100k_horror.content_hash
     assert shown["forget_test_users"] + shown["retain_test_users"] == 943
+
+
+def test_evaluate_without_a_trained_model_says_how_to_train(capsys):
+    code, _, err = run_cli(capsys, "evaluate", "--task", "ml100k-horror", "--seed", "12345")
+    assert_one_line_error(code, err, "no trained base model", "tracer-bench train --task")
+
+
+def test_unlearn_with_an_unknown_method_lists_the_methods(capsys):
+    code, _, err = run_cli(capsys, "unlearn", "--task", "ml100k-horror", "--method", "tracr")
+    assert_one_line_error(code, err, "unknown method 'tracr'", "tracer", "graddiff", "filter")
+
+
+def test_methods_table_is_generated_from_the_registry(capsys):
+    from methods.docs import methods_markdown
+
+    code, out, _ = run_cli(capsys, "methods")
+    assert code == 0 and out.strip() == methods_markdown()
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert methods_markdown() in readme, (
+        "README's method table is stale: paste `tracer-bench methods`"
+    )
