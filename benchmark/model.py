@@ -180,6 +180,24 @@ class SIDRecommender(nn.Module):
         h = self.dec_norm(x)
         return [self.logits(h[:, :, lv], lv) for lv in range(L)]
 
+    # --- single next-item targets (the methods' per-example losses) ---
+    def encode_histories(self, hist: torch.Tensor, lengths: torch.Tensor):
+        """(memory (N, T, d), key mask (N, 1, 1, T)) of right-padded histories."""
+        valid = torch.arange(hist.shape[1], device=hist.device) < lengths[:, None]
+        return self.encode(hist, lengths), valid[:, None, None, :]
+
+    def decode_targets(self, memory: torch.Tensor, mask: torch.Tensor, target: torch.Tensor):
+        """Teacher-forced per-level logits [(N, size_l)] of one target SID (N, n_levels) per
+        history, the decoder reading the whole (valid) history."""
+        x = self.drop(self._decoder_inputs(target))  # (N, L, d)
+        for block in self.decoder:
+            x = x + block.drop(block.self_attn(block.n1(x), causal=True))
+            kv = block.cross_attn.keys_values(memory)
+            x = x + block.drop(block.cross_attn(block.n2(x), kv=kv, mask=mask))
+            x = x + block.ff(block.n3(x))
+        h = self.dec_norm(x)
+        return [self.logits(h[:, lv], lv) for lv in range(self.n_levels)]
+
     # --- incremental decoding (used by beam search and exhaustive scoring) ---
     def start(self, hist: torch.Tensor, lengths: torch.Tensor) -> dict:
         """Encode histories once and precompute every decoder layer's cross-attention keys/values.

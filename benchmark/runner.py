@@ -4,6 +4,7 @@ are skipped on a re-run; a failing cell is recorded and the others go on. Cells 
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 import traceback
@@ -34,6 +35,8 @@ def run_grid(
     out: Path,
     overwrite: bool = False,
     progress: bool = True,
+    backbone: BackboneConfig | None = None,
+    eval_cfg: EvalConfig | None = None,
 ) -> dict:
     """Run every missing cell; returns counts {'done', 'skipped', 'failed'}."""
     for m in methods:
@@ -56,7 +59,11 @@ def run_grid(
                 try:
                     task = task or prepare_task(spec)
                     ctx = ctx or CellContext(
-                        task, seed, BackboneConfig(), EvalConfig(seed=seed), progress=False
+                        task,
+                        seed,
+                        backbone or BackboneConfig(),
+                        dataclasses.replace(eval_cfg or EvalConfig(), seed=seed),
+                        progress=False,
                     )
                     start = time.perf_counter()
                     cell = run_cell(ctx, method)

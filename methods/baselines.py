@@ -15,13 +15,13 @@ from benchmark.model import SIDRecommender
 from benchmark.train import seed_everything, train_model
 from methods.base import MethodInputs, Unlearned, UnlearningMethod
 from methods.common import (
-    Windows,
+    Examples,
+    RetainWindows,
     codes_tensor,
-    frozen_copy,
     optimise,
+    reference_logprob,
     retain_loss,
-    target_logprob,
-    window_logits,
+    sid_logprob,
 )
 from methods.registry import register
 
@@ -73,9 +73,10 @@ class Filter(UnlearningMethod):
 
 @dataclass(frozen=True)
 class FinetuneConfig:
-    steps: int = 150
+    steps: int = 100
     lr: float = 5e-4
-    batch_size: int = 32  # windows of D_f and of D_r per step
+    forget_batch: int = 64  # D_f examples per step
+    retain_batch: int = 16  # D_r sequence windows per step (about 40 targets each)
     retain_weight: float = 1.0  # weight of the retain cross-entropy
 
 
@@ -97,47 +98,43 @@ class GAConfig(FinetuneConfig):
 
 
 class _Finetune(UnlearningMethod):
-    """Copy the base model and optimise `forget_term` on D_f plus a retain loss on D_r."""
+    """Copy the base model; optimise `forget_term` on D_f examples plus a retain loss on D_r."""
 
     Config = FinetuneConfig
     uses_forget = True
+    needs_ref = False
 
-    def forget_term(self, logp: torch.Tensor, ref_logp: torch.Tensor | None, n_levels: int):
+    def forget_term(self, logits, y, logp, ref_logp) -> torch.Tensor:
         raise NotImplementedError
 
     def unlearn(self, inputs: MethodInputs) -> Unlearned:
         c, task = self.config, inputs.task
         model = copy.deepcopy(inputs.base)
-        ref = frozen_copy(inputs.base)
         codes = codes_tensor(inputs.sids)
-        d_f, d_r = Windows(task, forget=True), Windows(task, forget=False)
-        L = model.n_levels
+        d_f = Examples(task, task.d_forget)
+        d_r = RetainWindows(task)
+        ref_all = reference_logprob(inputs.base, codes, d_f) if self.needs_ref else None
 
         def loss_fn(rng: np.random.Generator):
             parts = {}
             loss = torch.zeros(())
             if self.uses_forget:
-                inp, tgt, msk = d_f.sample(rng, c.batch_size)
-                logits, y = window_logits(model, codes, inp, tgt)
-                logp = target_logprob(logits, y, msk)
-                ref_logp = None
-                if self.needs_ref:
-                    with torch.no_grad():
-                        ref_logits, _ = window_logits(ref, codes, inp, tgt)
-                        ref_logp = target_logprob(ref_logits, y, msk)
-                forget = self.forget_term(logp, ref_logp, L, logits, y, msk)
+                idx = d_f.sample(rng, c.forget_batch)
+                memory, mask = d_f.encode(model, codes, idx)
+                y = codes[torch.from_numpy(d_f.targets[idx])]
+                logits = model.decode_targets(memory, mask, y)
+                ref = ref_all[torch.from_numpy(idx)] if ref_all is not None else None
+                forget = self.forget_term(logits, y, sid_logprob(logits, y), ref)
                 loss = loss + forget
                 parts["forget"] = forget.detach()
             if c.retain_weight > 0:
-                keep = retain_loss(model, codes, d_r.sample(rng, c.batch_size))
+                keep = retain_loss(model, codes, d_r.sample(rng, c.retain_batch))
                 loss = loss + c.retain_weight * keep
                 parts["retain"] = keep.detach()
             return loss, parts
 
         log = optimise(model, c.steps, c.lr, loss_fn, inputs.seed, inputs.progress, self.name)
         return Unlearned(model, inputs.sids, log=log)
-
-    needs_ref = False
 
 
 @register
@@ -155,8 +152,8 @@ class GradientAscent(_Finetune):
     name, version = "ga", "1.0"
     Config = GAConfig
 
-    def forget_term(self, logp, ref_logp, n_levels, *_):
-        return logp.mean() / n_levels
+    def forget_term(self, logits, y, logp, ref_logp):
+        return logp.mean() / len(logits)
 
 
 @register
@@ -165,8 +162,8 @@ class GradDiff(_Finetune):
 
     name, version = "graddiff", "1.0"
 
-    def forget_term(self, logp, ref_logp, n_levels, *_):
-        return logp.mean() / n_levels
+    def forget_term(self, logits, y, logp, ref_logp):
+        return logp.mean() / len(logits)
 
 
 @register
@@ -177,7 +174,7 @@ class NPO(_Finetune):
     name, version, Config = "npo", "1.0", NPOConfig
     needs_ref = True
 
-    def forget_term(self, logp, ref_logp, n_levels, *_):
+    def forget_term(self, logits, y, logp, ref_logp):
         b = self.config.beta
         return -(2.0 / b) * F.logsigmoid(-b * (logp - ref_logp)).mean()
 
@@ -189,9 +186,9 @@ class SimNPO(_Finetune):
 
     name, version, Config = "simnpo", "1.0", SimNPOConfig
 
-    def forget_term(self, logp, ref_logp, n_levels, *_):
+    def forget_term(self, logits, y, logp, ref_logp):
         b, g = self.config.beta, self.config.gamma
-        return -(2.0 / b) * F.logsigmoid(-(b / n_levels) * logp - g).mean()
+        return -(2.0 / b) * F.logsigmoid(-(b / len(logits)) * logp - g).mean()
 
 
 @register
@@ -201,10 +198,9 @@ class Suppress(_Finetune):
 
     name, version = "suppress", "1.0"
 
-    def forget_term(self, logp, ref_logp, n_levels, logits, y, msk):
-        m = torch.from_numpy(msk)
+    def forget_term(self, logits, y, logp, ref_logp):
         total = torch.zeros(())
         for lv, lg in enumerate(logits):
-            p = torch.softmax(lg[m], -1).gather(1, y[..., lv][m][:, None])[:, 0]
+            p = torch.softmax(lg, -1).gather(1, y[:, lv : lv + 1])[:, 0]
             total = total - torch.log1p(-p.clamp(max=1 - 1e-6)).mean()
-        return total / n_levels
+        return total / len(logits)

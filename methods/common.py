@@ -1,4 +1,4 @@
-"""Pieces the methods share: training windows of D_f / D_r, per-target SID log-likelihoods,
+"""Pieces the methods share: D_f examples and D_r windows, per-example SID log-likelihoods,
 minibatch sampling, and growing a level's codebook."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import copy
 import numpy as np
 import torch
 
-from benchmark.data import to_codes, training_windows
+from benchmark.data import histories, to_codes, training_windows
 from benchmark.model import SIDRecommender
 from benchmark.sid import SemanticIds
 from benchmark.train import finetune as optimise  # noqa: F401  (re-exported for methods)
@@ -16,14 +16,11 @@ from benchmark.train import sequence_loss
 from tasks.prepare import PreparedTask
 
 
-class Windows:
-    """Training windows whose loss mask selects D_f targets (forget=True) or D_r targets."""
+class RetainWindows:
+    """Training sequence windows whose loss mask selects the D_r targets."""
 
-    def __init__(self, task: PreparedTask, forget: bool):
-        target_ok = (
-            task.forget_mask[task.seq_items] if forget else ~task.forget_mask[task.seq_items]
-        )
-        inp, tgt, msk = training_windows(task, target_ok)
+    def __init__(self, task: PreparedTask):
+        inp, tgt, msk = training_windows(task, ~task.forget_mask[task.seq_items])
         keep = msk.any(1)
         self.inp, self.tgt, self.msk = inp[keep], tgt[keep], msk[keep]
 
@@ -35,22 +32,47 @@ class Windows:
         return self.inp[idx], self.tgt[idx], self.msk[idx]
 
 
-def window_logits(
-    model: SIDRecommender, codes: torch.Tensor, inp: np.ndarray, tgt: np.ndarray
-) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """Per-level logits (B, T, V_l) of every target in the windows, and the target codes."""
-    x, y = to_codes(inp, codes), to_codes(tgt, codes)
-    lengths = torch.from_numpy((inp >= 0).sum(1))
-    return model(x, lengths, y), y
+class Examples:
+    """Single training examples (history -> target), e.g. D_f: task.d_forget indices."""
+
+    def __init__(self, task: PreparedTask, example_idx: np.ndarray):
+        self.pos = task.train_pos[example_idx]
+        self.hist, self.lengths = histories(task, self.pos)
+        self.targets = task.seq_items[self.pos]
+
+    def __len__(self) -> int:
+        return len(self.pos)
+
+    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        return rng.choice(len(self.pos), size=min(size, len(self.pos)), replace=False)
+
+    def encode(self, model: SIDRecommender, codes: torch.Tensor, idx: np.ndarray):
+        """(memory, mask) of the histories of examples idx, items encoded with `codes`."""
+        return model.encode_histories(
+            to_codes(self.hist[idx], codes), torch.from_numpy(self.lengths[idx])
+        )
+
+    def batches(self, size: int = 512):
+        for s in range(0, len(self.pos), size):
+            yield np.arange(s, min(s + size, len(self.pos)))
 
 
-def target_logprob(logits: list[torch.Tensor], y: torch.Tensor, mask: np.ndarray) -> torch.Tensor:
-    """log p(SID of the target | history) for the masked targets: (N,)."""
-    m = torch.from_numpy(mask)
+def sid_logprob(logits: list[torch.Tensor], y: torch.Tensor) -> torch.Tensor:
+    """log p(SID y | history) from per-level logits [(N, V_l)] and codes y (N, L): (N,)."""
     return sum(
-        torch.log_softmax(lg[m], -1).gather(1, y[..., lv][m][:, None])[:, 0]
-        for lv, lg in enumerate(logits)
+        torch.log_softmax(lg, -1).gather(1, y[:, lv : lv + 1])[:, 0] for lv, lg in enumerate(logits)
     )
+
+
+@torch.no_grad()
+def reference_logprob(model: SIDRecommender, codes: torch.Tensor, ex: Examples) -> torch.Tensor:
+    """log p(SID of the target) under a frozen model for every example, computed once."""
+    out = []
+    for idx in ex.batches():
+        memory, mask = ex.encode(model, codes, idx)
+        y = codes[torch.from_numpy(ex.targets[idx])]
+        out.append(sid_logprob(model.decode_targets(memory, mask, y), y))
+    return torch.cat(out)
 
 
 def retain_loss(model: SIDRecommender, codes: torch.Tensor, batch: tuple[np.ndarray, ...]):

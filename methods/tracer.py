@@ -26,13 +26,14 @@ import torch.nn.functional as F
 from benchmark.sid import SemanticIds
 from methods.base import MethodInputs, Unlearned, UnlearningMethod
 from methods.common import (
-    Windows,
+    Examples,
+    RetainWindows,
     frozen_copy,
     grow_level,
     optimise,
+    reference_logprob,
     retain_loss,
-    target_logprob,
-    window_logits,
+    sid_logprob,
 )
 from methods.registry import register
 
@@ -41,9 +42,10 @@ from methods.registry import register
 class TracerConfig:
     level: int = 0  # SID level that gets fresh tokens (0 = the first code)
     reassign: bool = True
-    steps: int = 150
+    steps: int = 100
     lr: float = 5e-4
-    batch_size: int = 32  # windows of D_f and of D_r per step
+    forget_batch: int = 64  # D_f examples per step
+    retain_batch: int = 16  # D_r sequence windows per step
     beta: float = 0.5  # NPO temperature
     forget_weight: float = 1.0
     path_weight: float = 1.0  # closing the original paths
@@ -83,22 +85,31 @@ def retain_continuations(orig: np.ndarray, served_sizes: tuple[int, ...], forget
     return allowed
 
 
-def path_kl(logits, ref_logits, y_items, y, mask, allowed) -> torch.Tensor:
-    """KL(target || model) at each level along the original path of each masked target, the
-    target being the reference distribution restricted to retain continuations."""
-    m = torch.from_numpy(mask)
-    items = y_items[m]
+@torch.no_grad()
+def path_targets(ref, orig_codes, served_codes, ex: Examples, allowed) -> list[torch.Tensor]:
+    """For every forget example and level: the reference next-code distribution along the
+    target's original SID, restricted to retain continuations and renormalised (rows of zeros
+    where no retain continuation exists)."""
+    per_level = [[] for _ in allowed]
+    for idx in ex.batches():
+        memory, mask = ex.encode(ref, served_codes, idx)
+        items = torch.from_numpy(ex.targets[idx])
+        logits = ref.decode_targets(memory, mask, orig_codes[items])
+        for lv, lg in enumerate(logits):
+            p = torch.softmax(lg, -1) * allowed[lv][items]
+            per_level[lv].append(p / p.sum(1, keepdim=True).clamp(min=1e-12))
+    return [torch.cat(t) for t in per_level]
+
+
+def path_kl(logits: list[torch.Tensor], targets: list[torch.Tensor]) -> torch.Tensor:
+    """Mean KL(target || model) over the (example, level) pairs that have a target."""
     total, count = torch.zeros(()), 0
-    for lv, (lg, rg) in enumerate(zip(logits, ref_logits, strict=True)):
-        ok = allowed[lv][items]  # (N, V)
-        has = ok.any(1)
-        if not has.any():
-            continue
-        ref = torch.softmax(rg[m][has], -1) * ok[has]
-        target = ref / ref.sum(1, keepdim=True).clamp(min=1e-12)
-        logp = torch.log_softmax(lg[m][has], -1)
-        kl = (target * (torch.log(target.clamp(min=1e-12)) - logp)).sum(1)
-        total, count = total + kl.sum(), count + int(has.sum())
+    for lg, t in zip(logits, targets, strict=True):
+        has = t.sum(1) > 0
+        if has.any():
+            t = t[has]
+            kl = (t * (torch.log(t.clamp(min=1e-12)) - torch.log_softmax(lg[has], -1))).sum(1)
+            total, count = total + kl.sum(), count + int(has.sum())
     return total / max(count, 1)
 
 
@@ -126,54 +137,39 @@ class Tracer(UnlearningMethod):
             grow_level(model, c.level, fresh_from)
         ref = frozen_copy(model)  # the base model in the served token space
         orig_codes, served_codes = torch.tensor(orig.codes), torch.tensor(served.codes)
+        d_f, d_r = Examples(task, task.d_forget), RetainWindows(task)
         allowed = retain_continuations(orig.codes, served.sizes, task.forget_mask)
-        d_f, d_r = Windows(task, forget=True), Windows(task, forget=False)
-        retain_items = torch.from_numpy(task.retain_items)
-        L = model.n_levels
+        ref_logp = reference_logprob(ref, served_codes, d_f)
+        targets = path_targets(ref, orig_codes, served_codes, d_f, allowed)
+        retain_items = task.retain_items
 
         def loss_fn(rng: np.random.Generator):
-            inp, tgt, msk = d_f.sample(rng, c.batch_size)
-            # forgetting on the forget targets' served (exclusive) SIDs, histories as served
-            logits, y = window_logits(model, served_codes, inp, tgt)
-            logp = target_logprob(logits, y, msk)
-            with torch.no_grad():
-                ref_logits, _ = window_logits(ref, served_codes, inp, tgt)
-                ref_logp = target_logprob(ref_logits, y, msk)
-            forget = -(2.0 / c.beta) * F.logsigmoid(-c.beta * (logp - ref_logp)).mean()
-            # closing the original paths: same histories, original SIDs of the targets
-            hist = torch.from_numpy(inp)
-            x = served_codes[hist.clamp(min=0)] * (hist >= 0).unsqueeze(-1)
-            t = torch.from_numpy(tgt)
-            y_orig = orig_codes[t.clamp(min=0)] * (t >= 0).unsqueeze(-1)
-            lengths = torch.from_numpy((inp >= 0).sum(1))
-            with torch.no_grad():
-                ref_orig = ref(x, lengths, y_orig)
-            path = path_kl(
-                model(x, lengths, y_orig), ref_orig, t.clamp(min=0), y_orig, msk, allowed
-            )
-            keep = retain_loss(model, served_codes, d_r.sample(rng, c.batch_size))
+            idx = d_f.sample(rng, c.forget_batch)
+            memory, mask = d_f.encode(model, served_codes, idx)
+            items = torch.from_numpy(d_f.targets[idx])
+            # forgetting on the targets' served SIDs, which only forget items use
+            y = served_codes[items]
+            logp = sid_logprob(model.decode_targets(memory, mask, y), y)
+            ref = ref_logp[torch.from_numpy(idx)]
+            forget = -(2.0 / c.beta) * F.logsigmoid(-c.beta * (logp - ref)).mean()
+            # closing the original paths toward retain continuations (same histories)
+            orig_logits = model.decode_targets(memory, mask, orig_codes[items])
+            path = path_kl(orig_logits, [t[torch.from_numpy(idx)] for t in targets])
+            keep = retain_loss(model, served_codes, d_r.sample(rng, c.retain_batch))
             loss = c.forget_weight * forget + c.path_weight * path + c.retain_weight * keep
             parts = {"forget": forget.detach(), "path": path.detach(), "retain": keep.detach()}
             if c.coherence_weight > 0:
-                idx = retain_items[
-                    torch.from_numpy(
-                        rng.choice(
-                            len(retain_items),
-                            min(c.coherence_items, len(retain_items)),
-                            replace=False,
-                        )
-                    )
-                ]
+                n = min(c.coherence_items, len(retain_items))
+                items_r = torch.from_numpy(rng.choice(retain_items, n, replace=False))
                 with torch.no_grad():
-                    base_vecs = F.normalize(base.item_vectors(orig_codes[idx]), dim=-1)
-                coh = coherence_loss(model, base_vecs, served_codes, idx)
+                    base_vecs = F.normalize(base.item_vectors(orig_codes[items_r]), dim=-1)
+                coh = coherence_loss(model, base_vecs, served_codes, items_r)
                 loss = loss + c.coherence_weight * coh
                 parts["coherence"] = coh.detach()
             return loss, parts
 
         log = optimise(model, c.steps, c.lr, loss_fn, inputs.seed, inputs.progress, self.name)
         log["fresh_tokens"] = len(fresh_from)
-        log["levels"] = L
         return Unlearned(model, served, log=log)
 
 

@@ -15,7 +15,7 @@ from test_backbone import TINY
 
 from benchmark.backbone import get_backbone
 from methods.base import MethodInputs, UnlearningMethod
-from methods.common import Windows, target_logprob, window_logits
+from methods.common import Examples, reference_logprob
 from methods.registry import available_methods, get_method
 from methods.tracer import reassign, retain_continuations
 from tasks import load_task_file, prepare_task
@@ -23,7 +23,7 @@ from tasks.errors import BenchError
 
 BUILTIN = {"retrain", "retain-ft", "ga", "graddiff", "npo", "simnpo", "suppress", "filter",
            "tracer", "tracer-noreassign", "tracer-nocoherence"}  # fmt: skip
-FAST = {"steps": 6, "batch_size": 8}
+FAST = {"steps": 6, "forget_batch": 16, "retain_batch": 4}
 
 
 @pytest.fixture(scope="module")
@@ -43,10 +43,9 @@ def inputs_for(task, bb) -> MethodInputs:
 
 
 def forget_logprob(model, sids, task) -> float:
-    d_f = Windows(task, forget=True)
-    with torch.no_grad():
-        logits, y = window_logits(model, torch.tensor(sids.codes), d_f.inp, d_f.tgt)
-        return float(target_logprob(logits, y, d_f.msk).mean())
+    return float(
+        reference_logprob(model, torch.tensor(sids.codes), Examples(task, task.d_forget)).mean()
+    )
 
 
 def overrides(name: str) -> dict:

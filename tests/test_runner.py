@@ -1,0 +1,45 @@
+"""The grid runner: one atomic JSON per cell, skipping finished cells, recording failures."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import toy_rows, toy_task_file, write_atomic
+from test_backbone import TINY
+from test_unlearning_metrics import SMALL
+
+from benchmark.runner import failure_path, result_path, run_grid
+
+
+def test_grid_writes_skips_and_records_failures(tmp_path, monkeypatch):
+    data = write_atomic(tmp_path / "data", *toy_rows(n_users=30, n_items=12, per_user=9))
+    task_file = str(toy_task_file(tmp_path, data))
+    out = tmp_path / "results"
+    counts = run_grid(
+        [task_file], ["filter", "ga"], [0], out, progress=False, backbone=TINY, eval_cfg=SMALL
+    )
+    assert counts == {"done": 2, "skipped": 0, "failed": 0}
+    record = json.loads(result_path(out, "toy-scary", "filter", 0).read_text())
+    assert record["task"]["identity"] == "toy-scary@1.0" and record["seed"] == 0
+    assert record["method"]["name"] == "filter" and record["metrics"]["ce@5"]["value"] == 0.0
+    assert len(record["backbone"]["checkpoint_sha256"]) == 64
+    assert not list(out.rglob(".*"))  # no temporary files left
+
+    again = run_grid(
+        [task_file], ["filter", "ga"], [0], out, progress=False, backbone=TINY, eval_cfg=SMALL
+    )
+    assert again == {"done": 0, "skipped": 2, "failed": 0}
+
+    import benchmark.runner as runner
+
+    def boom(ctx, method):
+        raise RuntimeError("simulated failure")
+
+    monkeypatch.setattr(runner, "run_cell", boom)
+    failed = run_grid(
+        [task_file], ["filter", "npo"], [0], out, progress=False, backbone=TINY, eval_cfg=SMALL
+    )
+    assert failed == {"done": 0, "skipped": 1, "failed": 1}
+    err = json.loads(failure_path(out, "toy-scary", "npo", 0).read_text())
+    assert "simulated failure" in err["error"]
+    assert not result_path(out, "toy-scary", "npo", 0).exists()
