@@ -5,10 +5,11 @@
    keep their SIDs exactly, fresh embeddings start as copies of their originals. Afterwards no
    prefix at that level is shared between F and R.
 2. Forgetting on exclusive tokens: NPO against the (expanded) base model on the forget targets'
-   new SIDs, which only forget items use. The old paths are closed without pushing any shared
-   token down: along each forget target's original SID, every next-code distribution is trained
-   (KL) toward the base model's distribution renormalised over the continuations that lead to a
-   retain item, so mass leaves only the forget-only continuations.
+   fresh tokens, which only forget items use (pushing the whole new SID down would also push
+   the deeper, shared codes). The old paths are closed without pushing any shared token down:
+   along each forget target's original SID, every next-code distribution is trained (KL) toward
+   the base model's distribution renormalised over the continuations that lead to a retain item,
+   so mass leaves only the forget-only continuations.
 3. Retain loss: cross-entropy on D_r.
 4. Coherence: the pairwise cosine similarities of sampled retain items' representations (sum of
    their SID token embeddings) are kept close to the base model's.
@@ -31,9 +32,7 @@ from methods.common import (
     frozen_copy,
     grow_level,
     optimise,
-    reference_logprob,
     retain_loss,
-    sid_logprob,
 )
 from methods.registry import register
 
@@ -86,11 +85,12 @@ def retain_continuations(orig: np.ndarray, served_sizes: tuple[int, ...], forget
 
 
 @torch.no_grad()
-def path_targets(ref, orig_codes, served_codes, ex: Examples, allowed) -> list[torch.Tensor]:
-    """For every forget example and level: the reference next-code distribution along the
-    target's original SID, restricted to retain continuations and renormalised (rows of zeros
-    where no retain continuation exists)."""
-    per_level = [[] for _ in allowed]
+def path_targets(ref, orig_codes, served_codes, ex: Examples, allowed, level: int):
+    """For every forget example: per level, the reference next-code distribution along the
+    target's original SID restricted to retain continuations and renormalised (rows of zeros
+    where no retain continuation exists); and the reference log-probability of the target's
+    served code at `level` (its fresh token, given the original prefix before it)."""
+    per_level, first = [[] for _ in allowed], []
     for idx in ex.batches():
         memory, mask = ex.encode(ref, served_codes, idx)
         items = torch.from_numpy(ex.targets[idx])
@@ -98,7 +98,9 @@ def path_targets(ref, orig_codes, served_codes, ex: Examples, allowed) -> list[t
         for lv, lg in enumerate(logits):
             p = torch.softmax(lg, -1) * allowed[lv][items]
             per_level[lv].append(p / p.sum(1, keepdim=True).clamp(min=1e-12))
-    return [torch.cat(t) for t in per_level]
+        fresh = served_codes[items][:, level : level + 1]
+        first.append(torch.log_softmax(logits[level], -1).gather(1, fresh)[:, 0])
+    return [torch.cat(t) for t in per_level], torch.cat(first)
 
 
 def path_kl(logits: list[torch.Tensor], targets: list[torch.Tensor]) -> torch.Tensor:
@@ -139,22 +141,24 @@ class Tracer(UnlearningMethod):
         orig_codes, served_codes = torch.tensor(orig.codes), torch.tensor(served.codes)
         d_f, d_r = Examples(task, task.d_forget), RetainWindows(task)
         allowed = retain_continuations(orig.codes, served.sizes, task.forget_mask)
-        ref_logp = reference_logprob(ref, served_codes, d_f)
-        targets = path_targets(ref, orig_codes, served_codes, d_f, allowed)
+        targets, ref_first = path_targets(ref, orig_codes, served_codes, d_f, allowed, c.level)
         retain_items = task.retain_items
+
+        # the first code's distribution depends on the history only: the same root logits score
+        # the served (fresh) and the original first code, so one decoding pass serves both terms
+        first = served_codes[torch.from_numpy(d_f.targets)][:, c.level]
 
         def loss_fn(rng: np.random.Generator):
             idx = d_f.sample(rng, c.forget_batch)
+            t_idx = torch.from_numpy(idx)
             memory, mask = d_f.encode(model, served_codes, idx)
             items = torch.from_numpy(d_f.targets[idx])
-            # forgetting on the targets' served SIDs, which only forget items use
-            y = served_codes[items]
-            logp = sid_logprob(model.decode_targets(memory, mask, y), y)
-            ref = ref_logp[torch.from_numpy(idx)]
-            forget = -(2.0 / c.beta) * F.logsigmoid(-c.beta * (logp - ref)).mean()
-            # closing the original paths toward retain continuations (same histories)
-            orig_logits = model.decode_targets(memory, mask, orig_codes[items])
-            path = path_kl(orig_logits, [t[torch.from_numpy(idx)] for t in targets])
+            logits = model.decode_targets(memory, mask, orig_codes[items])
+            # forgetting on the exclusive tokens: NPO on the forget target's fresh code
+            logp = torch.log_softmax(logits[c.level], -1).gather(1, first[t_idx, None])[:, 0]
+            forget = -(2.0 / c.beta) * F.logsigmoid(-c.beta * (logp - ref_first[t_idx])).mean()
+            # closing the original paths toward retain continuations
+            path = path_kl(logits, [t[t_idx] for t in targets])
             keep = retain_loss(model, served_codes, d_r.sample(rng, c.retain_batch))
             loss = c.forget_weight * forget + c.path_weight * path + c.retain_weight * keep
             parts = {"forget": forget.detach(), "path": path.detach(), "retain": keep.detach()}

@@ -179,3 +179,14 @@ def test_histories_are_right_padded_recent_items(tmp_path):
         assert (row[:n] == task.seq_items[p - n : p]).all() and (row[n:] == -1).all()
     codes = torch.from_numpy(random_codes(task.n_items, (4, 4, 4)))
     assert (to_codes(hist, codes)[hist < 0] == 0).all()
+
+
+def test_single_target_decoding_matches_the_training_pass(tiny_model):
+    model, sizes, codes, hist, lengths = tiny_model
+    target = torch.from_numpy(codes[[3, 9, 21, 30, 5, 7, 11]])
+    full = torch.full((7,), 6)
+    logits = model(hist, full, target[:, None, :].expand(-1, 6, -1).contiguous())
+    memory, mask = model.encode_histories(hist, full)
+    single = model.decode_targets(memory, mask, target)
+    for lv in range(len(sizes)):
+        assert torch.allclose(logits[lv][:, -1], single[lv], atol=1e-5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -86,13 +87,13 @@ def test_data_file_unparsable_row(tmp_path, capsys):
 def test_checksum_mismatch_writes_nothing(tmp_path, capsys):
     data = write_atomic(tmp_path / "d", *toy_rows())
     task = toy_task_file(tmp_path, data)
-    task.write_text(
-        task.read_text() + '\n[dataset.checksums]\n"toy.inter" = "sha256:' + "ab" * 32 + '"\n'
-    )
+    bad = '\n[dataset.checksums]\n"toy.inter" = "sha256:' + "ab" * 32 + '"\n'
+    task.write_text(task.read_text() + bad)
+    cache = Path(os.environ["TRACER_BENCH_CACHE"]) / "tasks" / "toy-scary@1.0"
+    before = set(cache.iterdir()) if cache.exists() else set()
     code, _, err = run_cli(capsys, "tasks", "prepare", str(task))
     assert_one_line_error(code, err, "toy.inter", "sha256 checksum mismatch")
-    cache = Path(__import__("os").environ["TRACER_BENCH_CACHE"]) / "tasks" / "toy-scary@1.0"
-    assert not cache.exists() or not any(cache.iterdir())
+    assert (set(cache.iterdir()) if cache.exists() else set()) == before
 
 
 def test_missing_recbole_gives_install_command(capsys, monkeypatch):
