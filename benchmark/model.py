@@ -126,6 +126,9 @@ class SIDRecommender(nn.Module):
         self.enc_norm, self.dec_norm = RMSNorm(d), RMSNorm(d)
         self.drop = nn.Dropout(cfg.dropout)
         self.apply(self._init)
+        # optional output bias per level (key: str(level)); empty in base models, used by TRACER
+        # to give fresh tokens their share of the original code's mass
+        self.head_bias = nn.ParameterDict()
 
     @staticmethod
     def _init(m: nn.Module) -> None:
@@ -156,7 +159,9 @@ class SIDRecommender(nn.Module):
         return torch.stack(shifted, dim=-2) + self.dec_pos.weight
 
     def logits(self, h: torch.Tensor, level: int) -> torch.Tensor:
-        return h @ self.codes[level].weight.T
+        out = h @ self.codes[level].weight.T
+        bias = self.head_bias[str(level)] if str(level) in self.head_bias else None
+        return out if bias is None else out + bias
 
     def forward(self, hist: torch.Tensor, lengths: torch.Tensor, target: torch.Tensor):
         """Teacher-forced training pass over whole sequences.
@@ -270,6 +275,10 @@ def load_checkpoint(folder: Path) -> tuple[SIDRecommender, dict]:
 
     meta = json.loads((folder / "config.json").read_text())
     model = SIDRecommender(ModelConfig.from_dict(meta["config"]))
-    model.load_state_dict(load_file(str(folder / "model.safetensors")))
+    state = load_file(str(folder / "model.safetensors"))
+    for key, value in state.items():
+        if key.startswith("head_bias."):
+            model.head_bias[key.split(".", 1)[1]] = nn.Parameter(torch.zeros_like(value))
+    model.load_state_dict(state)
     model.eval()
     return model, meta

@@ -67,6 +67,19 @@ def reassign(
     return sids.with_codes(codes, tuple(sizes)), used
 
 
+def add_fresh_bias(model, level: int, codes: np.ndarray, forget_mask: np.ndarray, fresh_from):
+    """A fresh token copies its original's embedding, hence its logit; alone that would take as
+    much mass as the original from every retain item on that code. An output bias of
+    log(forget items / all items on the code) gives the fresh token the forget items' share
+    instead, and the original code keeps its logit."""
+    n_all = np.bincount(codes[:, level], minlength=model.cfg.sizes[level])
+    n_forget = np.bincount(codes[forget_mask, level], minlength=model.cfg.sizes[level])
+    share = n_forget[fresh_from] / n_all[fresh_from]
+    bias = torch.zeros(model.cfg.sizes[level])
+    bias[-len(fresh_from) :] = torch.from_numpy(np.log(share)).float()
+    model.head_bias[str(level)] = torch.nn.Parameter(bias)
+
+
 def retain_continuations(orig: np.ndarray, served_sizes: tuple[int, ...], forget_mask: np.ndarray):
     """allowed[l][i, v]: the original SID prefix of item i followed by code v at level l leads to
     some retain item (rows of forget items only are used)."""
@@ -137,6 +150,7 @@ class Tracer(UnlearningMethod):
         if c.reassign:
             served, fresh_from = reassign(orig, task.forget_mask, c.level)
             grow_level(model, c.level, fresh_from)
+            add_fresh_bias(model, c.level, orig.codes, task.forget_mask, fresh_from)
         ref = frozen_copy(model)  # the base model in the served token space
         orig_codes, served_codes = torch.tensor(orig.codes), torch.tensor(served.codes)
         d_f, d_r = Examples(task, task.d_forget), RetainWindows(task)
