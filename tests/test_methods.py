@@ -153,3 +153,25 @@ def test_method_config_overrides_and_hash():
     m = get_method("npo")(steps=3)
     assert m.config.steps == 3 and m.config_hash() != get_method("npo")().config_hash()
     assert isinstance(m, UnlearningMethod)
+
+
+def test_fresh_tokens_take_the_forget_items_share_of_their_original_code(toy):
+    import copy
+
+    from methods.common import grow_level
+    from methods.tracer import add_fresh_bias
+
+    task, bb = toy
+    served, fresh_from = reassign(bb.sids, task.forget_mask, level=0)
+    model = copy.deepcopy(bb.model)
+    grow_level(model, 0, fresh_from)
+    add_fresh_bias(model, 0, bb.sids.codes, task.forget_mask, fresh_from)
+    h = torch.randn(5, model.cfg.d_model)
+    with torch.no_grad():
+        base, grown = bb.model.logits(h, 0), model.logits(h, 0)
+    old = bb.sids.sizes[0]
+    assert torch.allclose(grown[:, :old], base)  # original codes keep their logits
+    codes = bb.sids.codes[:, 0]
+    for j, c in enumerate(fresh_from):
+        share = (codes[task.forget_mask] == c).sum() / (codes == c).sum()
+        assert torch.allclose(grown[:, old + j], base[:, c] + float(np.log(share)), atol=1e-5)
