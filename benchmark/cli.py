@@ -154,7 +154,7 @@ def _cmd_unlearn(args: argparse.Namespace) -> int:
     cell = run_cell(ctx, args.method)
     rows = []
     for name, s in cell["metrics"].items():
-        arrow = "↑" if higher_is_better(name.replace("relearn_oracle", "relearn")) else "↓"
+        arrow = "↑" if higher_is_better(name) else "↓"
         ci = "" if s["ci_low"] != s["ci_low"] else f"[{s['ci_low']:.4f}, {s['ci_high']:.4f}]"
         rows.append([name, arrow, f"{s['value']:.4f}", ci, s["n"]])
     print(

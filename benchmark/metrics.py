@@ -29,6 +29,40 @@ def register(name: str, higher_is_better: bool, description: str) -> Metric:
 
 register("recall", True, "share of examples whose target is in the top K")
 register("ndcg", True, "discounted gain of the target's position in the top K")
+# the unlearning suite (DESIGN §5), computed in benchmark.unlearning_metrics; a name covers @K
+for _name, _up, _text in (
+    ("retained_recall", True, "Recall@K on retain-test users"),
+    ("retained_ndcg", True, "NDCG@K on retain-test users"),
+    ("retained_recall_ratio", True, "retained Recall@K / the original model's"),
+    ("retained_ndcg_ratio", True, "retained NDCG@K / the original model's"),
+    (
+        "collateral_recall",
+        True,
+        "Recall@K on retain-test users whose item shares a level-1 code with F",
+    ),
+    ("collateral_ndcg", True, "NDCG@K on those users"),
+    ("collateral_ndcg_ratio", True, "collateral NDCG@K / the original model's"),
+    ("forget_set_recall", False, "served Recall@K on the forget set"),
+    ("forget_set_ndcg", False, "served NDCG@K on the forget set"),
+    ("forget_test_recall", False, "served Recall@K on forget-test users"),
+    ("forget_test_ndcg", False, "served NDCG@K on forget-test users"),
+    ("fe", True, "1 - forget-set Recall@K / the original's, clipped to [0, 1]"),
+    ("ce", False, "share of all test users' top-K slots filled by forget items"),
+    ("latent_forget_recall", False, "forget-set Recall@K, best of original/served SID, no bans"),
+    ("latent_forget_mean_rank", True, "mean 1-based latent rank of forget-set targets"),
+    ("fe_latent", True, "FE@K on the latent ranking"),
+    ("relearn_forget_recall", False, "forget-set Recall@K after the relearning fine-tune"),
+    ("relearn_oracle_forget_recall", False, "the same for the retrain oracle"),
+    ("retain_geometry_spearman", True, "Spearman of retain items' pairwise cosine similarities"),
+    ("code_purity_ratio", True, "level-1 code purity of retain items / the original tokenizer's"),
+    ("unlearn_seconds", False, "wall seconds of the unlearning step"),
+    ("peak_memory_mib", False, "peak resident memory during unlearning"),
+    ("speedup_over_retrain", True, "retrain oracle seconds / unlearning seconds"),
+    ("erasure_score", True, "harmonic mean of forgetting_part and utility_part"),
+    ("forgetting_part", True, "min(FE@10, FE_latent@10)"),
+    ("utility_part", True, "min(1, retained NDCG@10 ratio)"),
+):
+    register(_name, _up, _text)
 
 
 def target_ranks(topk: np.ndarray, targets: np.ndarray) -> np.ndarray:

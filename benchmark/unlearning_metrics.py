@@ -1,6 +1,6 @@
 """The unlearning metric suite of DESIGN §5, over its three pools: retain-test users, forget-test
-users and the forget set (a seeded sample of D_f contexts). Directions are declared once in
-`DIRECTIONS`; every value carries a 95 % bootstrap interval over its evaluation examples."""
+users and the forget set (a seeded sample of D_f contexts). Directions are declared once, in
+`benchmark.metrics.METRICS`; every value carries a 95 % bootstrap interval over its examples."""
 
 from __future__ import annotations
 
@@ -13,28 +13,18 @@ import torch
 
 from benchmark.data import histories, seen_items, to_codes
 from benchmark.decoding import Trie, score_all_items
-from benchmark.metrics import ndcg_at_k, ranks_from_scores, recall_at_k, target_ranks
+from benchmark.metrics import METRICS, ndcg_at_k, ranks_from_scores, recall_at_k, target_ranks
 from benchmark.model import SIDRecommender
 from benchmark.sid import SemanticIds
 from benchmark.train import recommend
 from tasks.prepare import PreparedTask
 
 N_BOOT = 1000
-# name pattern -> higher is better (K-suffixed names share their pattern)
-DIRECTIONS: dict[str, bool] = {
-    "retained_recall": True, "retained_ndcg": True, "retained_recall_ratio": True,
-    "retained_ndcg_ratio": True, "collateral_recall": True, "collateral_ndcg": True,
-    "collateral_ndcg_ratio": True, "forget_set_recall": False, "forget_set_ndcg": False,
-    "forget_test_recall": False, "forget_test_ndcg": False, "fe": True, "ce": False,
-    "latent_forget_recall": False, "latent_forget_mean_rank": True, "fe_latent": True,
-    "relearn_forget_recall": False, "retain_geometry_spearman": True, "code_purity_ratio": True,
-    "unlearn_seconds": False, "peak_memory_mib": False, "speedup_over_retrain": True,
-    "erasure_score": True, "forgetting_part": True, "utility_part": True,
-}  # fmt: skip
 
 
 def higher_is_better(metric: str) -> bool:
-    return DIRECTIONS[metric.split("@")[0]]
+    """Direction of a metric name such as 'fe_latent@10' (declared in benchmark.metrics)."""
+    return METRICS[metric.split("@")[0]].higher_is_better
 
 
 @dataclass

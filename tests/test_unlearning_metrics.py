@@ -91,8 +91,9 @@ def test_filter_hides_but_the_latent_metrics_see_through(toy):  # noqa: F811
     assert m["erasure_score"]["value"] == 0.0  # hiding scores nothing
     assert m["retain_geometry_spearman"]["value"] == pytest.approx(1.0)
     assert m["code_purity_ratio"]["value"] == pytest.approx(1.0)
-    for stat in m.values():
+    for name, stat in m.items():
         assert set(stat) == {"value", "ci_low", "ci_high", "n"}
+        assert isinstance(higher_is_better(name), bool)  # every metric has a declared direction
 
 
 def test_tracer_end_to_end_changes_the_served_tokenizer(toy):  # noqa: F811
