@@ -71,16 +71,16 @@ def test_latent_ranks_take_the_better_of_two_sids(toy):  # noqa: F811
     assert np.isfinite(one).all() and (both <= one + 1e-9).all() or (both >= 0).all()
 
 
-def test_filter_hides_but_the_latent_metrics_see_through(toy):  # noqa: F811
-    task, bb = toy
+def original_reference(task, bb):
     from benchmark.features import item_features
 
-    ref = make_reference(
-        task,
-        ServedModel(bb.model, bb.sids),
-        item_features(task, inputs_for(task, bb).backbone.features),
-        SMALL,
-    )
+    features = item_features(task, inputs_for(task, bb).backbone.features)
+    return make_reference(task, ServedModel(bb.model, bb.sids), features, SMALL)
+
+
+def test_filter_hides_but_the_latent_metrics_see_through(toy):  # noqa: F811
+    task, bb = toy
+    ref = original_reference(task, bb)
     unl = get_method("filter")().unlearn(inputs_for(task, bb))
     m = evaluate_unlearning(task, ref, ServedModel(unl.model, unl.sids, unl.banned), SMALL)
     assert m["ce@5"]["value"] == 0.0 and m["forget_set_recall@5"]["value"] == 0.0
@@ -98,14 +98,7 @@ def test_filter_hides_but_the_latent_metrics_see_through(toy):  # noqa: F811
 
 def test_tracer_end_to_end_changes_the_served_tokenizer(toy):  # noqa: F811
     task, bb = toy
-    from benchmark.features import item_features
-
-    ref = make_reference(
-        task,
-        ServedModel(bb.model, bb.sids),
-        item_features(task, inputs_for(task, bb).backbone.features),
-        SMALL,
-    )
+    ref = original_reference(task, bb)
     unl = get_method("tracer")(**overrides("tracer")).unlearn(inputs_for(task, bb))
     m = evaluate_unlearning(task, ref, ServedModel(unl.model, unl.sids, unl.banned), SMALL)
     assert unl.sids.sizes[0] > bb.sids.sizes[0]
