@@ -90,3 +90,34 @@ label = {fields["label"]}
     path = folder / "toy.toml"
     path.write_text(text)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real results folder from a tiny grid (toy task, tiny backbone): methods filter, ga and
+    tracer, seeds 0 and 1, written by the runner exactly as a benchmark run writes it.
+    Read-only for tests: copy it (shutil.copytree) before changing anything."""
+    import os
+
+    from test_backbone import TINY
+    from test_unlearning_metrics import SMALL
+
+    from benchmark.runner import run_grid
+
+    base = tmp_path_factory.mktemp("tiny_results")
+    old = os.environ.get("TRACER_BENCH_CACHE")
+    os.environ["TRACER_BENCH_CACHE"] = str(base / "cache")
+    try:
+        data = write_atomic(base / "data", *toy_rows(n_users=30, n_items=12, per_user=9))
+        task_file = str(toy_task_file(base, data))
+        out = base / "results"
+        run_grid(
+            [task_file], ["filter", "ga", "tracer"], [0, 1], out, progress=False,
+            backbone=TINY, eval_cfg=SMALL,
+        )
+        return out
+    finally:
+        if old is None:
+            os.environ.pop("TRACER_BENCH_CACHE")
+        else:
+            os.environ["TRACER_BENCH_CACHE"] = old
