@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.backbone import BackboneConfig, get_backbone
+from benchmark.evidence import evidence_frame
 from benchmark.features import item_features
 from benchmark.unlearning_metrics import (
     EvalConfig,
@@ -114,7 +115,8 @@ class CellContext:
 
 
 def run_cell(ctx: CellContext, method_name: str, config_overrides: dict | None = None) -> dict:
-    """Unlearn with `method_name` and evaluate. Returns {'method', 'metrics', 'cost', 'log'}."""
+    """Unlearn with `method_name` and evaluate.
+    Returns {'method', 'unlearned', 'metrics', 'cost', 'evidence' (a DataFrame)}."""
     method = get_method(method_name)(**(config_overrides or {}))
     inputs = ctx.inputs()
     with PeakRSS() as mem:
@@ -128,8 +130,13 @@ def run_cell(ctx: CellContext, method_name: str, config_overrides: dict | None =
         retrain_seconds = oracle.log.get("seconds", float("nan"))
     if method_name == "retrain":
         seconds = retrain_seconds  # a cached oracle costs what its training cost
+    evidence: dict = {}
     metrics = evaluate_unlearning(
-        ctx.task, ctx.reference(), ServedModel(unl.model, unl.sids, unl.banned), ctx.eval_cfg
+        ctx.task,
+        ctx.reference(),
+        ServedModel(unl.model, unl.sids, unl.banned),
+        ctx.eval_cfg,
+        evidence,
     )
     metrics.update(ctx.oracle()[1])
     cost = {
@@ -146,4 +153,10 @@ def run_cell(ctx: CellContext, method_name: str, config_overrides: dict | None =
             "ci_high": float("nan"),
             "n": 1,
         }
-    return {"method": method, "unlearned": unl, "metrics": metrics, "cost": cost}
+    return {
+        "method": method,
+        "unlearned": unl,
+        "metrics": metrics,
+        "cost": cost,
+        "evidence": evidence_frame(evidence),
+    }

@@ -140,7 +140,7 @@ def _cmd_unlearn(args: argparse.Namespace) -> int:
 
     from benchmark.backbone import BackboneConfig, set_threads
     from benchmark.cell import CellContext, run_cell
-    from benchmark.results import result_record, write_json_atomic
+    from benchmark.results import save_result
     from benchmark.unlearning_metrics import EvalConfig, higher_is_better
     from methods.registry import get_method
     from tasks import get_task, prepare_task
@@ -163,8 +163,8 @@ def _cmd_unlearn(args: argparse.Namespace) -> int:
     )
     print(tabulate(rows, headers=["metric", "", "value", "95% CI", "n"], disable_numparse=True))
     if args.output:
-        write_json_atomic(Path(args.output), result_record(ctx, cell))
-        print(f"wrote {args.output}")
+        save_result(Path(args.output), ctx, cell)
+        print(f"wrote {args.output} and its evidence parquet")
     return 0
 
 
@@ -200,24 +200,35 @@ def _cmd_perf(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    import resource
     from pathlib import Path
 
     from benchmark.backbone import set_threads
     from benchmark.runner import run_grid
     from methods.registry import available_methods
-    from tasks.registry import QUICK_TASK
+    from tasks.registry import QUICK_TASK, suite
 
+    if args.jobs < 1:
+        raise BenchError(f"--jobs must be at least 1, got {args.jobs}")
     set_threads(args.threads)
-    tasks = args.tasks or [QUICK_TASK]
+    tasks, seeds = suite(args.suite) if args.suite else ([QUICK_TASK], [0])
+    tasks, seeds = args.tasks or tasks, args.seeds or seeds
     methods = args.methods or sorted(available_methods())
+    out = Path(args.out)
     start = time.perf_counter()
     counts = run_grid(
-        tasks, methods, args.seeds, Path(args.out), args.overwrite, progress=not args.quiet
+        tasks, methods, seeds, out, args.overwrite, progress=not args.quiet, jobs=args.jobs
     )
+    wall = time.perf_counter() - start
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    if not args.no_leaderboard and any(out.rglob("seed*.json")):
+        from leaderboard.table import format_table, leaderboard_table, load_results
+
+        print(format_table(leaderboard_table(load_results(out)), "md"))
     print(
         f"grid: {counts['done']} run, {counts['skipped']} already done, "
-        f"{counts['failed']} failed; {time.perf_counter() - start:.0f} s wall, "
-        f"peak RSS {_peak_rss_mib():.0f} MiB"
+        f"{counts['failed']} failed; {wall:.0f} s wall ({wall / 60:.1f} min), "
+        f"peak RSS {max(_peak_rss_mib(), children):.0f} MiB (largest process)"
     )
     return 1 if counts["failed"] else 0
 
@@ -274,12 +285,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_perf)
 
     p = sub.add_parser("run", help="run a (task x method x seed) grid into a results folder")
+    p.add_argument(
+        "--suite",
+        choices=["quick", "ml100k", "standard"],
+        help="quick: ml100k-horror, seed 0; ml100k: its three tasks, seeds 0-2; standard: every "
+        "standard task, seeds 0-2 (all with every method; --tasks/--seeds override)",
+    )
     p.add_argument("--tasks", nargs="+", help="task names or .toml paths (default: the quick task)")
     p.add_argument("--methods", nargs="+", help="method names (default: all)")
-    p.add_argument("--seeds", nargs="+", type=int, default=[0])
+    p.add_argument("--seeds", nargs="+", type=int, help="seeds (default: 0)")
     p.add_argument("--out", default="results", help="results folder (default: ./results)")
     p.add_argument("--overwrite", action="store_true", help="redo finished cells")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="local processes, each running (task, seed) groups "
+        "with its share of the cores (default: 1)",
+    )
+    p.add_argument("--threads", type=int, default=None, help="torch threads with --jobs 1")
+    p.add_argument("--no-leaderboard", action="store_true", help="do not print the leaderboard")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_run)
 

@@ -84,3 +84,15 @@ def write_json_atomic(path: Path, data: dict) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def save_result(path: Path, ctx, cell: dict, extra_cost: dict | None = None) -> dict:
+    """The evidence parquet first, then the result JSON: a JSON on disk always has its evidence,
+    and a run killed in between simply redoes the cell."""
+    from benchmark.evidence import evidence_path, write_evidence_atomic
+
+    record = result_record(ctx, cell)
+    record["cost"].update(extra_cost or {})
+    write_evidence_atomic(evidence_path(path), cell["evidence"])
+    write_json_atomic(path, record)
+    return record

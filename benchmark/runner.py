@@ -1,20 +1,29 @@
-"""Runs a (task x method x seed) grid: one result JSON per cell, written atomically; finished cells
-are skipped on a re-run; a failing cell is recorded and the others go on. Cells of one
-(task, seed) share the base model, the retrain oracle and the original model's reference lists."""
+"""Runs a (task x method x seed) grid: one result JSON (and its evidence parquet) per cell, written
+atomically; finished cells are skipped on a re-run; a failing cell is recorded and the others go
+on. Cells of one (task, seed) share the base model, the retrain oracle and the original model's
+reference lists, so a (task, seed) group is the unit of work: `jobs` local processes run groups
+side by side, each with its share of the cores (two torch processes on the same cores slow each
+other down sharply). A run killed at any moment and started again finishes the grid: every write
+is a rename of a finished temporary file, and leftover temporary files are removed on start."""
 
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing as mp
+import os
+import queue
 import sys
+import threading
 import time
 import traceback
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from tqdm import tqdm
 
 from benchmark.backbone import BackboneConfig
 from benchmark.cell import CellContext, run_cell
-from benchmark.results import result_record, write_json_atomic
+from benchmark.results import save_result, write_json_atomic
 from benchmark.unlearning_metrics import EvalConfig
 from methods.registry import get_method
 from tasks import get_task, prepare_task
@@ -28,6 +37,113 @@ def failure_path(out: Path, task: str, method: str, seed: int) -> Path:
     return out / task / method / f"seed{seed}.failed.json"
 
 
+def remove_stale_temporaries(out: Path) -> int:
+    """Temporary files of writes interrupted by a kill (`.NAME.XXXX.tmp`); returns how many."""
+    stale = [p for p in out.rglob(".*.tmp") if p.is_file()] if out.exists() else []
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return len(stale)
+
+
+@dataclasses.dataclass(frozen=True)
+class Group:
+    """The cells of one (task, seed) still to run."""
+
+    task: str  # a standard name or a task file path, resolved again in the worker
+    name: str
+    seed: int
+    methods: tuple[str, ...]
+
+
+def _run_group(
+    group: Group,
+    out: Path,
+    backbone: BackboneConfig,
+    eval_cfg: EvalConfig,
+    events,  # a queue of (kind, group label, payload), or None
+) -> dict:
+    label = f"{group.name} seed {group.seed}"
+
+    def emit(kind: str, payload: str = "") -> None:
+        if events is not None:
+            events.put((kind, label, payload))
+
+    counts = {"done": 0, "failed": 0}
+    ctx = None
+    for method in group.methods:
+        emit("step", f"{method}")
+        try:
+            if ctx is None:
+                emit("step", "preparing the task")
+                task = prepare_task(get_task(group.task))
+                ctx = CellContext(
+                    task,
+                    group.seed,
+                    backbone,
+                    dataclasses.replace(eval_cfg, seed=group.seed),
+                    progress=False,
+                )
+                emit("step", "base model")
+                ctx.base()
+                emit("step", "retrain oracle")
+                ctx.oracle()
+                emit("step", f"{method}")
+            start = time.perf_counter()
+            cell = run_cell(ctx, method)
+            path = result_path(out, group.name, method, group.seed)
+            save_result(path, ctx, cell, {"cell_seconds": time.perf_counter() - start})
+            failure_path(out, group.name, method, group.seed).unlink(missing_ok=True)
+            counts["done"] += 1
+            emit("done", method)
+        except Exception as exc:  # one failing cell must not stop the grid
+            counts["failed"] += 1
+            write_json_atomic(
+                failure_path(out, group.name, method, group.seed),
+                {
+                    "task": group.name,
+                    "method": method,
+                    "seed": group.seed,
+                    "error": f"{type(exc).__name__}: {exc}",
+                    "traceback": traceback.format_exc(),
+                },
+            )
+            emit("failed", f"{method}: {type(exc).__name__}: {exc}")
+    return counts
+
+
+def _worker_init(threads: int, parent: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+    def watch() -> None:  # a worker whose parent was killed stops instead of running on
+        while True:
+            if os.getppid() != parent:
+                os._exit(1)
+            time.sleep(0.5)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def plan_groups(
+    tasks: list[str], methods: list[str], seeds: list[int], out: Path, overwrite: bool
+) -> tuple[list[Group], int]:
+    """Groups with cells to run, and the number of finished cells skipped."""
+    groups, skipped = [], 0
+    for t in tasks:
+        name = get_task(t).name
+        for seed in seeds:
+            todo = []
+            for m in methods:
+                if result_path(out, name, m, seed).exists() and not overwrite:
+                    skipped += 1
+                else:
+                    todo.append(m)
+            if todo:
+                groups.append(Group(t, name, seed, tuple(todo)))
+    return groups, skipped
+
+
 def run_grid(
     tasks: list[str],
     methods: list[str],
@@ -37,54 +153,67 @@ def run_grid(
     progress: bool = True,
     backbone: BackboneConfig | None = None,
     eval_cfg: EvalConfig | None = None,
+    jobs: int = 1,
 ) -> dict:
     """Run every missing cell; returns counts {'done', 'skipped', 'failed'}."""
     for m in methods:
         get_method(m)  # unknown names fail before any work
-    specs = [get_task(t) for t in tasks]
-    cells = [(s, seed, m) for s in specs for seed in seeds for m in methods]
-    counts = {"done": 0, "skipped": 0, "failed": 0}
-    bar = tqdm(total=len(cells), desc="grid", disable=not progress, position=0)
-    for spec in specs:
-        task = None
-        for seed in seeds:
-            ctx = None
-            for method in methods:
-                path = result_path(out, spec.name, method, seed)
-                bar.set_postfix_str(f"{spec.name} {method} seed {seed}")
-                if path.exists() and not overwrite:
-                    counts["skipped"] += 1
-                    bar.update()
-                    continue
+    out = Path(out)
+    remove_stale_temporaries(out)
+    backbone, eval_cfg = backbone or BackboneConfig(), eval_cfg or EvalConfig()
+    groups, skipped = plan_groups(tasks, methods, seeds, out, overwrite)
+    counts = {"done": 0, "skipped": skipped, "failed": 0}
+    total = skipped + sum(len(g.methods) for g in groups)
+    bar = tqdm(total=total, initial=skipped, desc="grid", disable=not progress, unit="cell")
+    steps: dict[str, str] = {}
+    finished: dict[str, int] = {}
+
+    def handle(event) -> None:
+        kind, label, payload = event
+        if kind == "step":
+            steps[label] = payload
+        else:
+            finished[label] = finished.get(label, 0) + 1
+            bar.update()
+            counts[kind] += 1
+            if kind == "failed":
+                tqdm.write(f"failed: {label}: {payload}", file=sys.stderr)
+        bar.set_postfix_str(" | ".join(f"{k}: {v}" for k, v in steps.items()))
+
+    if jobs <= 1 or len(groups) <= 1:
+        events: queue.Queue = queue.Queue()
+        for g in groups:
+            thread = threading.Thread(
+                target=_run_group, args=(g, out, backbone, eval_cfg, events), daemon=True
+            )
+            thread.start()
+            while thread.is_alive() or not events.empty():
                 try:
-                    task = task or prepare_task(spec)
-                    ctx = ctx or CellContext(
-                        task,
-                        seed,
-                        backbone or BackboneConfig(),
-                        dataclasses.replace(eval_cfg or EvalConfig(), seed=seed),
-                        progress=False,
-                    )
-                    start = time.perf_counter()
-                    cell = run_cell(ctx, method)
-                    record = result_record(ctx, cell)
-                    record["cost"]["cell_seconds"] = time.perf_counter() - start
-                    write_json_atomic(path, record)
-                    failure_path(out, spec.name, method, seed).unlink(missing_ok=True)
-                    counts["done"] += 1
-                except Exception as exc:  # one failing cell must not stop the grid
-                    counts["failed"] += 1
-                    write_json_atomic(
-                        failure_path(out, spec.name, method, seed),
-                        {
-                            "task": spec.identity,
-                            "method": method,
-                            "seed": seed,
-                            "error": f"{type(exc).__name__}: {exc}",
-                            "traceback": traceback.format_exc(),
-                        },
-                    )
-                    tqdm.write(f"failed: {spec.name} {method} seed {seed}: {exc}", file=sys.stderr)
-                bar.update()
+                    handle(events.get(timeout=0.2))
+                except queue.Empty:
+                    pass
+            thread.join()
+    else:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        ctx = mp.get_context("spawn")
+        with ctx.Manager() as manager:
+            events = manager.Queue()
+            with ProcessPoolExecutor(
+                jobs, mp_context=ctx, initializer=_worker_init, initargs=(threads, os.getpid())
+            ) as pool:
+                futures = [
+                    pool.submit(_run_group, g, out, backbone, eval_cfg, events) for g in groups
+                ]
+                while not all(f.done() for f in futures) or not events.empty():
+                    try:
+                        handle(events.get(timeout=0.2))
+                    except queue.Empty:
+                        pass
+                for f, g in zip(futures, groups, strict=True):
+                    if f.exception() is not None:  # a worker died (e.g. out of memory)
+                        lost = len(g.methods) - finished.get(f"{g.name} seed {g.seed}", 0)
+                        counts["failed"] += lost
+                        bar.update(lost)
+                        tqdm.write(f"failed: {g.name} seed {g.seed}: {f.exception()}")
     bar.close()
     return counts

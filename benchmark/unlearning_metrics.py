@@ -227,9 +227,14 @@ def make_reference(task, original: ServedModel, features: np.ndarray, cfg: EvalC
 
 
 def evaluate_unlearning(
-    task: PreparedTask, ref: Reference, unl: ServedModel, cfg: EvalConfig
+    task: PreparedTask,
+    ref: Reference,
+    unl: ServedModel,
+    cfg: EvalConfig,
+    evidence: dict | None = None,
 ) -> dict[str, dict]:
-    """Every metric of DESIGN §5 except cost (added by the caller) as {name: stat}."""
+    """Every metric of DESIGN §5 except cost (added by the caller) as {name: stat}. If given,
+    `evidence` is filled with the per-example lists and ranks the ranking metrics come from."""
     rng = np.random.default_rng(cfg.seed)
     p, o = ref.pools, ref.original
     lists = served_lists(task, p, unl, max(cfg.ks), cfg.beam)
@@ -282,6 +287,24 @@ def evaluate_unlearning(
     relearned = relearn(task, unl, cfg.relearn_steps, cfg.relearn_sample, cfg.relearn_lr, cfg.seed)
     rl = served_lists(task, p, ServedModel(relearned, unl.sids), max(cfg.ks), cfg.beam)
     r_rl = target_ranks(rl.forget_set_topk, fs_items)
+    if evidence is not None:
+        evidence.update(
+            pools=p,
+            test_items=test_items,
+            forget_set_items=fs_items,
+            test_topk=lists.test_topk,
+            test_rank=r_test_u,
+            original_test_topk=ref.lists.test_topk,
+            original_test_rank=r_test_o,
+            forget_set_topk=lists.forget_set_topk,
+            forget_set_rank=r_fs_u,
+            original_forget_set_topk=ref.lists.forget_set_topk,
+            original_forget_set_rank=r_fs_o,
+            latent_rank=lat,
+            original_latent_rank=ref.latent,
+            relearn_rank=r_rl,
+            forget_mask=task.forget_mask,
+        )
     for k in cfg.ks:
         out[f"relearn_forget_recall@{k}"] = mean_stat(recall_at_k(r_rl, k), rng)
     # code coherence

@@ -29,3 +29,19 @@ def get_task(name_or_path: str) -> TaskSpec:
             "(or the path of a task .toml file)"
         )
     return tasks[name_or_path]
+
+
+SUITES: dict[str, tuple[tuple[str, ...] | None, tuple[int, ...]]] = {
+    # name -> (task names, None = every standard task; seeds). Every suite runs every method.
+    "quick": ((QUICK_TASK,), (0,)),
+    "ml100k": (("ml100k-horror", "ml100k-childrens", "ml100k-romance"), (0, 1, 2)),
+    "standard": (None, (0, 1, 2)),
+}
+
+
+def suite(name: str) -> tuple[list[str], list[int]]:
+    """The task names and seeds of a named suite (quick, ml100k, standard)."""
+    if name not in SUITES:
+        raise BenchError(f"unknown suite {name!r}; valid suites: {', '.join(SUITES)}")
+    tasks, seeds = SUITES[name]
+    return list(tasks or standard_tasks()), list(seeds)
