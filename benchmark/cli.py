@@ -10,6 +10,9 @@ import time
 from tabulate import tabulate
 
 from benchmark import __version__
+from benchmark.device import configure_device
+from leaderboard.cli import add_parsers as add_leaderboard_parsers
+from leaderboard.hubcli import add_parsers as add_hub_parsers
 from tasks.errors import BenchError
 
 
@@ -308,6 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_run)
 
+    add_leaderboard_parsers(sub)
+    add_hub_parsers(sub)
+
     p = sub.add_parser("methods", help="the registered unlearning methods (markdown)")
     p.set_defaults(func=_cmd_methods)
 
@@ -324,6 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    configure_device()
     try:
         return args.func(args)
     except BenchError as exc:

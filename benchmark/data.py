@@ -56,13 +56,13 @@ def histories(task: PreparedTask, positions: np.ndarray) -> tuple[np.ndarray, np
 def seen_items(task: PreparedTask, positions: np.ndarray) -> torch.Tensor:
     """(N, n_items) bool: items the user interacted with before each position (whole history)."""
     users = np.searchsorted(task.seq_offsets, positions, side="right") - 1
-    seen = torch.zeros(len(positions), task.n_items, dtype=torch.bool)
+    seen = np.zeros((len(positions), task.n_items), dtype=bool)
     for r, (u, p) in enumerate(zip(users, positions, strict=True)):
-        seen[r, torch.from_numpy(task.seq_items[task.seq_offsets[u] : p])] = True
-    return seen
+        seen[r, task.seq_items[task.seq_offsets[u] : p]] = True
+    return torch.as_tensor(seen)
 
 
 def to_codes(items: np.ndarray, codes: torch.Tensor) -> torch.Tensor:
     """Item ids (any shape, -1 = padding) -> SID codes (..., n_levels); padding maps to code 0."""
-    t = torch.from_numpy(items)
+    t = torch.as_tensor(items)
     return codes[t.clamp(min=0)] * (t >= 0).unsqueeze(-1)

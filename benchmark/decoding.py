@@ -39,7 +39,7 @@ class Trie:
                 n_next = len(uniq)
             table = np.full((self.n_prefixes[-1], sizes[lv]), -1, dtype=np.int64)
             table[parent, codes[items, lv]] = nxt
-            self.child.append(torch.from_numpy(table))
+            self.child.append(torch.as_tensor(table))
             self.n_prefixes.append(n_next)
             parent = nxt
 

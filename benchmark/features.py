@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmark.device import on_cpu
 from tasks.errors import BenchError
 from tasks.prepare import PreparedTask
 from tasks.sources.common import cache_root
@@ -190,6 +191,7 @@ def features_path(task: PreparedTask, config: FeatureConfig) -> Path:
     return cache_root() / "features" / name
 
 
+@on_cpu
 def item_features(task: PreparedTask, config: FeatureConfig | None = None) -> np.ndarray:
     """Item features (n_items, d) float32, from the cache when present, else computed and cached."""
     from safetensors import SafetensorError

@@ -262,7 +262,7 @@ def save_checkpoint(model: SIDRecommender, folder: Path, extra: dict | None = No
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(tensors, str(folder / ".model.safetensors.tmp"))
     os.replace(folder / ".model.safetensors.tmp", folder / "model.safetensors")
     meta = {"config": model.cfg.to_dict(), **(extra or {})}
@@ -278,7 +278,9 @@ def load_checkpoint(folder: Path) -> tuple[SIDRecommender, dict]:
     state = load_file(str(folder / "model.safetensors"))
     for key, value in state.items():
         if key.startswith("head_bias."):
-            model.head_bias[key.split(".", 1)[1]] = nn.Parameter(torch.zeros_like(value))
+            model.head_bias[key.split(".", 1)[1]] = nn.Parameter(
+                torch.zeros_like(value, device=model.bos.device)
+            )
     model.load_state_dict(state)
     model.eval()
     return model, meta

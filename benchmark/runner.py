@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from benchmark.backbone import BackboneConfig
 from benchmark.cell import CellContext, run_cell
+from benchmark.device import configure_device
 from benchmark.results import save_result, write_json_atomic
 from benchmark.unlearning_metrics import EvalConfig
 from methods.registry import get_method
@@ -115,6 +116,7 @@ def _worker_init(threads: int, parent: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
+    configure_device()
 
     def watch() -> None:  # a worker whose parent was killed stops instead of running on
         while True:

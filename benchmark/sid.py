@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmark.device import on_cpu
 from tasks.errors import BenchError
 
 SID_FORMAT = 1
@@ -404,6 +405,7 @@ class SemanticIds:
         return sid
 
 
+@on_cpu
 def fit_semantic_ids(features: np.ndarray, config: SIDConfig | None = None) -> SemanticIds:
     """Quantise item features (n_items, d) into unique semantic IDs (n_items, levels + 1)."""
     config = config or SIDConfig()

@@ -40,9 +40,9 @@ def seed_everything(seed: int) -> None:
 def sequence_loss(model: SIDRecommender, codes: torch.Tensor, inp, tgt, mask) -> torch.Tensor:
     """Mean over (target, level) of the cross-entropy of the target's SID codes."""
     x, y = to_codes(inp, codes), to_codes(tgt, codes)
-    lengths = torch.from_numpy((inp >= 0).sum(1))
+    lengths = torch.as_tensor((inp >= 0).sum(1))
     logits = model(x, lengths, y)
-    m = torch.from_numpy(mask)
+    m = torch.as_tensor(mask)
     return sum(F.cross_entropy(lg[m], y[..., lv][m]) for lv, lg in enumerate(logits)) / len(logits)
 
 
@@ -69,9 +69,9 @@ def recommend(
         sl = slice(s, s + batch_size)
         seen = seen_items(task, positions[sl]) if exclude_seen else None
         items, _ = beam_search(
-            model, to_codes(hist[sl], codes_t), torch.from_numpy(lengths[sl]), trie, k, beam, seen
+            model, to_codes(hist[sl], codes_t), torch.as_tensor(lengths[sl]), trie, k, beam, seen
         )
-        out[sl] = items.numpy()
+        out[sl] = items.cpu().numpy()
     return out
 
 

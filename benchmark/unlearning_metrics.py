@@ -96,10 +96,10 @@ def latent_ranks(
     ranks = np.empty(len(positions))
     for s in range(0, len(positions), batch_size):
         sl = slice(s, s + batch_size)
-        h, ln = to_codes(hist[sl], served), torch.from_numpy(lengths[sl])
+        h, ln = to_codes(hist[sl], served), torch.as_tensor(lengths[sl])
         scores = torch.stack([score_all_items(model, h, ln, t) for t in tries]).amax(0)
         scores[seen_items(task, positions[sl])] = float("-inf")
-        ranks[sl] = ranks_from_scores(scores.numpy(), targets[sl])
+        ranks[sl] = ranks_from_scores(scores.cpu().numpy(), targets[sl])
     return ranks
 
 
@@ -156,7 +156,7 @@ def retain_geometry(orig: ServedModel, unl: ServedModel, items: np.ndarray) -> f
         with torch.no_grad():
             v = sm.model.item_vectors(torch.tensor(sm.sids.codes[items]))
             v = torch.nn.functional.normalize(v, dim=-1)
-            s = (v @ v.T).numpy()
+            s = (v @ v.T).cpu().numpy()
         return s[np.triu_indices(len(items), 1)]
 
     return spearman(sims(orig), sims(unl))

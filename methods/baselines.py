@@ -121,9 +121,9 @@ class _Finetune(UnlearningMethod):
             if self.uses_forget:
                 idx = d_f.sample(rng, c.forget_batch)
                 memory, mask = d_f.encode(model, codes, idx)
-                y = codes[torch.from_numpy(d_f.targets[idx])]
+                y = codes[torch.as_tensor(d_f.targets[idx])]
                 logits = model.decode_targets(memory, mask, y)
-                ref = ref_all[torch.from_numpy(idx)] if ref_all is not None else None
+                ref = ref_all[torch.as_tensor(idx)] if ref_all is not None else None
                 forget = self.forget_term(logits, y, sid_logprob(logits, y), ref)
                 loss = loss + forget
                 parts["forget"] = forget.detach()

@@ -49,7 +49,7 @@ class Examples:
     def encode(self, model: SIDRecommender, codes: torch.Tensor, idx: np.ndarray):
         """(memory, mask) of the histories of examples idx, items encoded with `codes`."""
         return model.encode_histories(
-            to_codes(self.hist[idx], codes), torch.from_numpy(self.lengths[idx])
+            to_codes(self.hist[idx], codes), torch.as_tensor(self.lengths[idx])
         )
 
     def batches(self, size: int = 512):
@@ -70,7 +70,7 @@ def reference_logprob(model: SIDRecommender, codes: torch.Tensor, ex: Examples) 
     out = []
     for idx in ex.batches():
         memory, mask = ex.encode(model, codes, idx)
-        y = codes[torch.from_numpy(ex.targets[idx])]
+        y = codes[torch.as_tensor(ex.targets[idx])]
         out.append(sid_logprob(model.decode_targets(memory, mask, y), y))
     return torch.cat(out)
 
@@ -93,7 +93,7 @@ def grow_level(model: SIDRecommender, level: int, copy_rows: np.ndarray) -> None
     new = torch.nn.Embedding(old.num_embeddings + len(copy_rows), old.embedding_dim)
     with torch.no_grad():
         new.weight[: old.num_embeddings] = old.weight
-        new.weight[old.num_embeddings :] = old.weight[torch.from_numpy(copy_rows)]
+        new.weight[old.num_embeddings :] = old.weight[torch.as_tensor(copy_rows)]
     model.codes[level] = new
     sizes = list(model.cfg.sizes)
     sizes[level] = new.num_embeddings

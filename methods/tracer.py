@@ -41,10 +41,11 @@ from methods.registry import register
 class TracerConfig:
     level: int = 0  # SID level that gets fresh tokens (0 = the first code)
     reassign: bool = True
-    steps: int = 100
+    # steps and retain_batch chosen on validation users (scripts/tune_tracer.py, README)
+    steps: int = 50
     lr: float = 5e-4
     forget_batch: int = 64  # D_f examples per step
-    retain_batch: int = 16  # D_r sequence windows per step
+    retain_batch: int = 64  # D_r sequence windows per step
     beta: float = 0.5  # NPO temperature
     forget_weight: float = 1.0
     path_weight: float = 1.0  # closing the original paths
@@ -76,7 +77,7 @@ def add_fresh_bias(model, level: int, codes: np.ndarray, forget_mask: np.ndarray
     n_forget = np.bincount(codes[forget_mask, level], minlength=model.cfg.sizes[level])
     share = n_forget[fresh_from] / n_all[fresh_from]
     bias = torch.zeros(model.cfg.sizes[level])
-    bias[-len(fresh_from) :] = torch.from_numpy(np.log(share)).float()
+    bias[-len(fresh_from) :] = torch.as_tensor(np.log(share)).float()
     model.head_bias[str(level)] = torch.nn.Parameter(bias)
 
 
@@ -93,7 +94,7 @@ def retain_continuations(orig: np.ndarray, served_sizes: tuple[int, ...], forget
         for i in np.flatnonzero(forget_mask):
             for v in nexts.get(tuple(orig[i, :lv]), ()):
                 ok[i, v] = True
-        allowed.append(torch.from_numpy(ok))
+        allowed.append(torch.as_tensor(ok))
     return allowed
 
 
@@ -106,7 +107,7 @@ def path_targets(ref, orig_codes, served_codes, ex: Examples, allowed, level: in
     per_level, first = [[] for _ in allowed], []
     for idx in ex.batches():
         memory, mask = ex.encode(ref, served_codes, idx)
-        items = torch.from_numpy(ex.targets[idx])
+        items = torch.as_tensor(ex.targets[idx])
         logits = ref.decode_targets(memory, mask, orig_codes[items])
         for lv, lg in enumerate(logits):
             p = torch.softmax(lg, -1) * allowed[lv][items]
@@ -139,7 +140,7 @@ class Tracer(UnlearningMethod):
     those exclusive tokens; the original paths closed toward retain-only continuations; retain
     cross-entropy; a coherence regularizer on retain items' geometry."""
 
-    name, version, Config = "tracer", "1.0", TracerConfig
+    name, version, Config = "tracer", "1.1", TracerConfig
 
     def unlearn(self, inputs: MethodInputs) -> Unlearned:
         c, task = self.config, inputs.task
@@ -160,13 +161,13 @@ class Tracer(UnlearningMethod):
 
         # the first code's distribution depends on the history only: the same root logits score
         # the served (fresh) and the original first code, so one decoding pass serves both terms
-        first = served_codes[torch.from_numpy(d_f.targets)][:, c.level]
+        first = served_codes[torch.as_tensor(d_f.targets)][:, c.level]
 
         def loss_fn(rng: np.random.Generator):
             idx = d_f.sample(rng, c.forget_batch)
-            t_idx = torch.from_numpy(idx)
+            t_idx = torch.as_tensor(idx)
             memory, mask = d_f.encode(model, served_codes, idx)
-            items = torch.from_numpy(d_f.targets[idx])
+            items = torch.as_tensor(d_f.targets[idx])
             logits = model.decode_targets(memory, mask, orig_codes[items])
             # forgetting on the exclusive tokens: NPO on the forget target's fresh code
             logp = torch.log_softmax(logits[c.level], -1).gather(1, first[t_idx, None])[:, 0]
@@ -178,7 +179,7 @@ class Tracer(UnlearningMethod):
             parts = {"forget": forget.detach(), "path": path.detach(), "retain": keep.detach()}
             if c.coherence_weight > 0:
                 n = min(c.coherence_items, len(retain_items))
-                items_r = torch.from_numpy(rng.choice(retain_items, n, replace=False))
+                items_r = torch.as_tensor(rng.choice(retain_items, n, replace=False))
                 with torch.no_grad():
                     base_vecs = F.normalize(base.item_vectors(orig_codes[items_r]), dim=-1)
                 coh = coherence_loss(model, base_vecs, served_codes, items_r)

@@ -1,0 +1,85 @@
+"""The `publish`, `validate` and `compare` subcommands (benchmark.cli wires `add_parsers` in).
+Each handler returns the exit status; bad input raises BenchError (one stderr line, status 2)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from tasks.errors import BenchError
+
+TASK_FILE_HELP = "a task .toml file to accept besides the standard suite (repeatable)"
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from leaderboard.publish import publish
+
+    token = None
+    if args.token_env:
+        token = os.environ.get(args.token_env)
+        if not token:
+            raise BenchError(f"environment variable {args.token_env} is not set or empty")
+    publish(
+        args.results_dir,
+        args.repo,
+        token=token,
+        create_pr=args.create_pr,
+        out_dir=args.out,
+        dry_run=args.dry_run,
+        task_files=args.task_file,
+    )
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from leaderboard.validate import validate
+
+    problems = validate(args.path, args.task_file)
+    for p in problems:
+        print(p)
+    print(f"{len(problems)} problem(s)" if problems else f"{args.path}: valid")
+    return 1 if problems else 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from leaderboard.compare import DEFAULT_METRICS, compare, parse_tolerances
+
+    default, per = parse_tolerances(args.tolerance)
+    result = compare(args.a, args.b, default, args.metric or DEFAULT_METRICS, per)
+    print(result.table())
+    return 1 if result.regressions else 0
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("publish", help="publish a results folder as a Hugging Face dataset")
+    p.add_argument("results_dir", metavar="RESULTS_DIR")
+    p.add_argument("--repo", required=True, metavar="ORG/NAME", help="the dataset repo")
+    p.add_argument("--create-pr", action="store_true", help="open a pull request (a submission)")
+    p.add_argument("--out", metavar="DIR", help="write the dataset folder here (kept)")
+    p.add_argument(
+        "--token-env",
+        metavar="VAR",
+        help="environment variable holding the token (default: HF_TOKEN or the stored login; "
+        "no token = a dry run)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="never upload, even with a token")
+    p.add_argument("--task-file", action="append", default=[], help=TASK_FILE_HELP)
+    p.set_defaults(func=cmd_publish)
+
+    p = sub.add_parser("validate", help="check a submission (results folder or result JSON)")
+    p.add_argument("path", metavar="PATH")
+    p.add_argument("--task-file", action="append", default=[], help=TASK_FILE_HELP)
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("compare", help="compare result set B against A; exit 1 on regression")
+    p.add_argument("a", metavar="A")
+    p.add_argument("b", metavar="B")
+    p.add_argument(
+        "--tolerance",
+        action="append",
+        default=[],
+        metavar="[METRIC=]X",
+        help="absolute tolerance, for all metrics or one (repeatable; default 0.02)",
+    )
+    p.add_argument("--metric", action="append", default=[], help="metric to compare (repeatable)")
+    p.set_defaults(func=cmd_compare)

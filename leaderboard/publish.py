@@ -1,0 +1,254 @@
+"""Publish a results folder as a Hugging Face dataset repo (DESIGN §6): `results/` (the result
+JSONs and their evidence, same layout), `leaderboard.parquet`, `results.parquet` and a dataset
+card whose YAML `configs` let `datasets.load_dataset(repo)` read both tables. Validated first.
+Without a token it is a dry run that writes the exact folder and lists what would be uploaded.
+The token is only ever handed to `HfApi`: never written, printed or put in an error message."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from huggingface_hub import DatasetCard, DatasetCardData, HfApi, get_token
+from tabulate import tabulate
+
+from benchmark import __version__
+from leaderboard.evidence import evidence_path
+from leaderboard.table import LEADERBOARD_METRICS, load_results, section_metrics, sections
+from leaderboard.validate import result_files, validate
+from tasks.errors import BenchError
+
+LICENSE = "apache-2.0"
+TAGS = ["tracer-bench", "benchmark", "leaderboard", "machine-unlearning", "recommender-systems",
+        "generative-recommendation", "semantic-ids"]  # fmt: skip
+REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
+PUBLISHED = ("README.md", "leaderboard.parquet", "results.parquet", "results")
+
+
+@dataclass
+class Published:
+    folder: Path | None  # the dataset folder written (None: a temporary one, already removed)
+    files: list[tuple[str, int]]  # (path in the repo, bytes)
+    url: str | None  # the commit or pull-request URL; None for a dry run
+
+
+def check_repo_id(repo_id: str) -> None:
+    if not REPO_ID.fullmatch(repo_id) or ".." in repo_id or "--" in repo_id:
+        raise BenchError(f"bad repo id {repo_id!r}: want ORG/NAME (letters, digits, . _ -)")
+
+
+def results_frame(results_dir: Path) -> pd.DataFrame:
+    """One row per result file: identities, seed, every metric value; `path` in the repo."""
+    df = load_results(results_dir)
+    df["path"] = [
+        "results/" + Path(p).relative_to(results_dir).as_posix() for p in df["path"]
+    ]  # fmt: skip
+    df.attrs = {}  # pandas would store attrs (local paths) in the parquet metadata
+    return df
+
+
+def leaderboard_frame(results: pd.DataFrame) -> pd.DataFrame:
+    """leaderboard.table.leaderboard_table as plain scalar columns (mean / std per metric)."""
+    from leaderboard.table import leaderboard_table
+
+    board = leaderboard_table(results)
+    board.attrs = {}
+    for c in board.columns:
+        if board[c].dtype == object:
+            board[c] = board[c].astype(str)
+    return board
+
+
+SHOWN = ("erasure_score", "forgetting_part", "utility_part", "retained_ndcg_ratio@10", "fe@10",
+         "fe_latent@10", "ce@10")  # fmt: skip
+
+
+def _cell(mean: float, std: float) -> str:
+    if pd.isna(mean):
+        return "—"
+    return f"{mean:.3f}" if pd.isna(std) else f"{mean:.3f} ± {std:.3f}"
+
+
+def leaderboard_markdown(board: pd.DataFrame) -> str:
+    """One markdown table per task group: rank, method, the headline, its parts and the main
+    @10 metrics (or their largest K), mean ± std over seeds."""
+    out = []
+    for (identity, data_hash, backbone), rows in sections(board):
+        resolved = dict(zip(LEADERBOARD_METRICS, section_metrics(rows), strict=True))
+        names = list(dict.fromkeys(resolved[m] for m in SHOWN))
+        body = [
+            [r["rank"], r["method"], r["n_seeds"]]
+            + [_cell(r[f"{m}_mean"], r[f"{m}_std"]) for m in names]
+            for _, r in rows.iterrows()
+        ]
+        out.append(f"### {identity}\n\ndata `{data_hash[:12]}`, backbone `{backbone[:12]}`\n")
+        out.append(tabulate(body, headers=["rank", "method", "seeds", *names], tablefmt="github",
+                            disable_numparse=True))  # fmt: skip
+    return "\n\n".join(out)
+
+
+def card_body(board: pd.DataFrame, repo_id: str, n_results: int) -> str:
+    return f"""# tracer-bench results
+
+Results of **tracer-bench** (harness {__version__}), a benchmark for concept unlearning in
+generative semantic-ID recommenders: {n_results} result files, validated before publishing.
+
+## Leaderboard
+
+Mean ± standard deviation over seeds, ranked by the erasure score: the harmonic mean of the
+forgetting part min(FE@10, FE_latent@10) and the utility part min(1, retained NDCG@10 ratio).
+
+{leaderboard_markdown(board)}
+
+## Loading
+
+```python
+from datasets import load_dataset
+
+board = load_dataset("{repo_id}", split="train")            # the leaderboard (default config)
+runs = load_dataset("{repo_id}", "results", split="train")  # one row per result file
+```
+
+The raw result JSONs and their per-example evidence (top-K lists and target ranks, from which
+every ranking metric can be recomputed) are under `results/<task>/<method>/seed<N>.json` and
+`seed<N>.evidence.parquet`:
+
+```python
+from huggingface_hub import snapshot_download
+
+folder = snapshot_download("{repo_id}", repo_type="dataset", allow_patterns="results/*")
+```
+"""
+
+
+def dataset_card(board: pd.DataFrame, repo_id: str, n_results: int) -> str:
+    data = DatasetCardData(
+        license=LICENSE,
+        pretty_name="tracer-bench results",
+        tags=TAGS,
+        configs=[
+            {"config_name": "leaderboard", "default": True,
+             "data_files": [{"split": "train", "path": "leaderboard.parquet"}]},
+            {"config_name": "results",
+             "data_files": [{"split": "train", "path": "results.parquet"}]},
+        ],
+    )  # fmt: skip
+    body = card_body(board, repo_id, n_results)
+    return str(DatasetCard(f"---\n{data.to_yaml()}\n---\n\n{body}"))
+
+
+def build_folder(results_dir: Path, dest: Path, repo_id: str) -> list[tuple[str, int]]:
+    """Write the dataset folder into `dest` (existing, empty); (path, bytes) of every file."""
+    for f in result_files(results_dir):
+        for src in (f, evidence_path(f)):
+            if src.exists():
+                target = dest / "results" / src.relative_to(results_dir)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, target)
+    results = results_frame(results_dir)
+    board = leaderboard_frame(results)
+    results.to_parquet(dest / "results.parquet", index=False)
+    board.to_parquet(dest / "leaderboard.parquet", index=False)
+    (dest / "README.md").write_text(dataset_card(board, repo_id, len(results)))
+    files = sorted(p for p in dest.rglob("*") if p.is_file())
+    return [(p.relative_to(dest).as_posix(), p.stat().st_size) for p in files]
+
+
+def _replaceable(folder: Path) -> bool:
+    """An absent or empty folder, or one a previous publish wrote (nothing else is replaced)."""
+    if not folder.exists():
+        return True
+    return folder.is_dir() and {p.name for p in folder.iterdir()} <= set(PUBLISHED)
+
+
+def _write_atomic(results_dir: Path, final: Path, repo_id: str) -> list[tuple[str, int]]:
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-"))
+    old = final.with_name(f".{final.name}.old-{os.getpid()}")
+    try:
+        files = build_folder(results_dir, tmp, repo_id)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's folder is private; the result need not be
+        if final.exists():
+            os.rename(final, old)
+        os.rename(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+    return files
+
+
+def publish(
+    results_dir: str | Path,
+    repo_id: str,
+    token: str | None = None,
+    create_pr: bool = False,
+    out_dir: str | Path | None = None,
+    *,
+    dry_run: bool = False,
+    task_files: Iterable[str | Path] = (),
+    echo: Callable[[str], None] = print,
+) -> Published:
+    """Validate `results_dir`, build the dataset folder and upload it to the dataset repo
+    `repo_id` (a pull request if `create_pr`). The token: `token`, else huggingface_hub's
+    (HF_TOKEN or the stored login); with none, or with `dry_run`, nothing is uploaded and the
+    folder is kept (in `out_dir` or a temporary folder) with the list of operations printed."""
+    results_dir = Path(results_dir)
+    check_repo_id(repo_id)
+    if not results_dir.is_dir():
+        raise BenchError(f"results folder {results_dir} does not exist")
+    if out_dir is not None and not _replaceable(Path(out_dir)):
+        raise BenchError(f"--out {out_dir} exists and is not a dataset folder; choose another")
+    problems = validate(results_dir, task_files)
+    if problems:
+        first = " ".join(str(problems[0]).split())
+        raise BenchError(
+            f"{results_dir} has {len(problems)} validation problem(s), first: {first} "
+            f"(run `tracer-bench validate {results_dir}` for all)"
+        )
+    token = None if dry_run else (token or get_token())
+    keep = out_dir is not None or token is None
+    root = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="tracer-pub-"))
+    folder = root if out_dir is not None else root / "dataset"
+    try:
+        files = _write_atomic(results_dir, folder, repo_id)
+        how = "a pull request" if create_pr else "a commit to the main branch"
+        if token is None:
+            echo(f"dry run: nothing uploaded; the dataset folder is {folder}")
+            if not create_pr:
+                echo(f"would create dataset repo {repo_id} (if missing)")
+            echo(f"would upload {len(files)} files to dataset repo {repo_id} as {how}:")
+            for path, size in files:
+                echo(f"  {path}  ({size} bytes)")
+            return Published(folder, files, None)
+        url = _upload(folder, repo_id, token, create_pr, len(files))
+        echo(f"uploaded {len(files)} files to dataset repo {repo_id} as {how}: {url}")
+        return Published(folder if keep else None, files, url)
+    finally:
+        if not keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _upload(folder: Path, repo_id: str, token: str, create_pr: bool, n: int) -> str:
+    api = HfApi(token=token)
+    try:
+        if not create_pr:  # a submission to someone else's board cannot create their repo
+            api.create_repo(repo_id, repo_type="dataset", exist_ok=True)
+        info = api.upload_folder(
+            repo_id=repo_id,
+            folder_path=str(folder),
+            repo_type="dataset",
+            create_pr=create_pr,
+            commit_message=f"tracer-bench {__version__}: {n} files",
+        )
+    except Exception as exc:  # network / hub errors of any kind: one line, token scrubbed
+        msg = " ".join(str(exc).replace(token, "***").split())
+        raise BenchError(f"upload to {repo_id} failed: {type(exc).__name__}: {msg}") from None
+    return str((info.pr_url if create_pr else None) or info.commit_url)

@@ -1,0 +1,363 @@
+"""The leaderboard: loading results, aggregation over seeds, ranks, formats, plot, site, CLI."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import math
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from leaderboard.table import (
+    FORMATS,
+    LEADERBOARD_METRICS,
+    ResultsError,
+    format_table,
+    leaderboard_table,
+    load_results,
+    section_metrics,
+)
+from tasks.errors import BenchError
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def record(
+    task: str = "toy",
+    method: str = "a",
+    seed: int = 0,
+    metrics: dict[str, float] | None = None,
+    *,
+    version: str = "1.0",
+    data_hash: str = "d" * 64,
+    backbone: str = "b" * 64,
+    config_hash: str | None = None,
+) -> dict:
+    metrics = metrics or {}
+    return {
+        "schema_version": 1,
+        "harness_version": "0.1.0",
+        "task": {
+            "name": task,
+            "version": version,
+            "identity": f"{task}@{version}",
+            "data_hash": data_hash,
+        },
+        "method": {
+            "name": method,
+            "version": "1.0",
+            "config": {},
+            "config_hash": config_hash or (method[0] * 64),
+        },
+        "backbone": {"config": {}, "config_hash": backbone, "checkpoint_sha256": "c" * 64},
+        "seed": seed,
+        "metrics": {
+            k: {"value": v, "ci_low": v, "ci_high": v, "n": 10} for k, v in metrics.items()
+        },
+        "cost": {"unlearn_seconds": 1.0},
+        "environment": {},
+        "timestamp": "2026-01-01T00:00:00+00:00",
+    }
+
+
+def write(folder: Path, rec: dict, name: str | None = None) -> Path:
+    path = (
+        folder / rec["task"]["name"] / rec["method"]["name"] / (name or f"seed{rec['seed']}.json")
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rec, allow_nan=True))
+    return path
+
+
+def full_metrics(score: float, **extra: float) -> dict[str, float]:
+    out = {"erasure_score": score, "forgetting_part": score / 2, "utility_part": 1 - score / 4}
+    out.update({k.replace("_at_", "@"): v for k, v in extra.items()})
+    return out
+
+
+# method a: erasure 0.5 / 0.6 / 0.7 (mean 0.6, std 0.1); b: 0.2 / 0.4 / 0.9 (0.5, sqrt(0.13))
+SCORES = {"a": [0.5, 0.6, 0.7], "b": [0.2, 0.4, 0.9]}
+
+
+@pytest.fixture
+def results(tmp_path: Path) -> Path:
+    folder = tmp_path / "results"
+    for method, scores in SCORES.items():
+        for seed, s in enumerate(scores):
+            m = full_metrics(s, fe_at_10=s, ce_at_10=1 - s, fe_at_5=0.123)
+            write(folder, record(method=method, seed=seed, metrics=m))
+    return folder
+
+
+def test_load_results_one_row_per_file(results: Path) -> None:
+    df = load_results(results)
+    assert len(df) == 6
+    assert sorted(df["seed"]) == [0, 0, 1, 1, 2, 2]
+    row = df[(df["method"] == "b") & (df["seed"] == 2)].iloc[0]
+    assert row["task_identity"] == "toy@1.0"
+    assert row["config_hash"] == "b" * 64 and row["backbone_hash"] == "b" * 64
+    assert row["erasure_score"] == 0.9 and row["fe@10"] == 0.9
+    assert row["unlearn_seconds"] == 1.0  # a cost metric taken from `cost`
+    assert df.attrs["failed"] == 0
+
+
+def test_mean_std_rank_exact(results: Path) -> None:
+    df = load_results(results)
+    before = df.copy()
+    table = leaderboard_table(df)
+    pd.testing.assert_frame_equal(df, before)  # pure: the input is untouched
+    assert list(table["method"]) == ["a", "b"]
+    assert list(table["rank"]) == [1, 2]
+    assert list(table["n_seeds"]) == [3, 3]
+    a, b = table.iloc[0], table.iloc[1]
+    assert a["erasure_score_mean"] == pytest.approx(0.6, abs=1e-12)
+    assert a["erasure_score_std"] == pytest.approx(0.1, abs=1e-12)
+    assert b["erasure_score_mean"] == pytest.approx(0.5, abs=1e-12)
+    assert b["erasure_score_std"] == pytest.approx(math.sqrt(0.13), abs=1e-12)
+    assert b["ce@10_mean"] == pytest.approx(0.5, abs=1e-12)
+    assert b["forgetting_part_mean"] == pytest.approx(0.25, abs=1e-12)
+    # every leaderboard metric has a column; absent ones are NaN
+    for name in LEADERBOARD_METRICS:
+        assert f"{name}_mean" in table and f"{name}_std" in table
+    assert table["retain_geometry_spearman_mean"].isna().all()
+
+
+def test_ties_share_a_rank_and_nan_sorts_last(results: Path) -> None:
+    for seed, s in enumerate([0.7, 0.6, 0.5]):  # same mean as a
+        write(results, record(method="c", seed=seed, metrics=full_metrics(s)))
+    for seed, s in enumerate([0.9, math.nan]):  # NaN in one seed: undefined mean
+        write(results, record(method="d", seed=seed, metrics=full_metrics(s)))
+    table = leaderboard_table(load_results(results))
+    ranks = dict(zip(table["method"], table["rank"], strict=True))
+    assert ranks["a"] == 1 and ranks["c"] == 1 and ranks["b"] == 3
+    assert pd.isna(ranks["d"]) and table["method"].iloc[-1] == "d"
+    assert list(table["method"][:2]) == ["a", "c"]
+
+
+def test_one_seed_has_nan_std(tmp_path: Path) -> None:
+    write(tmp_path, record(metrics=full_metrics(0.4)))
+    table = leaderboard_table(load_results(tmp_path))
+    assert table["n_seeds"].iloc[0] == 1
+    assert table["erasure_score_mean"].iloc[0] == 0.4
+    assert math.isnan(table["erasure_score_std"].iloc[0])
+    assert "| 0.400 " in format_table(table, "md")  # the mean alone, no "± nan"
+    assert "nan" not in format_table(table, "md").lower()
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        {"task": "toy", "version": "2.0"},  # another task identity
+        {"task": "toy", "data_hash": "e" * 64},  # same identity, other data
+        {"task": "toy", "backbone": "f" * 64},  # same identity, other backbone
+    ],
+)
+def test_groups_are_never_mixed(tmp_path: Path, other: dict) -> None:
+    for seed in range(2):  # two sets under one results folder, in separate trees
+        write(tmp_path / "r1", record(method="a", seed=seed, metrics=full_metrics(0.2)))
+        write(tmp_path / "r2", record(method="a", seed=seed, metrics=full_metrics(0.8), **other))
+    table = leaderboard_table(load_results(tmp_path))
+    assert len(table) == 2
+    assert sorted(table["erasure_score_mean"]) == pytest.approx([0.2, 0.8])
+    assert list(table["erasure_score_std"]) == [0.0, 0.0]  # no row mixes 0.2 with 0.8
+    assert list(table["rank"]) == [1, 1]  # each is first in its own group
+    assert format_table(table, "md").count("## toy@") == 2
+
+
+def test_failed_and_other_files_are_skipped(results: Path) -> None:
+    failed = results / "toy" / "a" / "seed3.failed.json"
+    failed.write_text(json.dumps({"error": "boom"}))
+    (results / "toy" / "a" / "seed0.evidence.parquet").write_bytes(b"not parquet")
+    (results / "toy" / "a" / ".seed4.json.abc.tmp").write_text("{")
+    df = load_results(results)
+    assert len(df) == 6
+    assert df.attrs["failed"] == 1 and df.attrs["failed_files"] == [str(failed)]
+
+
+def test_missing_or_empty_folder(tmp_path: Path) -> None:
+    with pytest.raises(BenchError, match="does not exist"):
+        load_results(tmp_path / "nope")
+    with pytest.raises(ResultsError, match=re.escape(str(tmp_path))):
+        load_results(tmp_path)
+    (tmp_path / "t" / "m").mkdir(parents=True)
+    (tmp_path / "t" / "m" / "seed0.failed.json").write_text("{}")
+    with pytest.raises(ResultsError, match="1 failed runs only"):
+        load_results(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda r: r["method"].pop("config_hash"), "method.config_hash"),
+        (lambda r: r["task"].pop("identity"), "task.identity"),
+        (lambda r: r.__setitem__("seed", "0"), "seed"),
+        (lambda r: r.__setitem__("seed", 5), "seed"),  # disagrees with the file name
+        (lambda r: r["metrics"].__setitem__("fe@10", {"value": "high"}), "metrics.fe@10.value"),
+        (lambda r: r["metrics"].__setitem__("fe@10", 0.5), "metrics.fe@10.value"),
+        (lambda r: r.__setitem__("metrics", []), "metrics"),
+    ],
+)
+def test_malformed_result_names_file_and_field(tmp_path: Path, mutate, field: str) -> None:
+    rec = record(metrics=full_metrics(0.5))
+    mutate(rec)
+    path = write(tmp_path, rec, name="seed0.json")
+    with pytest.raises(ResultsError) as err:
+        load_results(tmp_path)
+    assert str(path) in str(err.value) and f"'{field}'" in str(err.value)
+
+
+def test_invalid_json_names_file(tmp_path: Path) -> None:
+    path = tmp_path / "t" / "m" / "seed0.json"
+    path.parent.mkdir(parents=True)
+    path.write_text('{"seed": 0,')
+    with pytest.raises(BenchError, match=re.escape(str(path)) + ": not valid JSON"):
+        load_results(tmp_path)
+
+
+def test_missing_k10_falls_back_to_largest_k(tmp_path: Path) -> None:
+    for seed in range(2):
+        m = full_metrics(0.5, fe_at_2=0.1, fe_at_5=0.3 + seed, ce_at_5=0.2, ce_at_1=0.9)
+        write(tmp_path, record(seed=seed, metrics=m))
+    table = leaderboard_table(load_results(tmp_path))
+    shown = section_metrics(table)
+    assert "fe@5" in shown and "ce@5" in shown and "fe@10" not in shown
+    assert "retained_ndcg_ratio@10" in shown  # absent at every K: the NaN column
+    assert table["fe@5_mean"].iloc[0] == pytest.approx(0.8)
+    assert table["fe@10_mean"].isna().all()
+    md = format_table(table, "md")
+    assert "fe@5 ↑" in md and "ce@5 ↓" in md and "fe@10" not in md
+    assert "0.800 ± 0.707" in md and "–" in md
+
+
+def test_every_format_renders(results: Path) -> None:
+    table = leaderboard_table(load_results(results))
+    md = format_table(table, "md")
+    assert "## toy@1.0" in md
+    assert "0.600 ± 0.100" in md and "0.500 ± 0.361" in md
+    assert "erasure_score ↑" in md and "ce@10 ↓" in md
+    lines = [x for x in md.splitlines() if x.startswith("| ")]
+    assert lines[1].split("|")[1].strip() == "1" and " a 1.0 " in lines[1]
+
+    back = pd.read_csv(io.StringIO(format_table(table, "csv")))
+    assert list(back["method"]) == ["a", "b"]
+    assert back["erasure_score_mean"].tolist() == pytest.approx([0.6, 0.5])
+    assert back["erasure_score_std"].tolist() == pytest.approx([0.1, math.sqrt(0.13)])
+
+    latex = format_table(table, "latex")
+    assert "\\toprule" in latex and "\\begin{tabular}" in latex
+    assert "0.600 $\\pm$ 0.100" in latex and "erasure\\_score $\\uparrow$" in latex
+    assert "±" not in latex.split("\n", 1)[1]  # only the comment line keeps the raw symbol
+
+    page = format_table(table, "html")
+    assert "<h2>toy@1.0" in page and page.count("<table>") == 1 and "0.600 ± 0.100" in page
+    assert set(FORMATS) == {"md", "csv", "latex", "html"}
+    with pytest.raises(BenchError, match="unknown table format"):
+        format_table(table, "xlsx")
+
+
+def test_tradeoff_plot_is_a_png(results: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from leaderboard.plot import tradeoff_plot
+
+    table = leaderboard_table(load_results(results))
+    out = tmp_path / "plots" / "toy.png"
+    assert tradeoff_plot(table, "toy@1.0", out) == out
+    assert out.read_bytes()[:8] == PNG_MAGIC
+    with Image.open(out) as img:
+        img.verify()
+    with Image.open(out) as img:
+        assert img.format == "PNG" and img.size[0] > 200 and img.size[1] > 200
+    assert [p.name for p in out.parent.iterdir()] == ["toy.png"]  # no temp file left behind
+    with pytest.raises(BenchError, match="no leaderboard rows"):
+        tradeoff_plot(table, "other@1.0", tmp_path / "x.png")
+
+
+def test_plot_needs_a_choice_between_groups(tmp_path: Path) -> None:
+    from leaderboard.plot import tradeoff_plot
+
+    write(tmp_path / "r1", record(metrics=full_metrics(0.2)))
+    write(tmp_path / "r2", record(metrics=full_metrics(0.2), data_hash="e" * 64))
+    table = leaderboard_table(load_results(tmp_path))
+    with pytest.raises(BenchError, match="data_hash"):
+        tradeoff_plot(table, "toy@1.0", tmp_path / "p.png")
+    tradeoff_plot(table, "toy@1.0", tmp_path / "p.png", data_hash="e" * 64)
+    assert (tmp_path / "p.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_site_is_self_contained(results: Path, tmp_path: Path) -> None:
+    from leaderboard.html import write_site
+
+    page_path = write_site(results, tmp_path / "site")
+    assert page_path == tmp_path / "site" / "index.html"
+    page = page_path.read_text()
+    assert not re.search(r"(src|href)=\"(?!data:)", page)  # nothing fetched from anywhere
+    assert "http://" not in page and "https://" not in page
+    uris = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert len(uris) == 1 and base64.b64decode(uris[0])[:8] == PNG_MAGIC
+    assert '<section id="task-0" data-task="toy@1.0">' in page
+    assert 'data-value="0.6' in page and "0.600 ± 0.100" in page
+    assert "harness" in page and "0.1.0" in page and "<script>" in page
+
+
+def test_cli_subcommand(results: Path, tmp_path: Path, capsys) -> None:
+    from leaderboard.cli import add_parsers
+
+    parser = argparse.ArgumentParser(prog="tracer-bench")
+    add_parsers(parser.add_subparsers(dest="command", required=True))
+
+    args = parser.parse_args(["leaderboard", str(results)])
+    assert args.func(args) == 0
+    assert "0.600 ± 0.100" in capsys.readouterr().out
+
+    out, plots, site = tmp_path / "t.csv", tmp_path / "plots", tmp_path / "site"
+    argv = ["leaderboard", str(results), "--format", "csv", "--out", str(out),
+            "--plots", str(plots), "--site", str(site)]  # fmt: skip
+    args = parser.parse_args(argv)
+    assert args.func(args) == 0
+    assert capsys.readouterr().out == ""
+    assert pd.read_csv(out)["rank"].tolist() == [1, 2]
+    assert [p.name for p in plots.iterdir()] == ["toy-1.0.png"]
+    assert (site / "index.html").is_file()
+
+    args = parser.parse_args(["leaderboard", str(tmp_path / "missing")])
+    with pytest.raises(BenchError, match=re.escape(str(tmp_path / "missing"))):
+        args.func(args)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["leaderboard", str(results), "--format", "xlsx"])
+
+
+def test_real_results(tiny_results: Path, tmp_path: Path) -> None:
+    from leaderboard.cli import write_plots
+    from leaderboard.html import write_site
+
+    folder = tmp_path / "results"
+    shutil.copytree(tiny_results, folder)
+    failed = folder / "toy-scary" / "ga" / "seed7.failed.json"
+    failed.write_text("{}")
+    df = load_results(folder)
+    assert len(df) == 6 and df.attrs["failed"] == 1
+    assert set(df["method"]) == {"filter", "ga", "tracer"}
+    table = leaderboard_table(df)
+    assert len(table) == 3 and set(table["n_seeds"]) == {2}
+    assert table["task_identity"].unique().tolist() == ["toy-scary@1.0"]
+    scores = table["erasure_score_mean"].tolist()
+    assert scores == sorted(scores, reverse=True)
+    assert table["rank"].iloc[0] == 1
+    for _, row in table.iterrows():  # the means agree with the files
+        runs = df[df["method"] == row["method"]]
+        assert row["utility_part_mean"] == pytest.approx(runs["utility_part"].mean())
+    shown = section_metrics(table)
+    assert "fe@5" in shown and "fe@10" not in shown  # the toy run has K = 1, 2, 5
+    for fmt in FORMATS:
+        assert "toy-scary@1.0" in format_table(table, fmt)
+    [plot] = write_plots(table, tmp_path / "plots")
+    assert plot.read_bytes()[:8] == PNG_MAGIC
+    page = write_site(folder, tmp_path / "site").read_text()
+    assert page.count("<tr>") == 4  # header + three methods
