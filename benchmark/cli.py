@@ -225,9 +225,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     wall = time.perf_counter() - start
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     if not args.no_leaderboard and any(out.rglob("seed*.json")):
-        from leaderboard.table import format_table, leaderboard_table, load_results
+        from leaderboard.table import (
+            COMPACT_METRICS,
+            format_table,
+            leaderboard_table,
+            load_results,
+        )
 
-        print(format_table(leaderboard_table(load_results(out)), "md"))
+        print(format_table(leaderboard_table(load_results(out)), "md", COMPACT_METRICS))
     print(
         f"grid: {counts['done']} run, {counts['skipped']} already done, "
         f"{counts['failed']} failed; {wall:.0f} s wall ({wall / 60:.1f} min), "

@@ -8,12 +8,13 @@ rows latent_rank, original_latent_rank and relearn_rank (NaN elsewhere)."""
 
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from benchmark.atomic import write_bytes_atomic
 
 
 def evidence_path(result_json: Path) -> Path:
@@ -77,14 +78,6 @@ def evidence_frame(ev: dict) -> pd.DataFrame:
 
 
 def write_evidence_atomic(path: Path, frame: pd.DataFrame) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        frame.to_parquet(tmp, index=False)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    write_bytes_atomic(path, buf.getvalue())

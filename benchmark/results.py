@@ -3,30 +3,33 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
 import subprocess
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
 from benchmark import __version__
+from benchmark.atomic import write_text_atomic
 
 SCHEMA_VERSION = 1
 
 
 def git_revision() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            cwd=Path(__file__).parent,
+    """HEAD of the harness's checkout, with "-dirty" when it has uncommitted changes."""
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["git", *args], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
         )
-        return out.stdout.strip() if out.returncode == 0 else ""
+
+    try:
+        head = git("rev-parse", "HEAD")
+        if head.returncode != 0:
+            return ""
+        dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
+        return head.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return ""
 
@@ -38,6 +41,7 @@ def environment() -> dict:
         "platform": platform.platform(),
         "git_revision": git_revision(),
         "threads": torch.get_num_threads(),
+        "device": str(getattr(torch, "get_default_device", lambda: "cpu")()),
     }
 
 
@@ -73,17 +77,7 @@ def result_record(ctx, cell: dict) -> dict:
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True, allow_nan=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, allow_nan=True))
 
 
 def save_result(path: Path, ctx, cell: dict, extra_cost: dict | None = None) -> dict:

@@ -36,13 +36,15 @@ def write_plots(table, out_dir: str | Path) -> list[Path]:
 
 def run(args: argparse.Namespace) -> int:
     """Print (or write to --out) the leaderboard table; optionally write plots and the site."""
-    from leaderboard.atomic import write_text_atomic
+    from benchmark.atomic import write_text_atomic
     from leaderboard.html import render_page
     from leaderboard.table import format_table, leaderboard_table, load_results
 
     df = load_results(args.results_dir)
     table = leaderboard_table(df)
-    text = format_table(table, args.format)
+    from leaderboard.table import COMPACT_METRICS
+
+    text = format_table(table, args.format, COMPACT_METRICS if args.compact else None)
     if args.out:
         print(f"wrote {write_text_atomic(args.out, text)}", file=sys.stderr)
     else:
@@ -71,6 +73,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "results_dir", metavar="RESULTS_DIR", help="folder of <task>/<method>/seed<N>.json"
     )
     p.add_argument("--format", choices=FORMATS, default="md", help="table format (default md)")
+    p.add_argument(
+        "--compact", action="store_true", help="only the headline, its parts and key metrics"
+    )
     p.add_argument("--out", metavar="FILE", help="write the table to FILE instead of stdout")
     p.add_argument("--plots", metavar="DIR", help="write one trade-off plot (PNG) per task here")
     p.add_argument("--site", metavar="DIR", help="write a self-contained DIR/index.html")

@@ -9,7 +9,6 @@ absent), `original_topk` / `original_rank`, `topk_in_forget`, and for forget-set
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,11 +19,6 @@ COLUMNS = (
     "topk_in_forget", "latent_rank", "original_latent_rank", "relearn_rank",
 )  # fmt: skip
 POOLS = ("retain_test", "forget_test", "forget_set")
-
-
-def evidence_path(result_json: Path) -> Path:
-    """`seed0.json` -> `seed0.evidence.parquet` beside it."""
-    return result_json.with_name(result_json.name.removesuffix(".json") + ".evidence.parquet")
 
 
 def recall(ranks: np.ndarray, k: int) -> np.ndarray:

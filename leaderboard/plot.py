@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from leaderboard.atomic import write_bytes_atomic
+from benchmark.atomic import write_bytes_atomic
 from leaderboard.table import GROUP_KEYS, ResultsError
 
 ISO_SCORES = (0.2, 0.4, 0.6, 0.8)  # erasure-score contours drawn for reference

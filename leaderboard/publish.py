@@ -19,7 +19,7 @@ from huggingface_hub import DatasetCard, DatasetCardData, HfApi, get_token
 from tabulate import tabulate
 
 from benchmark import __version__
-from leaderboard.evidence import evidence_path
+from benchmark.evidence import evidence_path
 from leaderboard.table import LEADERBOARD_METRICS, load_results, section_metrics, sections
 from leaderboard.validate import result_files, validate
 from tasks.errors import BenchError

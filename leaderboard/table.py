@@ -25,6 +25,12 @@ ROW_KEYS = [*GROUP_KEYS, "method", "method_version", "config_hash"]
 ID_COLUMNS = [*ROW_KEYS, "task_name", "seed", "harness_version", "path"]
 
 # the columns of the leaderboard, headline first; "@10" metrics fall back to the largest K
+COMPACT_METRICS = [  # what `run` prints, and `leaderboard --compact`
+    "erasure_score", "forgetting_part", "utility_part", "retained_ndcg_ratio@10",
+    "collateral_ndcg_ratio@10", "ce@10", "fe_latent@10", "latent_forget_mean_rank",
+    "relearn_forget_recall@10", "relearn_oracle_forget_recall@10", "unlearn_seconds",
+    "speedup_over_retrain",
+]  # fmt: skip
 LEADERBOARD_METRICS = [
     "erasure_score",
     "forgetting_part",
@@ -286,9 +292,10 @@ def section_title(keys: tuple[str, str, str]) -> str:
     return f"{identity} (data {data_hash[:12]}, backbone {backbone[:12]})"
 
 
-def display_frame(section: pd.DataFrame) -> pd.DataFrame:
+def display_frame(section: pd.DataFrame, metrics: list[str] | None = None) -> pd.DataFrame:
     """A section of the table as strings: rank, method, config, seeds, then 'mean ± std' cells
-    under headers carrying the metric's direction arrow."""
+    under headers carrying the metric's direction arrow (only `metrics`, by name or base name,
+    when given)."""
     out = pd.DataFrame(
         {
             "rank": [MISSING if pd.isna(r) else str(r) for r in section["rank"]],
@@ -297,7 +304,10 @@ def display_frame(section: pd.DataFrame) -> pd.DataFrame:
             "seeds": section["n_seeds"].astype(str),
         }
     )
-    for name in section_metrics(section):
+    names = section_metrics(section)
+    if metrics:
+        names = [n for n in names if n in metrics or metric_base(n) in metrics]
+    for name in names:
         means, stds = section[f"{name}_mean"], section[f"{name}_std"]
         digits = decimals(means)
         header = f"{name} {direction_arrow(name)}".strip()
@@ -311,7 +321,7 @@ def _latex_escape(text: str) -> str:
     return text
 
 
-def format_table(table: pd.DataFrame, fmt: str = "md") -> str:
+def format_table(table: pd.DataFrame, fmt: str = "md", metrics: list[str] | None = None) -> str:
     """The leaderboard as text: `md` (GitHub markdown), `latex` (booktabs) or `html` (plain
     tables), one headed section per task group with 'mean ± std' cells; or `csv`, one
     machine-readable table with numeric `<metric>_mean` / `<metric>_std` columns."""
@@ -329,7 +339,7 @@ def format_table(table: pd.DataFrame, fmt: str = "md") -> str:
     else:
         out.append(f"% {NOTE}")
     for keys, section in sections(table):
-        frame = display_frame(section)
+        frame = display_frame(section, metrics)
         if fmt == "md":
             body = tabulate(frame, headers="keys", tablefmt="github", showindex=False,
                             disable_numparse=True)  # fmt: skip

@@ -17,8 +17,9 @@ from typing import Any
 
 import pandas as pd
 
+from benchmark.evidence import evidence_path
 from benchmark.metrics import METRICS
-from leaderboard.evidence import evidence_path, evidence_problems, harmonic, recompute_metrics
+from leaderboard.evidence import evidence_problems, harmonic, recompute_metrics
 from tasks.errors import BenchError
 
 SCHEMA_VERSIONS = {1}

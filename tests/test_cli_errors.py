@@ -148,3 +148,44 @@ def test_methods_table_is_generated_from_the_registry(capsys):
     assert methods_markdown() in readme, (
         "README's method table is stale: paste `tracer-bench methods`"
     )
+
+
+def test_run_rejects_bad_jobs_and_unknown_names(tmp_path, capsys):
+    out = str(tmp_path / "results")
+    code, _, err = run_cli(capsys, "run", "--jobs", "0", "--out", out)
+    assert_one_line_error(code, err, "--jobs")
+    code, _, err = run_cli(capsys, "run", "--methods", "nope", "--out", out)
+    assert_one_line_error(code, err, "unknown method 'nope'")
+    code, _, err = run_cli(capsys, "run", "--tasks", "nope", "--methods", "filter", "--out", out)
+    assert_one_line_error(code, err, "unknown task 'nope'")
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").rglob("*.json"))
+
+
+def test_run_writes_results_then_prints_the_leaderboard(tmp_path, capsys, monkeypatch):
+    """The CLI's grid on a user task with the tiny backbone: results, then the leaderboard."""
+    from test_backbone import TINY
+    from test_unlearning_metrics import SMALL
+
+    import benchmark.runner as runner
+
+    real = runner.run_grid
+
+    def tiny_grid(*args, **kwargs):
+        return real(*args, **{**kwargs, "backbone": TINY, "eval_cfg": SMALL})
+
+    monkeypatch.setattr(runner, "run_grid", tiny_grid)
+    data = write_atomic(tmp_path / "data", *toy_rows(n_users=30, n_items=12, per_user=9))
+    task_file = str(toy_task_file(tmp_path, data))
+    out = tmp_path / "results"
+    code, stdout, err = run_cli(
+        capsys, "run", "--tasks", task_file, "--methods", "filter", "ga", "--out", str(out),
+        "--quiet",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "## toy-scary@1.0" in stdout and "| 1 " in stdout and "erasure_score" in stdout
+    assert "grid: 2 run, 0 already done, 0 failed" in stdout and "peak RSS" in stdout
+    code, stdout, _ = run_cli(
+        capsys, "run", "--tasks", task_file, "--methods", "filter", "ga", "--out", str(out),
+        "--quiet", "--no-leaderboard",
+    )  # fmt: skip
+    assert code == 0 and "grid: 0 run, 2 already done" in stdout and "##" not in stdout

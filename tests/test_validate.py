@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leaderboard.evidence import evidence_path, recompute_metrics
+from benchmark.evidence import evidence_path
+from leaderboard.evidence import recompute_metrics
 from leaderboard.hubcli import add_parsers
 from leaderboard.validate import result_files, validate
 from tasks.errors import BenchError
