@@ -14,6 +14,7 @@ from benchmark.device import configure_device
 from leaderboard.cli import add_parsers as add_leaderboard_parsers
 from leaderboard.hubcli import add_parsers as add_hub_parsers
 from tasks.errors import BenchError
+from tasks.registry import SUITES
 
 
 def _cmd_tasks_list(args: argparse.Namespace) -> int:
@@ -295,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run a (task x method x seed) grid into a results folder")
     p.add_argument(
         "--suite",
-        choices=["quick", "ml100k", "standard"],
+        choices=list(SUITES),
         help="quick: ml100k-horror, seed 0; ml100k: its three tasks, seeds 0-2; standard: every "
         "standard task, seeds 0-2 (all with every method; --tasks/--seeds override)",
     )

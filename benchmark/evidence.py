@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.atomic import write_bytes_atomic
+from benchmark.unlearning_metrics import forget_slots
 
 
 def evidence_path(result_json: Path) -> Path:
@@ -35,7 +36,7 @@ def _rows(pool, collateral, positions, targets, topk, rank, otopk, orank, fmask,
             "rank": rank.astype(float),
             "original_topk": list(otopk.astype(np.int64)),
             "original_rank": orank.astype(float),
-            "topk_in_forget": list((fmask[np.maximum(topk, 0)] & (topk >= 0)).astype(bool)),
+            "topk_in_forget": list(forget_slots(topk, fmask)),
             "latent_rank": np.asarray(lat, dtype=float),
             "original_latent_rank": np.asarray(olat, dtype=float),
             "relearn_rank": np.asarray(relearn, dtype=float),

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -61,15 +62,13 @@ def _run_group(
     out: Path,
     backbone: BackboneConfig,
     eval_cfg: EvalConfig,
-    events,  # a queue of (kind, group label, payload), or None
-) -> dict:
+    report: Callable[[tuple[str, str, str]], None],  # gets (kind, group label, payload)
+) -> None:
     label = f"{group.name} seed {group.seed}"
 
     def emit(kind: str, payload: str = "") -> None:
-        if events is not None:
-            events.put((kind, label, payload))
+        report((kind, label, payload))
 
-    counts = {"done": 0, "failed": 0}
     ctx = None
     for method in group.methods:
         emit("step", f"{method}")
@@ -94,10 +93,8 @@ def _run_group(
             path = result_path(out, group.name, method, group.seed)
             save_result(path, ctx, cell, {"cell_seconds": time.perf_counter() - start})
             failure_path(out, group.name, method, group.seed).unlink(missing_ok=True)
-            counts["done"] += 1
             emit("done", method)
         except Exception as exc:  # one failing cell must not stop the grid
-            counts["failed"] += 1
             write_json_atomic(
                 failure_path(out, group.name, method, group.seed),
                 {
@@ -109,14 +106,6 @@ def _run_group(
                 },
             )
             emit("failed", f"{method}: {type(exc).__name__}: {exc}")
-    return counts
-
-
-class _Direct:
-    """A stand-in for the event queue when the groups run in this process."""
-
-    def __init__(self, handle) -> None:
-        self.put = handle
 
 
 def _worker_init(threads: int, parent: int) -> None:
@@ -189,9 +178,9 @@ def run_grid(
                 tqdm.write(f"failed: {label}: {payload}", file=sys.stderr)
         bar.set_postfix_str(" | ".join(f"{k}: {v}" for k, v in steps.items()))
 
-    if jobs <= 1 or len(groups) <= 1:  # in this process and thread: torch runs fastest there
+    if jobs <= 1 or len(groups) <= 1:
         for g in groups:
-            _run_group(g, out, backbone, eval_cfg, _Direct(handle))
+            _run_group(g, out, backbone, eval_cfg, handle)
     else:
         threads = max(1, (os.cpu_count() or 1) // jobs)
         ctx = mp.get_context("spawn")
@@ -201,7 +190,7 @@ def run_grid(
                 jobs, mp_context=ctx, initializer=_worker_init, initargs=(threads, os.getpid())
             ) as pool:
                 futures = [
-                    pool.submit(_run_group, g, out, backbone, eval_cfg, events) for g in groups
+                    pool.submit(_run_group, g, out, backbone, eval_cfg, events.put) for g in groups
                 ]
                 while not all(f.done() for f in futures) or not events.empty():
                     try:

@@ -20,6 +20,7 @@ from benchmark.train import recommend
 from tasks.prepare import PreparedTask
 
 N_BOOT = 1000
+HEADLINE_PARTS = ("forgetting_part", "utility_part", "erasure_score")
 
 
 def higher_is_better(metric: str) -> bool:
@@ -103,6 +104,11 @@ def latent_ranks(
     return ranks
 
 
+def forget_slots(topk: np.ndarray, forget_mask: np.ndarray) -> np.ndarray:
+    """Which slots of top-K lists (item ids, -1 = empty) hold a forget item."""
+    return forget_mask[np.maximum(topk, 0)] & (topk >= 0)
+
+
 def _boot_idx(n: int, rng: np.random.Generator) -> np.ndarray:
     return rng.integers(0, n, size=(N_BOOT, n)) if n else np.zeros((N_BOOT, 0), dtype=int)
 
@@ -141,6 +147,14 @@ def harmonic(forget: float, utility: float) -> float:
     if not (np.isfinite(forget) and np.isfinite(utility)) or forget + utility <= 0:
         return 0.0
     return 2 * forget * utility / (forget + utility)
+
+
+def headline(fe10: float, fe_latent10: float, ndcg_ratio10: float) -> tuple[float, float, float]:
+    """(forgetting part, utility part, erasure score) from FE@10, FE_latent@10 and the retained
+    NDCG@10 ratio (DESIGN §5)."""
+    f = min(fe10, fe_latent10)
+    u = min(1.0, ndcg_ratio10)
+    return f, u, harmonic(f, u)
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -266,9 +280,7 @@ def evaluate_unlearning(
         out[f"fe@{k}"] = paired_stat(
             forget_efficacy, recall_at_k(r_fs_u, k), recall_at_k(r_fs_o, k), rng
         )
-        in_f = task.forget_mask[np.maximum(lists.test_topk[:, :k], 0)] & (
-            lists.test_topk[:, :k] >= 0
-        )
+        in_f = forget_slots(lists.test_topk[:, :k], task.forget_mask)
         out[f"ce@{k}"] = mean_stat(in_f.mean(1), rng)
     # latent knowledge: best of original and served SIDs, no bans
     codes_sets = (
@@ -327,14 +339,14 @@ def evaluate_unlearning(
     nd_o = ndcg_at_k(r_test_o, 10)[p.retain_users]
 
     def parts(i_fs, i_rt):
-        f = min(
-            forget_efficacy(rec_u[i_fs], rec_o[i_fs]), forget_efficacy(lat_u[i_fs], lat_o[i_fs])
+        return headline(
+            forget_efficacy(rec_u[i_fs], rec_o[i_fs]),
+            forget_efficacy(lat_u[i_fs], lat_o[i_fs]),
+            ratio(nd_u[i_rt], nd_o[i_rt]),
         )
-        u = min(1.0, ratio(nd_u[i_rt], nd_o[i_rt]))
-        return f, u, harmonic(f, u)
 
     full = parts(np.arange(len(rec_u)), np.arange(len(nd_u)))
     boots = np.array([parts(a, b) for a, b in zip(boot_fs, boot_rt, strict=True)])
-    for j, name in enumerate(("forgetting_part", "utility_part", "erasure_score")):
+    for j, name in enumerate(HEADLINE_PARTS):
         out[name] = _stat(full[j], boots[:, j], len(rec_u))
     return out

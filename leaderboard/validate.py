@@ -19,7 +19,8 @@ import pandas as pd
 
 from benchmark.evidence import evidence_path
 from benchmark.metrics import METRICS
-from leaderboard.evidence import evidence_problems, harmonic, recompute_metrics
+from benchmark.unlearning_metrics import HEADLINE_PARTS, harmonic
+from leaderboard.evidence import evidence_problems, recompute_metrics
 from tasks.errors import BenchError
 
 SCHEMA_VERSIONS = {1}
@@ -192,11 +193,11 @@ def _headline(metrics: dict) -> list[tuple[str, str]]:
         s = metrics.get(name)
         return s["value"] if isinstance(s, dict) and _is(s.get("value"), NUM) else None
 
-    f, u, e = (val(n) for n in ("forgetting_part", "utility_part", "erasure_score"))
+    f, u, e = (val(n) for n in HEADLINE_PARTS)
     if f is None or u is None or e is None:
         return [
             (f"metrics.{n}", "required metric missing")
-            for n in ("forgetting_part", "utility_part", "erasure_score")
+            for n in HEADLINE_PARTS
             if val(n) is None
         ]
     fe, fl, nr = val("fe@10"), val("fe_latent@10"), val("retained_ndcg_ratio@10")
