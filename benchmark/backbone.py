@@ -139,13 +139,17 @@ def train_backbone(
     target_ok: np.ndarray | None = None,
     progress: bool = True,
 ) -> tuple[SIDRecommender, SemanticIds, dict]:
-    """Features, tokenizer and a freshly trained model (not cached; see `get_backbone`)."""
+    """Features, tokenizer and a freshly trained model (not cached; see `get_backbone`). With
+    `target_ok` (the retrain oracle: D_r only) the tokenizer's collaborative features come from
+    retain-only interactions too, and validation uses retain-validation users only."""
     start = time.perf_counter()
-    sids = fit_semantic_ids(item_features(task, cfg.features), cfg.sid)
+    retain_only = target_ok is not None
+    sids = fit_semantic_ids(item_features(task, cfg.features, retain_only), cfg.sid)
     seed_everything(seed)
     model = SIDRecommender(cfg.model_config(sids.sizes, task.spec.preprocess.max_history))
+    valid_users = task.retain_valid_users if retain_only else None
     log = train_model(
-        model, task, sids.codes, sids.sizes, cfg.train, seed, target_ok, None, progress
+        model, task, sids.codes, sids.sizes, cfg.train, seed, target_ok, valid_users, progress
     )
     log["total_seconds"] = time.perf_counter() - start
     return model, sids, log
@@ -191,10 +195,10 @@ def evaluate_backbone(
 def popularity_metrics(task: PreparedTask, split: str = "test", ks=(5, 10, 20)) -> dict:
     """Most-popular baseline (training-part counts, the user's seen items excluded)."""
     pos = task.test_pos if split == "test" else task.valid_pos
-    train_mask = np.zeros(len(task.seq_items), dtype=bool)
-    for u in range(task.n_users):
-        train_mask[task.seq_offsets[u] : task.seq_offsets[u + 1] - 2] = True
-    counts = np.bincount(task.seq_items[train_mask], minlength=task.n_items).astype(float)
+    from benchmark.features import train_interactions
+
+    _, train_items = train_interactions(task)
+    counts = np.bincount(train_items, minlength=task.n_items).astype(float)
     order = np.argsort(-counts, kind="stable")
     kmax = max(ks)
     topk = np.empty((len(pos), kmax), dtype=np.int64)

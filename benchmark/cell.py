@@ -2,26 +2,27 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
+import pandas as pd
 
 from benchmark.backbone import BackboneConfig, get_backbone
-from benchmark.evidence import evidence_frame
-from benchmark.features import item_features
-from benchmark.unlearning_metrics import (
+from benchmark.evaluation import (
     EvalConfig,
     Reference,
     ServedModel,
     evaluate_unlearning,
+    evidence_frame,
     make_reference,
-    mean_stat,
-    relearn,
-    served_lists,
+    model_measurements,
 )
+from benchmark.evidence import Evidence
+from benchmark.features import item_features
+from benchmark.metrics import evidence_metric_names, metric_stats
 from methods.base import MethodInputs, Unlearned
 from methods.registry import get_method
 from tasks.prepare import PreparedTask
@@ -71,9 +72,10 @@ class CellContext:
     _cache: dict = field(default_factory=dict)
 
     def inputs(self) -> MethodInputs:
+        """A method's inputs, with its own copy of the base model (the reference stays intact)."""
         bb = self.base()
         return MethodInputs(
-            bb.model, bb.sids, self.task, self.backbone_cfg, self.seed, self.progress
+            copy.deepcopy(bb.model), bb.sids, self.task, self.backbone_cfg, self.seed, self.progress
         )
 
     def base(self):
@@ -83,80 +85,81 @@ class CellContext:
             )
         return self._cache["base"]
 
+    def oracle(self) -> Unlearned:
+        """The retrain oracle of this (task, seed): trained once, cached on disk."""
+        if "oracle" not in self._cache:
+            self._cache["oracle"] = get_method("retrain")().unlearn(self.inputs())
+        return self._cache["oracle"]
+
     def reference(self) -> Reference:
+        """The original model's and the oracle's evidence on this seed's pools (computed once)."""
         if "ref" not in self._cache:
-            bb = self.base()
+            bb, orc = self.base(), self.oracle()
             feats = item_features(self.task, self.backbone_cfg.features)
+            start = time.perf_counter()
             self._cache["ref"] = make_reference(
-                self.task, ServedModel(bb.model, bb.sids), feats, self.eval_cfg
+                self.task,
+                ServedModel(bb.model, bb.sids),
+                ServedModel(orc.model, orc.sids),
+                feats,
+                self.eval_cfg,
             )
+            self._cache["ref_seconds"] = time.perf_counter() - start
         return self._cache["ref"]
 
-    def oracle(self) -> tuple[Unlearned, dict]:
-        """The retrain oracle and its relearning recall under the shared budget."""
-        if "oracle" not in self._cache:
-            unl = get_method("retrain")().unlearn(self.inputs())
-            sm = ServedModel(unl.model, unl.sids)
-            c = self.eval_cfg
-            model = relearn(self.task, sm, c.relearn_steps, c.relearn_sample, c.relearn_lr, c.seed)
-            ref = self.reference()
-            lists = served_lists(
-                self.task, ref.pools, ServedModel(model, unl.sids), max(c.ks), c.beam
-            )
-            targets = self.task.seq_items[ref.pools.forget_set_pos]
-            hit = lists.forget_set_topk == targets[:, None]
-            rng = np.random.default_rng(c.seed)
-            relearned = {
-                f"relearn_oracle_forget_recall@{k}": mean_stat(hit[:, :k].any(1).astype(float), rng)
-                for k in c.ks
-            }
-            self._cache["oracle"] = (unl, relearned)
-        return self._cache["oracle"]
+
+def cell_metrics(
+    task: PreparedTask, frame: pd.DataFrame, cfg: EvalConfig
+) -> dict[str, dict]:
+    """Every evidence metric of the cell with its paired 95 % bootstrap interval."""
+    names = evidence_metric_names(cfg.k_values(task))
+    return metric_stats(Evidence.from_frame(frame), names, seed=cfg.seed)
 
 
 def run_cell(ctx: CellContext, method_name: str, config_overrides: dict | None = None) -> dict:
-    """Unlearn with `method_name` and evaluate.
-    Returns {'method', 'unlearned', 'metrics', 'cost', 'evidence' (a DataFrame)}."""
+    """Unlearn with `method_name` and evaluate. Returns {'method', 'unlearned', 'metrics',
+    'cost', 'evidence' (a DataFrame)}; cost['evaluation_seconds'] is everything after the method
+    returned (decode, latent scoring, relearning, geometry, bootstrap)."""
     method = get_method(method_name)(**(config_overrides or {}))
+    oracle = ctx.oracle()
+    ref = ctx.reference()
     inputs = ctx.inputs()
     with PeakRSS() as mem:
         start = time.perf_counter()
-        unl = method.unlearn(inputs)
+        unl = oracle if method_name == "retrain" else method.unlearn(inputs)
         seconds = time.perf_counter() - start
-    if method_name == "retrain" and not unl.log.get("reused_cached_oracle", False):
-        retrain_seconds = seconds
-    else:
-        oracle, _ = ctx.oracle()
-        retrain_seconds = oracle.log.get("seconds", float("nan"))
+    retrain_seconds = oracle.log.get("total_seconds", oracle.log.get("seconds", float("nan")))
     if method_name == "retrain":
-        seconds = retrain_seconds  # a cached oracle costs what its training cost
-    evidence: dict = {}
-    metrics = evaluate_unlearning(
-        ctx.task,
-        ctx.reference(),
-        ServedModel(unl.model, unl.sids, unl.banned),
-        ctx.eval_cfg,
-        evidence,
-    )
-    metrics.update(ctx.oracle()[1])
+        seconds = retrain_seconds  # the oracle costs what its training cost
+    eval_start = time.perf_counter()
+    served = ServedModel(unl.model, unl.sids, unl.banned)
+    if method_name == "retrain":  # the oracle's evidence is already in the reference
+        frame = evidence_frame(ctx.task, ref, ref.oracle_evidence)
+        measurements = model_measurements(ctx.task, ref, served, ctx.eval_cfg)
+        parts = {"reused_oracle_evidence": 0.0}
+    else:
+        frame, measurements, parts = evaluate_unlearning(ctx.task, ref, served, ctx.eval_cfg)
+    t = time.perf_counter()
+    metrics = cell_metrics(ctx.task, frame, ctx.eval_cfg)
+    parts["bootstrap"] = time.perf_counter() - t
+    metrics.update(measurements)
     cost = {
         "unlearn_seconds": seconds,
         "peak_memory_mib": mem.peak,
         "memory_increase_mib": mem.peak - mem.base,
         "speedup_over_retrain": retrain_seconds / seconds if seconds > 0 else float("nan"),
         "retrain_seconds": retrain_seconds,
+        "evaluation_seconds": time.perf_counter() - eval_start,
+        "evaluation_parts": {k: round(v, 3) for k, v in parts.items()},
+        "reference_seconds": ctx._cache.get("ref_seconds", float("nan")),
     }
+    nan = float("nan")
     for name in ("unlearn_seconds", "peak_memory_mib", "speedup_over_retrain"):
-        metrics[name] = {
-            "value": float(cost[name]),
-            "ci_low": float("nan"),
-            "ci_high": float("nan"),
-            "n": 1,
-        }
+        metrics[name] = {"value": float(cost[name]), "ci_low": nan, "ci_high": nan, "n": 1}
     return {
         "method": method,
         "unlearned": unl,
         "metrics": metrics,
         "cost": cost,
-        "evidence": evidence_frame(evidence),
+        "evidence": frame,
     }

@@ -100,7 +100,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         rows[f"{split} (SID model)"] = m
         rows[f"{split} (popularity)"] = popularity_metrics(task, split, ks)
         print(
-            f"{split}: decoded {m['users']} users in {m['decode_seconds']:.2f} s (beam {args.beam})"
+            f"{split}: decoded {m["users"]} targets in {m['decode_seconds']:.2f} s (beam {args.beam})"
         )
     print(_metrics_table(rows, ks))
     print(f"peak RSS of this command: {_peak_rss_mib():.0f} MiB")
@@ -130,7 +130,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     ks = task.spec.k_values
     m = evaluate_backbone(backbone.model, backbone.sids, task, args.split, args.beam, ks)
     print(
-        f"{args.split}: decoded {m['users']} users in {m['decode_seconds']:.2f} s "
+        f"{args.split}: decoded {m["users"]} targets in {m['decode_seconds']:.2f} s "
         f"(beam {args.beam})"
     )
     print(
@@ -145,7 +145,8 @@ def _cmd_unlearn(args: argparse.Namespace) -> int:
     from benchmark.backbone import BackboneConfig, set_threads
     from benchmark.cell import CellContext, run_cell
     from benchmark.results import save_result
-    from benchmark.unlearning_metrics import EvalConfig, higher_is_better
+    from benchmark.evaluation import EvalConfig
+    from benchmark.metrics import higher_is_better
     from methods.registry import get_method
     from tasks import get_task, prepare_task
 

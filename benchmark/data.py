@@ -21,7 +21,7 @@ def training_windows(
     max_len = max_len or task.spec.preprocess.max_history
     inputs, targets, masks = [], [], []
     for u in range(task.n_users):
-        start, stop = int(task.seq_offsets[u]), int(task.seq_offsets[u + 1]) - 2  # train part
+        start, stop = int(task.seq_offsets[u]), int(task.valid_pos[u])  # the training part
         end = stop
         while end - start >= 2:
             lo = max(start, end - max_len - 1)

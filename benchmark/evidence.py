@@ -1,84 +1,126 @@
-"""A result's evidence (DESIGN §6): the per-example top-K lists and target ranks of every pool, in
-a small parquet file beside the result JSON, from which every ranking metric can be recomputed.
+"""A cell's evidence (DESIGN §5, §6): one row per evaluation example, from which every metric is a
+pure numpy function (`benchmark.metrics`). Numpy and pandas only: no torch.
 
-One row per evaluation example. Columns: pool ("retain_test", "forget_test", "forget_set"),
-collateral (bool), position, target, topk / rank (served by the unlearned model; rank 0-based,
-inf when absent), original_topk / original_rank, topk_in_forget (per slot), and for forget-set
-rows latent_rank, original_latent_rank and relearn_rank (NaN elsewhere)."""
+Columns (ranks are 0-based; inf when the target is not in the served top-K list; NaN where a
+column does not apply to the row's pool):
+
+- pool: "retain_test" | "forget_test" | "forget_set"; collateral (bool): a retain-test target
+  whose item shares its level-1 code with a forget item; position (absolute, into the task's
+  sequences); target (item id).
+- topk (list of item ids, -1 = empty), rank: the method's served list (with its decode-time ban).
+- forget_bits, original_forget_bits, oracle_forget_bits: bit j set when slot j of the method's /
+  original model's / oracle's served list holds a forget item (concept exposure, CE@K).
+- original_rank, oracle_rank: the original model's and the oracle's served ranks.
+- n_candidates: items the target is ranked among (the catalogue minus the user's seen items).
+- latent_rank, original_latent_rank, oracle_latent_rank (forget-set rows): teacher-forced rank
+  among every item, no bans (method and original: the better of original and served SID).
+- relearn_rank, oracle_relearn_rank (forget-set rows): served rank after the relearning fine-tune.
+"""
 
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from benchmark.atomic import write_bytes_atomic
-from benchmark.unlearning_metrics import forget_slots
+
+POOLS = ("retain_test", "forget_test", "forget_set")
+RANKS = (
+    "rank", "original_rank", "oracle_rank", "latent_rank", "original_latent_rank",
+    "oracle_latent_rank", "relearn_rank", "oracle_relearn_rank",
+)  # fmt: skip
+BITS = ("forget_bits", "original_forget_bits", "oracle_forget_bits")
+ORACLE_COLUMNS = ("oracle_rank", "oracle_forget_bits", "oracle_latent_rank", "oracle_relearn_rank")
+COLUMNS = ("pool", "collateral", "position", "target", "topk", *RANKS, *BITS, "n_candidates")
+FORGET_SET_ONLY = RANKS[3:]  # latent and relearn ranks exist on forget-set rows only
 
 
 def evidence_path(result_json: Path) -> Path:
     return result_json.with_name(result_json.name.removesuffix(".json") + ".evidence.parquet")
 
 
-def _rows(pool, collateral, positions, targets, topk, rank, otopk, orank, fmask, latent=None):
-    n = len(positions)
-    nan = np.full(n, np.nan)
-    lat, olat, relearn = latent if latent is not None else (nan, nan, nan)
-    return pd.DataFrame(
-        {
-            "pool": pool,
-            "collateral": collateral,
-            "position": positions.astype(np.int64),
-            "target": targets.astype(np.int64),
-            "topk": list(topk.astype(np.int64)),
-            "rank": rank.astype(float),
-            "original_topk": list(otopk.astype(np.int64)),
-            "original_rank": orank.astype(float),
-            "topk_in_forget": list(forget_slots(topk, fmask)),
-            "latent_rank": np.asarray(lat, dtype=float),
-            "original_latent_rank": np.asarray(olat, dtype=float),
-            "relearn_rank": np.asarray(relearn, dtype=float),
-        }
-    )
+def slot_bits(in_forget: np.ndarray) -> np.ndarray:
+    """(N, K) bool slots -> (N,) int64 bit masks (bit j = slot j)."""
+    k = in_forget.shape[1]
+    return (in_forget.astype(np.int64) << np.arange(k, dtype=np.int64)).sum(1)
 
 
-def evidence_frame(ev: dict) -> pd.DataFrame:
-    """The evidence rows from the dict `evaluate_unlearning(..., evidence=ev)` filled."""
-    p, fmask = ev["pools"], ev["forget_mask"]
-    n_users, n_fs = len(p.user_pos), len(p.forget_set_pos)
-    pool = np.full(n_users, "retain_test", dtype=object)
-    pool[p.forget_users] = "forget_test"
-    collateral = np.zeros(n_users, dtype=bool)
-    collateral[p.collateral_users] = True
-    users = _rows(
-        pool,
-        collateral,
-        p.user_pos,
-        ev["test_items"],
-        ev["test_topk"],
-        ev["test_rank"],
-        ev["original_test_topk"],
-        ev["original_test_rank"],
-        fmask,
-    )
-    forget_set = _rows(
-        np.full(n_fs, "forget_set", dtype=object),
-        np.zeros(n_fs, dtype=bool),
-        p.forget_set_pos,
-        ev["forget_set_items"],
-        ev["forget_set_topk"],
-        ev["forget_set_rank"],
-        ev["original_forget_set_topk"],
-        ev["original_forget_set_rank"],
-        fmask,
-        (ev["latent_rank"], ev["original_latent_rank"], ev["relearn_rank"]),
-    )
-    return pd.concat([users, forget_set], ignore_index=True)
+def forget_slots(topk: np.ndarray, forget_mask: np.ndarray) -> np.ndarray:
+    """Which slots of top-K lists (item ids, -1 = empty) hold a forget item."""
+    return forget_mask[np.maximum(topk, 0)] & (topk >= 0)
+
+
+def target_ranks(topk: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """0-based rank of each target in its row of `topk` (N, K); inf where absent."""
+    hit = topk == targets[:, None]
+    return np.where(hit.any(1), hit.argmax(1), np.inf)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Evidence columns as numpy arrays (the fast form metrics and bootstraps work on)."""
+
+    cols: dict[str, np.ndarray]
+
+    @classmethod
+    def from_frame(cls, df: pd.DataFrame) -> Evidence:
+        missing = [c for c in COLUMNS if c not in df.columns]
+        if missing:
+            raise ValueError(f"evidence is missing columns {missing}")
+        cols = {c: df[c].to_numpy() for c in COLUMNS if c != "topk"}
+        cols["pool"] = cols["pool"].astype(str)
+        cols["collateral"] = cols["collateral"].astype(bool)
+        for c in (*RANKS,):
+            cols[c] = cols[c].astype(np.float64)
+        for c in (*BITS, "position", "target", "n_candidates"):
+            cols[c] = cols[c].astype(np.int64)
+        return cls(cols)
+
+    def __len__(self) -> int:
+        return len(self.cols["pool"])
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.cols[name]
+
+    def mask(self, pool: str) -> np.ndarray:
+        return self.cols["pool"] == pool
+
+    def take(self, idx: np.ndarray) -> Evidence:
+        return Evidence({c: v[idx] for c, v in self.cols.items()})
+
+    def with_columns(self, **new: np.ndarray) -> Evidence:
+        return Evidence({**self.cols, **new})
+
+    def pool_rows(self) -> list[np.ndarray]:
+        """Row indices of each non-empty pool (the strata of a bootstrap)."""
+        return [r for p in POOLS if len((r := np.flatnonzero(self.mask(p))))]
+
+
+def resample_indices(strata: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """One stratified bootstrap resample: rows drawn with replacement within each pool, so every
+    pool keeps its size. Two models' evidence on the same examples take the same indices
+    (a paired bootstrap)."""
+    return np.concatenate([s[rng.integers(0, len(s), len(s))] for s in strata])
+
+
+def with_oracle_of(ev: Evidence, other: Evidence) -> Evidence:
+    """`ev` scored against the oracle recorded in `other` (another seed's cell of the same task):
+    the retrain row's noise ceiling. Both must hold the same examples in the same order."""
+    same = all(np.array_equal(ev[c], other[c]) for c in ("pool", "position", "target"))
+    if not same:
+        raise ValueError("the two evidence frames do not hold the same examples")
+    return ev.with_columns(**{c: other[c] for c in ORACLE_COLUMNS})
+
+
+def read_evidence(path: Path) -> pd.DataFrame:
+    return pd.read_parquet(path)
 
 
 def write_evidence_atomic(path: Path, frame: pd.DataFrame) -> None:
     buf = io.BytesIO()
-    frame.to_parquet(buf, index=False)
+    frame.to_parquet(buf, index=False, compression="zstd")
     write_bytes_atomic(path, buf.getvalue())

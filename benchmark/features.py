@@ -149,25 +149,34 @@ def text_embeddings(texts: list[str], config: FeatureConfig) -> np.ndarray:
 # ---- collaborative part --------------------------------------------------------------------------
 
 
-def train_interactions(task: PreparedTask) -> tuple[np.ndarray, np.ndarray]:
-    """(user, item) of every training interaction: each user's sequence minus its last two
-    items (validation and test), so nothing evaluated can leak into the tokenizer."""
-    lengths = np.maximum(np.diff(task.seq_offsets) - 2, 0)
+def train_interactions(
+    task: PreparedTask, retain_only: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """(user, item) of every training interaction: each user's sequence before its validation
+    target, so nothing evaluated can leak into the tokenizer. `retain_only` drops the
+    interactions with forget items (the retrain oracle's tokenizer never sees D_f)."""
+    lengths = np.maximum(task.valid_pos - task.seq_offsets[:-1], 0)
     starts = np.repeat(task.seq_offsets[:-1], lengths)
     pos = starts + np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    users = np.repeat(np.arange(task.n_users), lengths)
-    return users, task.seq_items[pos]
+    users, items = np.repeat(np.arange(task.n_users), lengths), task.seq_items[pos]
+    if retain_only:
+        keep = ~task.forget_mask[items]
+        users, items = users[keep], items[keep]
+    return users, items
 
 
-def collab_features(task: PreparedTask, dim: int, seed: int = 0) -> np.ndarray:
+def collab_features(
+    task: PreparedTask, dim: int, seed: int = 0, retain_only: bool = False
+) -> np.ndarray:
     """L2-normalised rows of a truncated SVD of the item x user training matrix, (n_items, <=dim).
 
     Entries are 1/sqrt(|user's train items|) so heavy users do not dominate. An item without
-    training interactions gets a zero row.
+    training interactions (every forget item when `retain_only`) gets a zero row: its feature is
+    its content alone.
     """
     from scipy.sparse import csr_matrix
 
-    users, items = train_interactions(task)
+    users, items = train_interactions(task, retain_only)
     per_user = np.bincount(users, minlength=task.n_users)
     values = 1.0 / np.sqrt(per_user[users])
     matrix = csr_matrix((values, (items, users)), shape=(task.n_items, task.n_users))
@@ -177,28 +186,35 @@ def collab_features(task: PreparedTask, dim: int, seed: int = 0) -> np.ndarray:
 # ---- features and cache --------------------------------------------------------------------------
 
 
-def compute_features(task: PreparedTask, config: FeatureConfig) -> np.ndarray:
-    """The features of `task`'s items, uncached: (n_items, d) float32."""
+def compute_features(
+    task: PreparedTask, config: FeatureConfig, retain_only: bool = False
+) -> np.ndarray:
+    """The features of `task`'s items, uncached: (n_items, d) float32. `retain_only`: the
+    collaborative part from retain-only interactions (the retrain oracle's tokenizer)."""
     x = text_embeddings(item_texts(task), config)
     if config.collab_dim > 0:
-        collab = collab_features(task, config.collab_dim, config.seed)
+        collab = collab_features(task, config.collab_dim, config.seed, retain_only)
         x = _l2_normalize(np.concatenate([x, config.collab_weight * collab], axis=1))
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
-def features_path(task: PreparedTask, config: FeatureConfig) -> Path:
-    name = f"{task.content_hash[:16]}-{config.config_hash()[:12]}.safetensors"
+def features_path(task: PreparedTask, config: FeatureConfig, retain_only: bool = False) -> Path:
+    kind = "-retain" if retain_only else ""
+    name = f"{task.content_hash[:16]}-{config.config_hash()[:12]}{kind}.safetensors"
     return cache_root() / "features" / name
 
 
 @on_cpu
-def item_features(task: PreparedTask, config: FeatureConfig | None = None) -> np.ndarray:
-    """Item features (n_items, d) float32, from the cache when present, else computed and cached."""
+def item_features(
+    task: PreparedTask, config: FeatureConfig | None = None, retain_only: bool = False
+) -> np.ndarray:
+    """Item features (n_items, d) float32, from the cache when present, else computed and cached.
+    `retain_only`: computed without any interaction with a forget item (the oracle's)."""
     from safetensors import SafetensorError
     from safetensors.numpy import load_file, save_file
 
     config = config or FeatureConfig()
-    path = features_path(task, config)
+    path = features_path(task, config, retain_only)
     if path.is_file():
         try:
             x = load_file(path)["features"]
@@ -206,12 +222,13 @@ def item_features(task: PreparedTask, config: FeatureConfig | None = None) -> np
                 return x
         except (OSError, KeyError, SafetensorError):
             pass  # damaged: recompute and overwrite
-    x = compute_features(task, config)
+    x = compute_features(task, config, retain_only)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     os.close(fd)
     try:
         meta = {"task": task.spec.identity, "content_hash": task.content_hash}
+        meta["retain_only"] = str(retain_only)
         meta["config"] = json.dumps(config.to_dict(), sort_keys=True)
         save_file({"features": x}, tmp, metadata=meta)
         os.replace(tmp, path)

@@ -1,81 +1,75 @@
-"""Ranking metrics, each defined once with its direction, and bootstrap intervals.
+"""Every metric of DESIGN §5, defined once as a pure numpy function of an evidence frame
+(`benchmark.evidence.Evidence`) and registered with its direction, aggregation and K, in the
+manner of lm-evaluation-harness's `register_metric`. The runner, `validate`, the leaderboard and
+`compare` all call these functions; bootstrap intervals (one implementation, paired wherever two
+models meet on the same examples) live here too. Numpy only: no torch.
 
-One relevant item per example (leave-one-out): with r the 0-based rank of the target in the
-ranked list (inf when absent), Recall@K = 1[r < K] and NDCG@K = 1[r < K] / log2(r + 2) (the ideal
-DCG is 1). A metric over a pool is the mean over its examples.
+Ranks are 0-based (inf when absent from the served list). With one relevant item per example,
+Recall@K = 1[r < K] and NDCG@K = 1[r < K] / log2(r + 2). u = the unlearned model, 0 = the
+original model, o = the retrain oracle.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from benchmark.evidence import Evidence, resample_indices
+
+HEADLINE = "erasure_score"
+HEADLINE_K = 10  # the headline's served forgetting and utility are taken at @10
+N_BOOT = 1000
+LEVEL = 0.95
 
 
 @dataclass(frozen=True)
 class Metric:
     name: str
     higher_is_better: bool
+    aggregation: str  # how examples become the value: mean, ratio of means, formula, model
     description: str
+    pool: str  # the examples it is computed over ("" for model-level measurements)
+    per_k: bool = False  # the name takes "@K"
+    fn: Callable | None = None  # fn(view, k) -> float; None: not computable from evidence
 
 
 METRICS: dict[str, Metric] = {}
 
 
-def register(name: str, higher_is_better: bool, description: str) -> Metric:
-    METRICS[name] = Metric(name, higher_is_better, description)
-    return METRICS[name]
+def register_metric(
+    name: str,
+    *,
+    higher_is_better: bool,
+    aggregation: str,
+    description: str,
+    pool: str = "",
+    per_k: bool = False,
+) -> Callable:
+    def deco(fn: Callable | None) -> Callable | None:
+        METRICS[name] = Metric(name, higher_is_better, aggregation, description, pool, per_k, fn)
+        return fn
+
+    return deco
 
 
-register("recall", True, "share of examples whose target is in the top K")
-register("ndcg", True, "discounted gain of the target's position in the top K")
-# the unlearning suite (DESIGN §5), computed in benchmark.unlearning_metrics; a name covers @K
-for _name, _up, _text in (
-    ("retained_recall", True, "Recall@K on retain-test users"),
-    ("retained_ndcg", True, "NDCG@K on retain-test users"),
-    ("retained_recall_ratio", True, "retained Recall@K / the original model's"),
-    ("retained_ndcg_ratio", True, "retained NDCG@K / the original model's"),
-    (
-        "collateral_recall",
-        True,
-        "Recall@K on retain-test users whose item shares a level-1 code with F",
-    ),
-    ("collateral_ndcg", True, "NDCG@K on those users"),
-    ("collateral_ndcg_ratio", True, "collateral NDCG@K / the original model's"),
-    ("forget_set_recall", False, "served Recall@K on the forget set"),
-    ("forget_set_ndcg", False, "served NDCG@K on the forget set"),
-    ("forget_test_recall", False, "served Recall@K on forget-test users"),
-    ("forget_test_ndcg", False, "served NDCG@K on forget-test users"),
-    ("fe", True, "1 - forget-set Recall@K / the original's, clipped to [0, 1]"),
-    ("ce", False, "share of all test users' top-K slots filled by forget items"),
-    ("latent_forget_recall", False, "forget-set Recall@K, best of original/served SID, no bans"),
-    ("latent_forget_mean_rank", True, "mean 1-based latent rank of forget-set targets"),
-    ("fe_latent", True, "FE@K on the latent ranking"),
-    ("relearn_forget_recall", False, "forget-set Recall@K after the relearning fine-tune"),
-    ("relearn_oracle_forget_recall", False, "the same for the retrain oracle"),
-    ("retain_geometry_spearman", True, "Spearman of retain items' pairwise cosine similarities"),
-    ("code_purity_ratio", True, "level-1 code purity of retain items / the original tokenizer's"),
-    ("unlearn_seconds", False, "wall seconds of the unlearning step"),
-    ("peak_memory_mib", False, "peak resident memory during unlearning"),
-    ("speedup_over_retrain", True, "retrain oracle seconds / unlearning seconds"),
-    ("erasure_score", True, "harmonic mean of forgetting_part and utility_part"),
-    ("forgetting_part", True, "min(FE@10, FE_latent@10)"),
-    ("utility_part", True, "min(1, retained NDCG@10 ratio)"),
-):
-    register(_name, _up, _text)
+def register_measurement(name: str, higher_is_better: bool, description: str) -> None:
+    """A model-level measurement (geometry, cost): recorded in the result, not in the evidence."""
+    register_metric(
+        name, higher_is_better=higher_is_better, aggregation="model", description=description
+    )(None)
 
 
-def target_ranks(topk: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """0-based rank of each target in its row of `topk` (N, K); inf where absent."""
-    hit = topk == targets[:, None]
-    return np.where(hit.any(1), hit.argmax(1), np.inf)
+def metric_base(name: str) -> str:
+    return name.split("@", 1)[0]
 
 
-def ranks_from_scores(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """0-based rank of each target in a full score matrix (N, n_items); ties count against the
-    target (pessimistic), -inf scores rank last."""
-    target_score = scores[np.arange(len(targets)), targets]
-    return (scores > target_score[:, None]).sum(1) + (scores == target_score[:, None]).sum(1) - 1
+def higher_is_better(name: str) -> bool:
+    return METRICS[metric_base(name)].higher_is_better
+
+
+# ---- per-example functions ---------------------------------------------------------------------
 
 
 def recall_at_k(ranks: np.ndarray, k: int) -> np.ndarray:
@@ -89,25 +83,342 @@ def ndcg_at_k(ranks: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def bootstrap_ci(
-    values: np.ndarray, n_boot: int = 1000, seed: int = 0, level: float = 0.95
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean over examples."""
-    values = np.asarray(values, dtype=np.float64)
-    if len(values) == 0:
-        return (float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, len(values), size=(n_boot, len(values)))].mean(1)
-    lo, hi = np.quantile(means, [(1 - level) / 2, 1 - (1 - level) / 2])
+def ranks_from_scores(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """0-based rank of each target in a full score matrix (N, n_items); ties count against the
+    target (pessimistic), -inf scores rank last."""
+    target_score = scores[np.arange(len(targets)), targets]
+    return (scores > target_score[:, None]).sum(1) + (scores == target_score[:, None]).sum(1) - 1
+
+
+def bits_share(bits: np.ndarray, k: int) -> np.ndarray:
+    """Share of the first k slots flagged in each bit mask."""
+    masked = bits & ((1 << k) - 1)
+    counts = np.zeros(len(bits))
+    for j in range(k):
+        counts += (masked >> j) & 1
+    return counts / k
+
+
+def _mean(x: np.ndarray) -> float:
+    return float(x.mean()) if len(x) else float("nan")
+
+
+def ratio(a: np.ndarray, b: np.ndarray) -> float:
+    """mean(a) / mean(b) on paired examples; NaN when b's mean is not positive."""
+    return float(a.mean() / b.mean()) if len(b) and b.mean() > 0 else float("nan")
+
+
+def harmonic(a: float, b: float) -> float:
+    if not (np.isfinite(a) and np.isfinite(b)) or a + b <= 0:
+        return 0.0
+    return 2 * a * b / (a + b)
+
+
+def served_forgetting_value(r_u: float, r_o: float, r_0: float) -> float:
+    """1 - max(0, R_u - R_o) / (R_0 - R_o), clipped to [0, 1]: serving forget items more than the
+    oracle costs, serving fewer does not. When the original serves them no more than the oracle
+    (R_0 <= R_o) there is nothing to forget: 1 if R_u <= R_o, else 0."""
+    if not all(np.isfinite(x) for x in (r_u, r_o, r_0)):
+        return float("nan")
+    if r_0 - r_o <= 0:
+        return 1.0 if r_u <= r_o else 0.0
+    return float(np.clip(1 - max(0.0, r_u - r_o) / (r_0 - r_o), 0, 1))
+
+
+def oracle_match_value(q_u: np.ndarray, q_o: np.ndarray, q_0: np.ndarray) -> float:
+    """max(0, 1 - sum|q_u - q_o| / sum|q_0 - q_o|): 0 for the original, 1 for the oracle."""
+    if not len(q_u):
+        return float("nan")
+    num, den = np.abs(q_u - q_o).sum(), np.abs(q_0 - q_o).sum()
+    if den <= 0:
+        return 1.0 if num <= 0 else 0.0
+    return float(max(0.0, 1 - num / den))
+
+
+def ks_statistic(a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sample Kolmogorov-Smirnov statistic: the largest gap between the two empirical CDFs."""
+    if not (len(a) and len(b)):
+        return float("nan")
+    a, b = np.sort(a), np.sort(b)
+    grid = np.concatenate([a, b])
+    fa = np.searchsorted(a, grid, side="right") / len(a)
+    fb = np.searchsorted(b, grid, side="right") / len(b)
+    return float(np.abs(fa - fb).max())
+
+
+# ---- a view of the evidence with its pools resolved once --------------------------------------
+
+
+class View:
+    def __init__(self, ev: Evidence):
+        self.ev = ev
+        pool = ev["pool"]
+        self.rt, self.ft, self.fs = (pool == "retain_test"), (pool == "forget_test"), (
+            pool == "forget_set"
+        )
+        self.col = self.rt & ev["collateral"]
+        self.test = self.rt | self.ft
+
+    def get(self, column: str, rows: np.ndarray) -> np.ndarray:
+        return self.ev[column][rows]
+
+    def q(self, column: str) -> np.ndarray:
+        """Latent percentile of forget-set targets: 0 = top of the catalogue, 1 = bottom."""
+        n = np.maximum(self.get("n_candidates", self.fs) - 1, 1)
+        return self.get(column, self.fs) / n
+
+
+_RANKERS = {"recall": recall_at_k, "ndcg": ndcg_at_k}
+_POOL_NAMES = {"rt": "retain_test", "ft": "forget_test", "fs": "forget_set", "col": "collateral"}
+
+
+def _pool_mean(prefix: str, pool: str, what: str, column: str, down: bool, text: str) -> None:
+    fn_rank = _RANKERS[what]
+
+    def fn(v: View, k: int) -> float:
+        return _mean(fn_rank(v.get(column, getattr(v, pool)), k))
+
+    register_metric(
+        f"{prefix}_{what}", higher_is_better=not down, aggregation="mean",
+        description=text, pool=_POOL_NAMES[pool], per_k=True,
+    )(fn)  # fmt: skip
+
+
+def _pool_ratio(name: str, pool: str, what: str, ref: str, text: str) -> None:
+    fn_rank = _RANKERS[what]
+
+    def fn(v: View, k: int) -> float:
+        rows = getattr(v, pool)
+        return ratio(fn_rank(v.get("rank", rows), k), fn_rank(v.get(ref, rows), k))
+
+    register_metric(
+        name, higher_is_better=True, aggregation="ratio of paired means", description=text,
+        pool=_POOL_NAMES[pool], per_k=True,
+    )(fn)  # fmt: skip
+
+
+for _what in ("recall", "ndcg"):
+    _W = "Recall" if _what == "recall" else "NDCG"
+    _pool_mean("retained", "rt", _what, "rank", False, f"{_W}@K on retain-test targets")
+    _pool_mean("collateral", "col", _what, "rank", False,
+               f"{_W}@K on retain-test targets whose item shares a level-1 code with F")  # fmt: skip
+    _pool_mean("forget_test", "ft", _what, "rank", True, f"served {_W}@K on forget-test targets")
+    _pool_mean("forget_set", "fs", _what, "rank", True, f"served {_W}@K on the forget set")
+    _pool_mean("relearn_forget", "fs", _what, "relearn_rank", True,
+               f"forget-set {_W}@K after the relearning fine-tune")  # fmt: skip
+    _pool_mean("relearn_oracle_forget", "fs", _what, "oracle_relearn_rank", True,
+               f"the same for the retrain oracle")  # fmt: skip
+    _pool_ratio(f"retained_{_what}_ratio", "rt", _what, "original_rank",
+                f"retained {_W}@K / the original model's, paired on the same targets")  # fmt: skip
+    _pool_ratio(f"retained_{_what}_oracle_ratio", "rt", _what, "oracle_rank",
+                f"retained {_W}@K / the retrain oracle's, paired")  # fmt: skip
+    _pool_ratio(f"collateral_{_what}_ratio", "col", _what, "original_rank",
+                f"collateral {_W}@K / the original model's, paired")  # fmt: skip
+
+
+@register_metric("latent_forget_recall", higher_is_better=False, aggregation="mean",
+                 description="forget-set Recall@K of the latent ranking (every item scored, no "
+                 "bans, the better of original and served SID)", pool="forget_set", per_k=True)  # fmt: skip
+def _latent_recall(v: View, k: int) -> float:
+    return _mean(recall_at_k(v.get("latent_rank", v.fs), k))
+
+
+@register_metric("ce", higher_is_better=False, aggregation="mean", pool="retain_test+forget_test",
+                 description="concept exposure: share of all test targets' top-K slots filled "
+                 "by forget items", per_k=True)  # fmt: skip
+def concept_exposure(v: View, k: int) -> float:
+    return _mean(bits_share(v.get("forget_bits", v.test), k))
+
+
+@register_metric("ce_excess", higher_is_better=False, aggregation="difference of paired means",
+                 pool="retain_test+forget_test", per_k=True,
+                 description="CE@K minus the retrain oracle's CE@K on the same targets")  # fmt: skip
+def _ce_excess(v: View, k: int) -> float:
+    return concept_exposure(v, k) - _mean(bits_share(v.get("oracle_forget_bits", v.test), k))
+
+
+@register_metric("relearn_excess", higher_is_better=False, aggregation="difference of means",
+                 pool="forget_set", per_k=True,
+                 description="relearned forget-set Recall@K minus the relearned oracle's")  # fmt: skip
+def _relearn_excess(v: View, k: int) -> float:
+    return _mean(recall_at_k(v.get("relearn_rank", v.fs), k)) - _mean(
+        recall_at_k(v.get("oracle_relearn_rank", v.fs), k)
+    )
+
+
+@register_metric("served_forgetting", higher_is_better=True, aggregation="formula",
+                 pool="forget_set", description="1 - max(0, R_u - R_o) / (R_0 - R_o) on "
+                 "forget-set Recall@10, clipped to [0, 1]")  # fmt: skip
+def served_forgetting(v: View, k: int | None = None) -> float:
+    r = [_mean(recall_at_k(v.get(c, v.fs), HEADLINE_K))
+         for c in ("rank", "oracle_rank", "original_rank")]  # fmt: skip
+    return served_forgetting_value(*r)
+
+
+@register_metric("oracle_match", higher_is_better=True, aggregation="formula", pool="forget_set",
+                 description="OM = max(0, 1 - sum|q_u - q_o| / sum|q_0 - q_o|) over forget-set "
+                 "latent percentiles: original 0, oracle 1")  # fmt: skip
+def oracle_match(v: View, k: int | None = None) -> float:
+    return oracle_match_value(
+        v.q("latent_rank"), v.q("oracle_latent_rank"), v.q("original_latent_rank")
+    )
+
+
+@register_metric("latent_ks", higher_is_better=False, aggregation="formula", pool="forget_set",
+                 description="KS statistic between the method's and the oracle's forget-set "
+                 "latent percentiles")  # fmt: skip
+def _latent_ks(v: View, k: int | None = None) -> float:
+    return ks_statistic(v.q("latent_rank"), v.q("oracle_latent_rank"))
+
+
+@register_metric("latent_forget_mean_rank", higher_is_better=True, aggregation="mean",
+                 pool="forget_set", description="mean 1-based latent rank of forget-set targets")  # fmt: skip
+def _latent_mean_rank(v: View, k: int | None = None) -> float:
+    return _mean(v.get("latent_rank", v.fs) + 1.0)
+
+
+@register_metric("oracle_latent_forget_mean_rank", higher_is_better=True, aggregation="mean",
+                 pool="forget_set", description="the same for the retrain oracle (where the "
+                 "method should leave them)")  # fmt: skip
+def _oracle_latent_mean_rank(v: View, k: int | None = None) -> float:
+    return _mean(v.get("oracle_latent_rank", v.fs) + 1.0)
+
+
+@register_metric("forgetting_part", higher_is_better=True, aggregation="formula",
+                 pool="forget_set", description="min(served_forgetting, oracle_match)")  # fmt: skip
+def forgetting_part(v: View, k: int | None = None) -> float:
+    return min(served_forgetting(v), oracle_match(v))
+
+
+@register_metric("utility_part", higher_is_better=True, aggregation="formula", pool="retain_test",
+                 description="min(1, retained NDCG@10 ratio to the original model)")  # fmt: skip
+def utility_part(v: View, k: int | None = None) -> float:
+    r = ratio(ndcg_at_k(v.get("rank", v.rt), HEADLINE_K),
+              ndcg_at_k(v.get("original_rank", v.rt), HEADLINE_K))  # fmt: skip
+    return min(1.0, r) if np.isfinite(r) else float("nan")
+
+
+@register_metric(HEADLINE, higher_is_better=True, aggregation="formula", pool="all",
+                 description="harmonic mean of forgetting_part and utility_part")  # fmt: skip
+def erasure_score(v: View, k: int | None = None) -> float:
+    return harmonic(forgetting_part(v), utility_part(v))
+
+
+for _name, _up, _text in (
+    ("retain_geometry_spearman", True, "Spearman of retain items' pairwise cosine similarities, "
+     "original vs unlearned"),
+    ("code_purity_ratio", True, "level-1 code purity of retain items / the original tokenizer's"),
+    ("unlearn_seconds", False, "wall seconds of the unlearning step"),
+    ("peak_memory_mib", False, "peak resident memory during unlearning"),
+    ("speedup_over_retrain", True, "retrain oracle seconds / unlearning seconds"),
+):  # fmt: skip
+    register_measurement(_name, _up, _text)
+
+
+# ---- computing metrics and intervals -----------------------------------------------------------
+
+
+def evidence_metric_names(ks: Iterable[int]) -> list[str]:
+    """Every metric computable from evidence, '@K' expanded over `ks`."""
+    ks = sorted(set(int(k) for k in ks))
+    out = []
+    for m in METRICS.values():
+        if m.fn is None:
+            continue
+        out.extend([f"{m.name}@{k}" for k in ks] if m.per_k else [m.name])
+    return out
+
+
+def _split(name: str) -> tuple[Metric, int | None]:
+    base, _, k = name.partition("@")
+    if base not in METRICS or METRICS[base].fn is None:
+        raise KeyError(f"metric {name!r} is not computable from evidence")
+    return METRICS[base], (int(k) if k else None)
+
+
+def compute(ev: Evidence | View, name: str) -> float:
+    metric, k = _split(name)
+    return float(metric.fn(ev if isinstance(ev, View) else View(ev), k))
+
+
+def compute_all(ev: Evidence, names: Sequence[str]) -> dict[str, float]:
+    v = View(ev)
+    return {n: compute(v, n) for n in names}
+
+
+def _interval(boots: np.ndarray) -> tuple[float, float]:
+    finite = boots[np.isfinite(boots)]
+    if not len(finite):
+        return float("nan"), float("nan")
+    lo, hi = np.quantile(finite, [(1 - LEVEL) / 2, 1 - (1 - LEVEL) / 2])
     return float(lo), float(hi)
 
 
-def summarize(values: np.ndarray, seed: int = 0) -> dict:
-    """{'value', 'ci_low', 'ci_high', 'n'} of a per-example metric."""
-    lo, hi = bootstrap_ci(values, seed=seed)
-    return {
-        "value": float(np.mean(values)) if len(values) else float("nan"),
-        "ci_low": lo,
-        "ci_high": hi,
-        "n": int(len(values)),
-    }
+def pool_size(v: View, name: str) -> int:
+    pool = METRICS[metric_base(name)].pool
+    masks = {"retain_test": v.rt, "forget_test": v.ft, "forget_set": v.fs, "collateral": v.col,
+             "retain_test+forget_test": v.test}  # fmt: skip
+    return int(masks[pool].sum()) if pool in masks else len(v.ev)
+
+
+def metric_stats(
+    ev: Evidence, names: Sequence[str], n_boot: int = N_BOOT, seed: int = 0
+) -> dict[str, dict]:
+    """{name: {value, ci_low, ci_high, n}}: each value with a 95 % percentile interval from a
+    stratified bootstrap over the evaluation examples. Every model the metric compares (method,
+    original, oracle) is resampled on the same examples: the intervals are paired."""
+    rng = np.random.default_rng(seed)
+    v = View(ev)
+    values = {n: compute(v, n) for n in names}
+    strata = ev.pool_rows()
+    boots = np.empty((n_boot, len(names)))
+    for b in range(n_boot):
+        vb = View(ev.take(resample_indices(strata, rng)))
+        boots[b] = [compute(vb, n) for n in names]
+    out = {}
+    for j, n in enumerate(names):
+        lo, hi = _interval(boots[:, j])
+        out[n] = {"value": values[n], "ci_low": lo, "ci_high": hi, "n": pool_size(v, n)}
+    return out
+
+
+def seed_resampled(
+    evidence: Sequence[Sequence[Evidence]],
+    statistic: Callable[[list[float]], float],
+    name: str,
+    n_boot: int = N_BOOT,
+    seed: int = 0,
+) -> np.ndarray:
+    """Bootstrap over (seed, example): each replicate draws seeds with replacement and, within each
+    drawn seed, examples with replacement; `evidence[m][s]` is model m's evidence on seed s, and
+    every model takes the same draw (paired). Returns statistic([metric of model m]) per
+    replicate, where a model's metric is its mean over the drawn seeds."""
+    rng = np.random.default_rng(seed)
+    n_models, n_seeds = len(evidence), len(evidence[0])
+    strata = [evidence[0][s].pool_rows() for s in range(n_seeds)]
+    out = np.empty(n_boot)
+    for b in range(n_boot):
+        per_model = np.zeros(n_models)
+        for s in rng.integers(0, n_seeds, n_seeds):
+            idx = resample_indices(strata[s], rng)
+            for m in range(n_models):
+                per_model[m] += compute(evidence[m][s].take(idx), name)
+        out[b] = statistic(list(per_model / n_seeds))
+    return out
+
+
+def seed_interval(evs: Sequence[Evidence], name: str, n_boot: int = N_BOOT, seed: int = 0):
+    """(mean over seeds, ci_low, ci_high) with the interval over (seed, example) resamples."""
+    mean = float(np.mean([compute(e, name) for e in evs]))
+    boots = seed_resampled([list(evs)], lambda v: v[0], name, n_boot, seed)
+    return (mean, *_interval(boots))
+
+
+def paired_difference(
+    a: Sequence[Evidence], b: Sequence[Evidence], name: str, n_boot: int = N_BOOT, seed: int = 0
+) -> tuple[float, float, float]:
+    """(mean_b - mean_a, ci_low, ci_high) over seeds, a and b aligned by seed and holding the
+    same examples; the interval from paired (seed, example) resamples."""
+    diff = float(np.mean([compute(e, name) for e in b]) - np.mean([compute(e, name) for e in a]))
+    boots = seed_resampled([list(a), list(b)], lambda v: v[1] - v[0], name, n_boot, seed)
+    return (diff, *_interval(boots))

@@ -12,8 +12,8 @@ import torch
 
 from benchmark import __version__
 from benchmark.atomic import write_text_atomic
+from benchmark.schema import SCHEMA_VERSION
 
-SCHEMA_VERSION = 1
 
 
 def git_revision() -> str:
@@ -45,9 +45,9 @@ def environment() -> dict:
     }
 
 
-def result_record(ctx, cell: dict) -> dict:
+def result_record(ctx, cell: dict, evidence: dict) -> dict:
     task, method = ctx.task, cell["method"]
-    base = ctx.base()
+    base, oracle = ctx.base(), ctx.oracle()
     return {
         "schema_version": SCHEMA_VERSION,
         "harness_version": __version__,
@@ -56,6 +56,7 @@ def result_record(ctx, cell: dict) -> dict:
             "version": task.spec.version,
             "identity": task.spec.identity,
             "data_hash": task.content_hash,
+            "protocol": task.spec.split.protocol,
         },
         "method": {
             "name": method.name,
@@ -68,8 +69,15 @@ def result_record(ctx, cell: dict) -> dict:
             "config_hash": ctx.backbone_cfg.config_hash(),
             "checkpoint_sha256": base.checkpoint_hash,
         },
+        "oracle": {
+            "version": oracle_version(),
+            "checkpoint_sha256": oracle.log["checkpoint_sha256"],
+        },
         "seed": ctx.seed,
+        # the retrain row is the reference its own cell is scored against: never ranked by it
+        "reference": method.name == "retrain",
         "metrics": cell["metrics"],
+        "evidence": evidence,
         "cost": cell["cost"],
         "environment": environment(),
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -80,13 +88,27 @@ def write_json_atomic(path: Path, data: dict) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, allow_nan=True))
 
 
+def oracle_version() -> str:
+    from methods.registry import get_method
+
+    return get_method("retrain").version
+
+
 def save_result(path: Path, ctx, cell: dict, extra_cost: dict | None = None) -> dict:
-    """The evidence parquet first, then the result JSON: a JSON on disk always has its evidence,
-    and a run killed in between simply redoes the cell."""
+    """The evidence parquet first, then the result JSON (which records the evidence's hash): a
+    JSON on disk always has its evidence, and a run killed in between simply redoes the cell."""
+    import hashlib
+
     from benchmark.evidence import evidence_path, write_evidence_atomic
 
-    record = result_record(ctx, cell)
+    ev_path = evidence_path(path)
+    write_evidence_atomic(ev_path, cell["evidence"])
+    evidence = {
+        "file": ev_path.name,
+        "sha256": hashlib.sha256(ev_path.read_bytes()).hexdigest(),
+        "rows": len(cell["evidence"]),
+    }
+    record = result_record(ctx, cell, evidence)
     record["cost"].update(extra_cost or {})
-    write_evidence_atomic(evidence_path(path), cell["evidence"])
     write_json_atomic(path, record)
     return record

@@ -26,7 +26,7 @@ from benchmark.backbone import BackboneConfig
 from benchmark.cell import CellContext, run_cell
 from benchmark.device import configure_device
 from benchmark.results import save_result, write_json_atomic
-from benchmark.unlearning_metrics import EvalConfig
+from benchmark.evaluation import EvalConfig
 from methods.registry import get_method
 from tasks import get_task, prepare_task
 

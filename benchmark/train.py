@@ -14,7 +14,8 @@ from tqdm import tqdm
 
 from benchmark.data import histories, seen_items, to_codes, training_windows
 from benchmark.decoding import Trie, beam_search
-from benchmark.metrics import ndcg_at_k, recall_at_k, target_ranks
+from benchmark.evidence import target_ranks
+from benchmark.metrics import ndcg_at_k, recall_at_k
 from benchmark.model import SIDRecommender
 from tasks.prepare import PreparedTask
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmark.backbone import cached_model
+from benchmark.backbone import cached_model, model_dir, train_backbone
 from benchmark.model import SIDRecommender
-from benchmark.train import seed_everything, train_model
+from benchmark.sid import SemanticIds
 from methods.base import MethodInputs, Unlearned, UnlearningMethod
 from methods.common import (
     Examples,
@@ -33,31 +34,27 @@ class NoConfig:
 
 @register
 class Retrain(UnlearningMethod):
-    """Oracle: the base model's recipe from scratch, forget items never targets (D_r only),
-    early-stopped on retain-validation users. Cached like base models."""
+    """Oracle: the base model's recipe from scratch without the concept's interactions — its
+    tokenizer's collaborative features from retain-only interactions (forget items keep
+    content-based SIDs), forget items never targets (D_r only), early-stopped on retain-validation
+    users. Cached like base models."""
 
-    name, version, Config = "retrain", "1.0", NoConfig
+    name, version, Config = "retrain", "2.0", NoConfig
 
     def unlearn(self, inputs: MethodInputs) -> Unlearned:
-        task, sids, cfg = inputs.task, inputs.sids, inputs.backbone
+        task, cfg, seed = inputs.task, inputs.backbone, inputs.seed
+        built: dict = {}
 
         def build() -> tuple[SIDRecommender, dict]:
-            seed_everything(inputs.seed)
-            model = SIDRecommender(cfg.model_config(sids.sizes, task.spec.preprocess.max_history))
-            log = train_model(
-                model,
-                task,
-                sids.codes,
-                sids.sizes,
-                cfg.train,
-                inputs.seed,
-                target_ok=~task.forget_mask[task.seq_items],
-                valid_users=task.retain_valid_users,
-                progress=inputs.progress,
-            )
+            ok = ~task.forget_mask[task.seq_items]
+            model, built["sids"], log = train_backbone(task, cfg, seed, ok, inputs.progress)
             return model, log
 
-        model, log, reused = cached_model("oracles", task, cfg, inputs.seed, build)
+        def files(folder: Path) -> None:
+            built["sids"].save(folder / "sids.json")
+
+        model, log, reused = cached_model("oracles", task, cfg, seed, build, files)
+        sids = SemanticIds.load(model_dir("oracles", task, cfg, seed) / "sids.json")
         return Unlearned(model, sids, log={"reused_cached_oracle": reused, **log})
 
 

@@ -12,7 +12,7 @@ import sys
 from benchmark.backbone import BackboneConfig
 from benchmark.cell import CellContext, run_cell
 from benchmark.device import configure_device
-from benchmark.unlearning_metrics import EvalConfig
+from benchmark.evaluation import EvalConfig
 from tasks import get_task, prepare_task
 
 VARIANTS = {

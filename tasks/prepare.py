@@ -1,8 +1,10 @@
 """Turn a task spec into prepared, split, hashed and cached data.
 
-Per user, interactions are ordered by (timestamp, item id) and split chronologically
-leave-one-out: the last item is the test target, the second-last the validation target, the rest
-train. Forget-test users have a test item in F; retain-test users the others. D_f holds the
+Per user, interactions are ordered by (timestamp, item id) and split chronologically (DESIGN §3):
+under protocol 2.0 ("last-n") the last n_test items are test targets, each predicted from
+everything before it, the one before them the validation target, the rest train; under
+"leave-one-out" (protocol 1.x) the last item is the test target and the second-last the
+validation target. Forget-test targets are test items in F; retain-test targets the others. D_f holds the
 training examples (history -> target) whose target is in F, D_r the rest.
 """
 
@@ -26,7 +28,7 @@ from tasks.dataset import RawDataset
 from tasks.errors import BenchError
 from tasks.sources import SOURCES
 from tasks.sources.common import cache_root, verify_checksum
-from tasks.spec import TaskSpec
+from tasks.spec import MIN_TRAIN, TaskSpec
 
 FORMAT_VERSION = 1
 LABEL_SEP = "\t"  # joins an item's concept labels in the cache (labels never contain tabs)
@@ -88,12 +90,30 @@ class PreparedTask:
 
     # --- evaluation targets (absolute positions into seq_items) ---
     @cached_property
-    def test_pos(self) -> np.ndarray:
-        return self.seq_offsets[1:] - 1
+    def n_test_per_user(self) -> np.ndarray:
+        """Test targets per user: 1 under leave-one-out; under last-n, n_test, fewer for short
+        histories so that at least MIN_TRAIN interactions remain for training (never below 1)."""
+        lengths = np.diff(self.seq_offsets)
+        if self.spec.split.protocol == "leave-one-out":
+            return np.ones(self.n_users, dtype=np.int64)
+        return np.clip(lengths - 1 - MIN_TRAIN, 1, self.spec.split.n_test).astype(np.int64)
 
     @cached_property
     def valid_pos(self) -> np.ndarray:
-        return self.seq_offsets[1:] - 2
+        """Each user's validation target: the interaction just before the test targets. It also
+        ends the training part (training targets lie strictly before it)."""
+        return self.seq_offsets[1:] - self.n_test_per_user - 1
+
+    @cached_property
+    def test_pos(self) -> np.ndarray:
+        """Every test target (sorted): each user's last n_test_per_user positions. A test target
+        is predicted from everything before it, earlier test targets included."""
+        n = self.n_test_per_user
+        return _ranges(self.valid_pos + 1, n)
+
+    @cached_property
+    def test_user(self) -> np.ndarray:
+        return np.repeat(np.arange(self.n_users), self.n_test_per_user)
 
     @property
     def test_items(self) -> np.ndarray:
@@ -104,11 +124,12 @@ class PreparedTask:
         return self.seq_items[self.valid_pos]
 
     @cached_property
-    def forget_test_users(self) -> np.ndarray:
+    def forget_test(self) -> np.ndarray:
+        """Indices into test_pos of the forget-test targets (test item in F)."""
         return np.flatnonzero(self.forget_mask[self.test_items])
 
     @cached_property
-    def retain_test_users(self) -> np.ndarray:
+    def retain_test(self) -> np.ndarray:
         return np.flatnonzero(~self.forget_mask[self.test_items])
 
     @cached_property
@@ -122,10 +143,9 @@ class PreparedTask:
     # --- training examples: target position p (absolute) with history seq[start(u):p] ---
     @cached_property
     def train_pos(self) -> np.ndarray:
-        """Targets of training examples: every train item except each user's first."""
-        n = np.diff(self.seq_offsets) - 3  # per user: train part minus its first item
-        starts = np.repeat(self.seq_offsets[:-1] + 1, n)
-        return starts + np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
+        """Targets of training examples: every training item except each user's first."""
+        n = np.maximum(self.valid_pos - self.seq_offsets[:-1] - 1, 0)
+        return _ranges(self.seq_offsets[:-1] + 1, n)
 
     @cached_property
     def train_user(self) -> np.ndarray:
@@ -166,8 +186,11 @@ class PreparedTask:
             "interactions": self.n_interactions,
             "forget_items": int(self.forget_mask.sum()),
             "retain_items": int((~self.forget_mask).sum()),
-            "forget_test_users": len(self.forget_test_users),
-            "retain_test_users": len(self.retain_test_users),
+            "protocol": self.spec.split.protocol,
+            "test_targets": len(self.test_pos),
+            "forget_test_targets": len(self.forget_test),
+            "retain_test_targets": len(self.retain_test),
+            "forget_test_users": len(np.unique(self.test_user[self.forget_test])),
             "forget_valid_users": len(self.forget_valid_users),
             "retain_valid_users": len(self.retain_valid_users),
             "train_examples_forget": len(self.d_forget),
@@ -175,6 +198,13 @@ class PreparedTask:
             "forget_set": len(self.forget_set),
             "content_hash": self.content_hash,
         }
+
+
+def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Concatenation of range(s, s + c) for each (s, c), vectorised."""
+    counts = np.asarray(counts, dtype=np.int64)
+    offsets = np.repeat(np.cumsum(counts) - counts, counts)
+    return np.repeat(np.asarray(starts, dtype=np.int64), counts) + np.arange(counts.sum()) - offsets
 
 
 def content_hash(spec: TaskSpec, arrays: dict[str, np.ndarray], raw_stats: dict) -> str:
@@ -262,10 +292,10 @@ def build_arrays(spec: TaskSpec, raw: RawDataset) -> tuple[dict[str, np.ndarray]
 
 def _from_arrays(spec: TaskSpec, arrays: dict, raw_stats: dict, digest: str) -> PreparedTask:
     task = PreparedTask(spec=spec, raw_stats=raw_stats, content_hash=digest, **arrays)
-    if len(task.forget_test_users) == 0 or len(task.d_forget) == 0:
+    if len(task.forget_test) == 0 or len(task.d_forget) == 0:
         raise BenchError(
             f"task {spec.identity}: concept {spec.concept.label!r} has {len(task.forget_items)} "
-            f"items but {len(task.forget_test_users)} forget-test users and {len(task.d_forget)} "
+            f"items but {len(task.forget_test)} forget-test targets and {len(task.d_forget)} "
             "forget training examples after preprocessing; the task cannot be evaluated"
         )
     return task

@@ -47,7 +47,12 @@ class ConceptSpec:
 
 @dataclass(frozen=True)
 class SplitSpec:
-    protocol: str = "leave-one-out"  # per user, chronological: last = test, second-last = valid
+    # per user, chronological. "last-n" (protocol 2.0): the last n_test interactions are test
+    # targets (fewer for short histories, so that at least 3 remain for training), each predicted
+    # from everything before it; the one before them is the validation target. "leave-one-out"
+    # (protocol 1.x): last = test, second-last = validation.
+    protocol: str = "last-n"
+    n_test: int = 5
     forget_set_size: int = 2000  # the forget-set evaluation pool: a seeded sample of D_f
     seed: int = 0  # seed of that sample
 
@@ -80,7 +85,8 @@ class TaskSpec:
         return hashlib.sha256(blob).hexdigest()
 
 
-PROTOCOLS = ("leave-one-out",)
+PROTOCOLS = ("last-n", "leave-one-out")
+MIN_TRAIN = 3  # last-n keeps at least this many training interactions per user
 MAIN_SCORES = ("erasure_score",)
 
 
@@ -159,6 +165,8 @@ def _check(spec: TaskSpec, file: str) -> None:
         raise bad("preprocess.max_history", "must be >= 1")
     if not spec.k_values or any(k < 1 for k in spec.k_values):
         raise bad("k_values", "must be a non-empty list of positive integers")
+    if spec.split.n_test < 1:
+        raise bad("split.n_test", "must be >= 1")
     if spec.split.forget_set_size < 1:
         raise bad("split.forget_set_size", "must be >= 1")
     if not spec.concept.label:

@@ -25,7 +25,7 @@ from benchmark.unlearning_metrics import (
 from methods.registry import get_method
 from methods.tracer import reassign
 
-SMALL = EvalConfig(ks=(1, 2, 5), beam=8, relearn_steps=3, relearn_sample=16, geometry_items=10)
+SMALL = EvalConfig(ks=(1, 5, 10), beam=8, relearn_steps=3, relearn_sample=16, geometry_items=10)
 
 
 def test_forget_efficacy_by_hand():
