@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 
@@ -100,7 +101,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         rows[f"{split} (SID model)"] = m
         rows[f"{split} (popularity)"] = popularity_metrics(task, split, ks)
         print(
-            f"{split}: decoded {m["users"]} targets in {m['decode_seconds']:.2f} s (beam {args.beam})"
+            f"{split}: decoded {m['users']} targets in {m['decode_seconds']:.2f} s (beam {args.beam})"
         )
     print(_metrics_table(rows, ks))
     print(f"peak RSS of this command: {_peak_rss_mib():.0f} MiB")
@@ -130,7 +131,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     ks = task.spec.k_values
     m = evaluate_backbone(backbone.model, backbone.sids, task, args.split, args.beam, ks)
     print(
-        f"{args.split}: decoded {m["users"]} targets in {m['decode_seconds']:.2f} s "
+        f"{args.split}: decoded {m['users']} targets in {m['decode_seconds']:.2f} s "
         f"(beam {args.beam})"
     )
     print(
@@ -204,6 +205,33 @@ def _cmd_perf(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_method_configs(specs: list[str]) -> dict[str, dict]:
+    """["tracer.steps=100", ...] -> {"tracer": {"steps": 100}}, typed by the method's Config."""
+    import dataclasses
+
+    from methods.registry import get_method
+
+    out: dict[str, dict] = {}
+    for spec in specs:
+        key, eq, raw = spec.partition("=")
+        method, dot, name = key.partition(".")
+        if not (eq and dot and method and name):
+            raise BenchError(f"--config {spec!r}: want METHOD.FIELD=VALUE, e.g. tracer.steps=100")
+        fields = {f.name: f for f in dataclasses.fields(get_method(method).Config)}
+        if name not in fields:
+            raise BenchError(
+                f"--config {spec!r}: {method} has no field {name!r} (fields: "
+                f"{', '.join(fields) or 'none'})"
+            )
+        kind = type(getattr(get_method(method).Config(), name))
+        try:
+            value = (raw.lower() in ("1", "true", "yes")) if kind is bool else kind(raw)
+        except ValueError:
+            raise BenchError(f"--config {spec!r}: {raw!r} is not a {kind.__name__}") from None
+        out.setdefault(method, {})[name] = value
+    return out
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     import resource
     from pathlib import Path
@@ -222,8 +250,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     start = time.perf_counter()
     counts = run_grid(
-        tasks, methods, seeds, out, args.overwrite, progress=not args.quiet, jobs=args.jobs
-    )
+        tasks, methods, seeds, out, args.overwrite, progress=not args.quiet, jobs=args.jobs,
+        method_configs=parse_method_configs(args.config),
+    )  # fmt: skip
     wall = time.perf_counter() - start
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     if not args.no_leaderboard and any(out.rglob("seed*.json")):
@@ -235,6 +264,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         )
 
         print(format_table(leaderboard_table(load_results(out)), "md", COMPACT_METRICS))
+    evals = counts["evaluation_seconds"]
+    if evals:
+        slowest = max(evals, key=evals.get)
+        print(
+            f"evaluation per cell (after the method returns): median "
+            f"{statistics.median(evals.values()):.1f} s, max {evals[slowest]:.1f} s ({slowest})"
+        )
     print(
         f"grid: {counts['done']} run, {counts['skipped']} already done, "
         f"{counts['failed']} failed; {wall:.0f} s wall ({wall / 60:.1f} min), "
@@ -306,6 +342,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", nargs="+", type=int, help="seeds (default: 0)")
     p.add_argument("--out", default="results", help="results folder (default: ./results)")
     p.add_argument("--overwrite", action="store_true", help="redo finished cells")
+    p.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="METHOD.FIELD=VALUE",
+        help="override a method's hyper-parameter (repeatable), e.g. tracer.steps=100; the "
+        "result records the config and its hash",
+    )
     p.add_argument(
         "--jobs",
         type=int,

@@ -21,7 +21,7 @@ import torch
 
 from benchmark.data import histories, seen_items, to_codes
 from benchmark.decoding import Trie, score_all_items
-from benchmark.evidence import forget_slots, slot_bits, target_ranks
+from benchmark.evidence import COLUMNS, forget_slots, slot_bits, target_ranks
 from benchmark.metrics import HEADLINE_K, ranks_from_scores
 from benchmark.model import SIDRecommender
 from benchmark.sid import SemanticIds
@@ -135,7 +135,7 @@ def relearn(
     inp, tgt, msk = training_windows(task, ok)
     keep = msk.any(1)
     inp, tgt, msk = inp[keep], tgt[keep], msk[keep]
-    codes = torch.as_tensor(sm.sids.codes)
+    codes = torch.tensor(sm.sids.codes)
 
     def loss_fn(r: np.random.Generator):
         i = r.choice(len(inp), size=min(32, len(inp)), replace=False)
@@ -248,7 +248,7 @@ def evidence_frame(
         frame[f"{prefix}latent_rank"] = fs_only(ev.latent)
     frame["relearn_rank"] = fs_only(method.relearned)
     frame["oracle_relearn_rank"] = fs_only(ref.oracle_evidence.relearned)
-    return pd.DataFrame(frame)
+    return pd.DataFrame(frame)[list(COLUMNS)]
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:

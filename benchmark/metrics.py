@@ -146,37 +146,63 @@ def ks_statistic(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(fa - fb).max())
 
 
+_RANKERS = {"recall": recall_at_k, "ndcg": ndcg_at_k}
+
+
 # ---- a view of the evidence with its pools resolved once --------------------------------------
 
 
 class View:
-    def __init__(self, ev: Evidence):
-        self.ev = ev
-        pool = ev["pool"]
+    """Evidence (optionally a bootstrap resample `idx` of it) with its pools resolved once.
+    Per-example quantities (recall of a rank column at K, exposure shares...) are computed once on
+    the full evidence, shared by every resample through `cache`, and only indexed per resample."""
+
+    def __init__(self, ev: Evidence, idx: np.ndarray | None = None, cache: dict | None = None):
+        self.ev, self.idx = ev, idx
+        self._shared = cache if cache is not None else {}
+        self._local: dict = {}
+        pool = self.per_row("pool", lambda: ev["pool"])
         self.rt, self.ft, self.fs = (pool == "retain_test"), (pool == "forget_test"), (
             pool == "forget_set"
         )
-        self.col = self.rt & ev["collateral"]
+        self.col = self.rt & self.per_row("collateral", lambda: ev["collateral"])
         self.test = self.rt | self.ft
 
+    def per_row(self, key, fn: Callable[[], np.ndarray]) -> np.ndarray:
+        """fn() over the full evidence (cached), in this view's row order."""
+        if key not in self._local:
+            if key not in self._shared:
+                self._shared[key] = fn()
+            full = self._shared[key]
+            self._local[key] = full if self.idx is None else full[self.idx]
+        return self._local[key]
+
     def get(self, column: str, rows: np.ndarray) -> np.ndarray:
-        return self.ev[column][rows]
+        return self.per_row(column, lambda: self.ev[column])[rows]
+
+    def ranked(self, what: str, column: str, k: int, rows: np.ndarray) -> np.ndarray:
+        """Recall@k or NDCG@k (`what`) of a rank column, per example."""
+        fn = _RANKERS[what]
+        return self.per_row((what, column, k), lambda: fn(self.ev[column], k))[rows]
+
+    def exposure(self, column: str, k: int, rows: np.ndarray) -> np.ndarray:
+        return self.per_row(("bits", column, k), lambda: bits_share(self.ev[column], k))[rows]
 
     def q(self, column: str) -> np.ndarray:
         """Latent percentile of forget-set targets: 0 = top of the catalogue, 1 = bottom."""
-        n = np.maximum(self.get("n_candidates", self.fs) - 1, 1)
-        return self.get(column, self.fs) / n
+
+        def full() -> np.ndarray:
+            return self.ev[column] / np.maximum(self.ev["n_candidates"] - 1, 1)
+
+        return self.per_row(("q", column), full)[self.fs]
 
 
-_RANKERS = {"recall": recall_at_k, "ndcg": ndcg_at_k}
 _POOL_NAMES = {"rt": "retain_test", "ft": "forget_test", "fs": "forget_set", "col": "collateral"}
 
 
 def _pool_mean(prefix: str, pool: str, what: str, column: str, down: bool, text: str) -> None:
-    fn_rank = _RANKERS[what]
-
     def fn(v: View, k: int) -> float:
-        return _mean(fn_rank(v.get(column, getattr(v, pool)), k))
+        return _mean(v.ranked(what, column, k, getattr(v, pool)))
 
     register_metric(
         f"{prefix}_{what}", higher_is_better=not down, aggregation="mean",
@@ -185,11 +211,9 @@ def _pool_mean(prefix: str, pool: str, what: str, column: str, down: bool, text:
 
 
 def _pool_ratio(name: str, pool: str, what: str, ref: str, text: str) -> None:
-    fn_rank = _RANKERS[what]
-
     def fn(v: View, k: int) -> float:
         rows = getattr(v, pool)
-        return ratio(fn_rank(v.get("rank", rows), k), fn_rank(v.get(ref, rows), k))
+        return ratio(v.ranked(what, "rank", k, rows), v.ranked(what, ref, k, rows))
 
     register_metric(
         name, higher_is_better=True, aggregation="ratio of paired means", description=text,
@@ -220,29 +244,29 @@ for _what in ("recall", "ndcg"):
                  description="forget-set Recall@K of the latent ranking (every item scored, no "
                  "bans, the better of original and served SID)", pool="forget_set", per_k=True)  # fmt: skip
 def _latent_recall(v: View, k: int) -> float:
-    return _mean(recall_at_k(v.get("latent_rank", v.fs), k))
+    return _mean(v.ranked("recall", "latent_rank", k, v.fs))
 
 
 @register_metric("ce", higher_is_better=False, aggregation="mean", pool="retain_test+forget_test",
                  description="concept exposure: share of all test targets' top-K slots filled "
                  "by forget items", per_k=True)  # fmt: skip
 def concept_exposure(v: View, k: int) -> float:
-    return _mean(bits_share(v.get("forget_bits", v.test), k))
+    return _mean(v.exposure("forget_bits", k, v.test))
 
 
 @register_metric("ce_excess", higher_is_better=False, aggregation="difference of paired means",
                  pool="retain_test+forget_test", per_k=True,
                  description="CE@K minus the retrain oracle's CE@K on the same targets")  # fmt: skip
 def _ce_excess(v: View, k: int) -> float:
-    return concept_exposure(v, k) - _mean(bits_share(v.get("oracle_forget_bits", v.test), k))
+    return concept_exposure(v, k) - _mean(v.exposure("oracle_forget_bits", k, v.test))
 
 
 @register_metric("relearn_excess", higher_is_better=False, aggregation="difference of means",
                  pool="forget_set", per_k=True,
                  description="relearned forget-set Recall@K minus the relearned oracle's")  # fmt: skip
 def _relearn_excess(v: View, k: int) -> float:
-    return _mean(recall_at_k(v.get("relearn_rank", v.fs), k)) - _mean(
-        recall_at_k(v.get("oracle_relearn_rank", v.fs), k)
+    return _mean(v.ranked("recall", "relearn_rank", k, v.fs)) - _mean(
+        v.ranked("recall", "oracle_relearn_rank", k, v.fs)
     )
 
 
@@ -250,7 +274,7 @@ def _relearn_excess(v: View, k: int) -> float:
                  pool="forget_set", description="1 - max(0, R_u - R_o) / (R_0 - R_o) on "
                  "forget-set Recall@10, clipped to [0, 1]")  # fmt: skip
 def served_forgetting(v: View, k: int | None = None) -> float:
-    r = [_mean(recall_at_k(v.get(c, v.fs), HEADLINE_K))
+    r = [_mean(v.ranked("recall", c, HEADLINE_K, v.fs))
          for c in ("rank", "oracle_rank", "original_rank")]  # fmt: skip
     return served_forgetting_value(*r)
 
@@ -293,8 +317,8 @@ def forgetting_part(v: View, k: int | None = None) -> float:
 @register_metric("utility_part", higher_is_better=True, aggregation="formula", pool="retain_test",
                  description="min(1, retained NDCG@10 ratio to the original model)")  # fmt: skip
 def utility_part(v: View, k: int | None = None) -> float:
-    r = ratio(ndcg_at_k(v.get("rank", v.rt), HEADLINE_K),
-              ndcg_at_k(v.get("original_rank", v.rt), HEADLINE_K))  # fmt: skip
+    r = ratio(v.ranked("ndcg", "rank", HEADLINE_K, v.rt),
+              v.ranked("ndcg", "original_rank", HEADLINE_K, v.rt))  # fmt: skip
     return min(1.0, r) if np.isfinite(r) else float("nan")
 
 
@@ -368,12 +392,13 @@ def metric_stats(
     stratified bootstrap over the evaluation examples. Every model the metric compares (method,
     original, oracle) is resampled on the same examples: the intervals are paired."""
     rng = np.random.default_rng(seed)
-    v = View(ev)
+    cache: dict = {}
+    v = View(ev, cache=cache)
     values = {n: compute(v, n) for n in names}
     strata = ev.pool_rows()
     boots = np.empty((n_boot, len(names)))
     for b in range(n_boot):
-        vb = View(ev.take(resample_indices(strata, rng)))
+        vb = View(ev, resample_indices(strata, rng), cache)
         boots[b] = [compute(vb, n) for n in names]
     out = {}
     for j, n in enumerate(names):
@@ -396,13 +421,14 @@ def seed_resampled(
     rng = np.random.default_rng(seed)
     n_models, n_seeds = len(evidence), len(evidence[0])
     strata = [evidence[0][s].pool_rows() for s in range(n_seeds)]
+    caches = [[{} for _ in range(n_seeds)] for _ in range(n_models)]
     out = np.empty(n_boot)
     for b in range(n_boot):
         per_model = np.zeros(n_models)
         for s in rng.integers(0, n_seeds, n_seeds):
             idx = resample_indices(strata[s], rng)
             for m in range(n_models):
-                per_model[m] += compute(evidence[m][s].take(idx), name)
+                per_model[m] += compute(View(evidence[m][s], idx, caches[m][s]), name)
         out[b] = statistic(list(per_model / n_seeds))
     return out
 

@@ -55,6 +55,7 @@ class Group:
     name: str
     seed: int
     methods: tuple[str, ...]
+    configs: tuple[tuple[str, tuple[tuple[str, object], ...]], ...] = ()  # method -> overrides
 
 
 def _run_group(
@@ -89,11 +90,11 @@ def _run_group(
                 ctx.oracle()
                 emit("step", f"{method}")
             start = time.perf_counter()
-            cell = run_cell(ctx, method)
+            cell = run_cell(ctx, method, dict(dict(group.configs).get(method, ())))
             path = result_path(out, group.name, method, group.seed)
             save_result(path, ctx, cell, {"cell_seconds": time.perf_counter() - start})
             failure_path(out, group.name, method, group.seed).unlink(missing_ok=True)
-            emit("done", method)
+            emit("done", f"{method}\t{cell['cost']['evaluation_seconds']:.3f}")
         except Exception as exc:  # one failing cell must not stop the grid
             write_json_atomic(
                 failure_path(out, group.name, method, group.seed),
@@ -124,7 +125,12 @@ def _worker_init(threads: int, parent: int) -> None:
 
 
 def plan_groups(
-    tasks: list[str], methods: list[str], seeds: list[int], out: Path, overwrite: bool
+    tasks: list[str],
+    methods: list[str],
+    seeds: list[int],
+    out: Path,
+    overwrite: bool,
+    method_configs: dict[str, dict] | None = None,
 ) -> tuple[list[Group], int]:
     """Groups with cells to run, and the number of finished cells skipped."""
     groups, skipped = [], 0
@@ -138,7 +144,10 @@ def plan_groups(
                 else:
                     todo.append(m)
             if todo:
-                groups.append(Group(t, name, seed, tuple(todo)))
+                configs = tuple(
+                    (m, tuple(sorted(c.items()))) for m, c in (method_configs or {}).items()
+                )
+                groups.append(Group(t, name, seed, tuple(todo), configs))
     return groups, skipped
 
 
@@ -152,15 +161,19 @@ def run_grid(
     backbone: BackboneConfig | None = None,
     eval_cfg: EvalConfig | None = None,
     jobs: int = 1,
+    method_configs: dict[str, dict] | None = None,
 ) -> dict:
-    """Run every missing cell; returns counts {'done', 'skipped', 'failed'}."""
+    """Run every missing cell; returns counts {'done', 'skipped', 'failed'} and
+    'evaluation_seconds' ({"<task> seed <s> <method>": seconds after the method returned})."""
     for m in methods:
         get_method(m)  # unknown names fail before any work
     out = Path(out)
     remove_stale_temporaries(out)
     backbone, eval_cfg = backbone or BackboneConfig(), eval_cfg or EvalConfig()
-    groups, skipped = plan_groups(tasks, methods, seeds, out, overwrite)
-    counts = {"done": 0, "skipped": skipped, "failed": 0}
+    for m, overrides in (method_configs or {}).items():
+        get_method(m)(**overrides)  # unknown methods or fields fail before any work
+    groups, skipped = plan_groups(tasks, methods, seeds, out, overwrite, method_configs)
+    counts: dict = {"done": 0, "skipped": skipped, "failed": 0, "evaluation_seconds": {}}
     total = skipped + sum(len(g.methods) for g in groups)
     bar = tqdm(total=total, initial=skipped, desc="grid", disable=not progress, unit="cell")
     steps: dict[str, str] = {}
@@ -171,6 +184,9 @@ def run_grid(
         if kind == "step":
             steps[label] = payload
         else:
+            if kind == "done":
+                method, _, secs = payload.partition("\t")
+                counts["evaluation_seconds"][f"{label} {method}"] = float(secs)
             finished[label] = finished.get(label, 0) + 1
             bar.update()
             counts[kind] += 1

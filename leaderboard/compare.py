@@ -1,26 +1,43 @@
-"""Compare two result sets (e.g. two TRACER versions) per (task identity, method) and metric: mean
-± seed std on each side and the change; B regresses on a metric when it moves in the metric's bad
-direction (benchmark.metrics.METRICS) by more than the tolerance. Usable in CI (DESIGN §6)."""
+"""Compare two result sets (e.g. two TRACER versions) per (task identity, method) and metric (DESIGN
+§5, §6): mean ± seed std on each side and the change B − A. B regresses on a metric only when it
+moves in the metric's bad direction (benchmark.metrics.METRICS) by more than the tolerance AND
+significantly:
+
+- with evidence on both sides (metrics computable from evidence, the seeds both sides share, the
+  same examples): the 95 % interval of the paired difference B − A over (seed, example) resamples
+  (the draws of `benchmark.metrics.paired_difference`, shared by all metrics of a method) must
+  exclude 0; B − A is then the mean over the shared seeds;
+- otherwise (no evidence, a model-level measurement such as unlearn_seconds, or examples that
+  differ): the per-seed-mean intervals from the JSON files (mean over seeds of ci_low and of
+  ci_high) must not overlap. A measurement without an interval has a zero-width one: any change
+  beyond the tolerance counts.
+
+A significant improvement beyond the tolerance is "better"; a change beyond the tolerance that is
+not significant is "within noise". Usable in CI (exit status 1 on regression)."""
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from benchmark.metrics import METRICS
-from leaderboard.table import load_results
+from benchmark.evidence import Evidence, read_evidence
+from benchmark.metrics import METRICS, N_BOOT, compute
+from leaderboard.table import load_results, percentile_interval, resampled_means, same_examples
 from tasks.errors import BenchError
 
 DEFAULT_METRICS = (
-    "erasure_score", "forgetting_part", "utility_part", "retained_ndcg_ratio@10", "fe@10",
-    "fe_latent@10", "ce@10",
+    "erasure_score", "forgetting_part", "utility_part", "served_forgetting", "oracle_match",
+    "retained_ndcg_ratio@10", "ce_excess@10", "relearn_excess@10",
 )  # fmt: skip
 KEYS = ["task_identity", "method"]
+Interval = tuple[float, float, float]  # value, ci_low, ci_high
 
 
 @dataclass
@@ -32,15 +49,27 @@ class Row:
     a: tuple[float, float, int]  # mean, std (ddof=1; NaN for one seed), seeds
     b: tuple[float, float, int]
     tolerance: float
-    status: str  # ok, better, REGRESSION, n/a (no values on either side), new in B, missing in B
+    status: str  # ok, better, within noise, REGRESSION, n/a, new in B, missing in B
+    diff: Interval = (math.nan, math.nan, math.nan)  # B − A and its 95 % interval (paired)
+    basis: str = ""  # "paired, seeds 0 1" or "json intervals"
+    a_ci: tuple[float, float] = (math.nan, math.nan)  # per-seed-mean JSON intervals (fallback)
+    b_ci: tuple[float, float] = (math.nan, math.nan)
 
     @property
     def delta(self) -> float:
-        return self.b[0] - self.a[0]
+        return self.diff[0] if self.basis.startswith("paired") else self.b[0] - self.a[0]
 
     @property
     def regression(self) -> bool:
         return self.status in ("REGRESSION", "missing in B")
+
+    def interval_text(self) -> str:
+        if self.basis.startswith("paired"):
+            return f"[{self.diff[1]:+.4f}, {self.diff[2]:+.4f}]"
+        if self.basis and not any(map(math.isnan, (*self.a_ci, *self.b_ci))):
+            a, b = self.a_ci, self.b_ci
+            return f"A [{a[0]:.4f}, {a[1]:.4f}] B [{b[0]:.4f}, {b[1]:.4f}]"
+        return ""
 
 
 @dataclass
@@ -62,15 +91,16 @@ class Comparison:
 
         body = [
             [r.task, r.method, r.metric, "↑" if r.higher_is_better else "↓", ms(r.a), ms(r.b),
-             "" if math.isnan(r.delta) else f"{r.delta:+.4f}", f"{r.tolerance:g}", r.status]
+             "" if math.isnan(r.delta) else f"{r.delta:+.4f}", r.interval_text(), r.basis,
+             f"{r.tolerance:g}", r.status]
             for r in self.rows
         ]  # fmt: skip
-        headers = ["task", "method", "metric", "", "A mean ± std", "B mean ± std", "B − A", "tol",
-                   "status"]  # fmt: skip
+        headers = ["task", "method", "metric", "", "A mean ± std", "B mean ± std", "B − A",
+                   "95% interval", "basis", "tol", "status"]  # fmt: skip
         lines = [tabulate(body, headers=headers, disable_numparse=True)]
         for side, pairs in (("A", self.only_a), ("B", self.only_b)):
             lines += [f"only in {side} (not compared): {t} {m}" for t, m in pairs]
-        lines.append(f"{len(self.regressions)} regression(s) beyond tolerance")
+        lines.append(f"{len(self.regressions)} regression(s): significant and beyond tolerance")
         return "\n".join(lines)
 
 
@@ -108,15 +138,61 @@ def _stats(runs: pd.DataFrame | None, metric: str) -> tuple[float, float, int]:
     return (float(v.mean(skipna=False)), float(v.std(ddof=1, skipna=False)), len(v))
 
 
-def _status(a: float, b: float, up: bool, tol: float) -> str:
-    if math.isnan(a) and math.isnan(b):
-        return "n/a"
-    if math.isnan(b):
-        return "missing in B"
-    if math.isnan(a):
-        return "new in B"
-    gain = (b - a) if up else (a - b)
-    return "REGRESSION" if gain < -tol else ("better" if gain > tol else "ok")
+def json_interval(runs: pd.DataFrame, metric: str) -> tuple[float, float]:
+    """The mean over seeds of the metric's ci_low and ci_high in the JSON files (the value itself
+    where a file records no interval, e.g. a cost measurement)."""
+    lows, highs = [], []
+    for path in runs["path"]:
+        data = json.loads(Path(path).read_text())
+        entry = data["metrics"].get(metric)
+        if isinstance(entry, dict):
+            value = entry.get("value")
+            lows.append(entry.get("ci_low", value))
+            highs.append(entry.get("ci_high", value))
+        else:
+            value = data.get("cost", {}).get(metric)
+            lows.append(value)
+            highs.append(value)
+    lo, hi = (np.array([math.nan if x is None else x for x in v], float) for v in (lows, highs))
+    return float(lo.mean()), float(hi.mean())
+
+
+def _evidence(runs: pd.DataFrame) -> dict[int, Evidence]:
+    return {
+        int(s): Evidence.from_frame(read_evidence(Path(p)))
+        for s, p in zip(runs["seed"], runs["evidence"], strict=True)
+        if p
+    }
+
+
+def paired_intervals(
+    a: pd.DataFrame, b: pd.DataFrame, metrics: Sequence[str], n_boot: int, seed: int = 0
+) -> tuple[dict[str, Interval], list[int]]:
+    """{metric: (B − A over the shared seeds, ci_low, ci_high)} for the metrics computable from
+    evidence, from one paired (seed, example) bootstrap; and the shared seeds ({} and [] when the
+    two sides share no seed with evidence on the same examples)."""
+    names = [m for m in metrics if METRICS[m.split("@", 1)[0]].fn is not None]
+    if not names or len(set(a["seed"])) < len(a) or len(set(b["seed"])) < len(b):
+        return {}, []
+    ea, eb = _evidence(a), _evidence(b)
+    shared = sorted(s for s in ea.keys() & eb.keys() if same_examples(ea[s], eb[s]))
+    if not shared:
+        return {}, []
+    boots = resampled_means([[ea[s] for s in shared], [eb[s] for s in shared]], names, n_boot, seed)
+    out = {}
+    for j, name in enumerate(names):
+        value = np.mean([compute(eb[s], name) - compute(ea[s], name) for s in shared])
+        out[name] = (float(value), *percentile_interval(boots[:, 1, j] - boots[:, 0, j]))
+    return out, shared
+
+
+def _status(delta: float, significant: bool, up: bool, tol: float) -> str:
+    gain = delta if up else -delta
+    if abs(gain) <= tol:
+        return "ok"
+    if not significant:
+        return "within noise"
+    return "better" if gain > 0 else "REGRESSION"
 
 
 def compare(
@@ -125,9 +201,11 @@ def compare(
     tolerance: float = 0.02,
     metrics: Sequence[str] = DEFAULT_METRICS,
     per_metric: Mapping[str, float] | None = None,
+    *,
+    n_boot: int = N_BOOT,
 ) -> Comparison:
-    """Compare results folder B against A. `per_metric` overrides `tolerance` by metric name
-    (exact, e.g. "fe@10", or base name, e.g. "fe"); tolerances are absolute."""
+    """Compare results folder B against A (module docstring). `per_metric` overrides `tolerance`
+    by metric name (exact, e.g. "ce@10", or base name, e.g. "ce"); tolerances are absolute."""
     ups = {m: direction(m) for m in metrics}
     sides = []
     for d in (a_dir, b_dir):
@@ -138,8 +216,23 @@ def compare(
     per = dict(per_metric or {})
     rows = []
     for key in sorted(a.keys() & b.keys()):
+        paired, shared = paired_intervals(a[key], b[key], list(ups), n_boot)
         for m, up in ups.items():
             tol = per.get(m, per.get(m.split("@", 1)[0], tolerance))
-            sa, sb = _stats(a[key], m), _stats(b[key], m)
-            rows.append(Row(*key, m, up, sa, sb, tol, _status(sa[0], sb[0], up, tol)))
+            row = Row(*key, m, up, _stats(a[key], m), _stats(b[key], m), tol, "")
+            if math.isnan(row.a[0]) or math.isnan(row.b[0]):
+                row.status = {(True, True): "n/a", (False, True): "missing in B"}.get(
+                    (math.isnan(row.a[0]), math.isnan(row.b[0])), "new in B"
+                )
+            elif m in paired and not math.isnan(paired[m][1]):
+                row.diff = paired[m]
+                row.basis = "paired, seeds " + " ".join(map(str, shared))
+                lo, hi = paired[m][1:]
+                row.status = _status(row.delta, lo > 0 or hi < 0, up, tol)
+            else:
+                row.basis = "json intervals"
+                row.a_ci, row.b_ci = json_interval(a[key], m), json_interval(b[key], m)
+                apart = row.b_ci[1] < row.a_ci[0] or row.b_ci[0] > row.a_ci[1]
+                row.status = _status(row.delta, apart, up, tol)
+            rows.append(row)
     return Comparison(rows, sorted(a.keys() - b.keys()), sorted(b.keys() - a.keys()))

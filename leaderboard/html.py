@@ -15,10 +15,10 @@ from benchmark.atomic import write_text_atomic
 from leaderboard.plot import tradeoff_png
 from leaderboard.table import (
     NOTE,
-    display_frame,
+    display_columns,
     leaderboard_table,
     load_results,
-    section_metrics,
+    section_notes,
     sections,
 )
 
@@ -103,26 +103,25 @@ def _td(text: str, value: object, cls: str = "", title: str = "") -> str:
 
 
 def section_table(section: pd.DataFrame) -> str:
-    """One task group as a sortable HTML table; each cell's data-value holds its raw mean."""
-    frame = display_frame(section)
-    metrics = section_metrics(section)
+    """One task group as a sortable HTML table; each cell's data-value holds its raw value (the
+    mean; the lower end for the interval column; the rank, empty for the reference)."""
+    cols = display_columns(section)
     text_cls = ' class="text"'
     head = "".join(
         f'<th scope="col"{text_cls if i in (1, 2) else ""}>{html.escape(h)}</th>'
-        for i, h in enumerate(frame.columns)
+        for i, (h, _, _) in enumerate(cols)
     )
     body = []
-    for i, row in section.iterrows():
-        shown = frame.iloc[i]
-        cells = [
-            _td(shown.iloc[0], row["rank"]),
-            _td(shown.iloc[1], f"{row['method']} {row['method_version']}", "text"),
-            _td(shown.iloc[2], row["config_hash"], "text", row["config_hash"]),
-            _td(shown.iloc[3], row["n_seeds"], title=f"seeds {row['seeds']}"),
-        ]
-        for j, name in enumerate(metrics):
-            cls = "headline" if j == 0 else ""
-            cells.append(_td(shown.iloc[4 + j], row[f"{name}_mean"], cls))
+    for i in range(len(section)):
+        cells = []
+        for j, (header, texts, values) in enumerate(cols):
+            cls = "text" if j in (1, 2) else ("headline" if j == 4 else "")
+            title = ""
+            if header == "config":
+                title = str(values[i])
+            elif header == "seeds":
+                title = f"seeds {section['seeds'].iloc[i]}"
+            cells.append(_td(texts[i], values[i], cls, title))
         body.append(f"<tr>{''.join(cells)}</tr>")
     return (
         '<div class="scroll"><table class="lb sortable">\n'
@@ -139,12 +138,14 @@ def render_page(table: pd.DataFrame, source: str = "") -> str:
         identity, data_hash, backbone = keys
         png = tradeoff_png(section, identity, data_hash=data_hash, backbone_hash=backbone)
         uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+        lines = section_notes(table, keys, section)
+        notes = "".join(f'<p class="meta">{html.escape(line)}</p>\n' for line in lines)
         parts.append(
             f'<section id="task-{n}" data-task="{html.escape(identity)}">\n'
             f"<h2>{html.escape(identity)}</h2>\n"
             f'<p class="meta">data hash <code>{html.escape(data_hash)}</code> · backbone config '
             f"<code>{html.escape(backbone)}</code> · {len(section)} methods</p>\n"
-            f"{section_table(section)}\n"
+            f"{section_table(section)}\n{notes}"
             f'<img class="plot" alt="{html.escape(identity)}: forgetting vs utility trade-off" '
             f'src="{uri}">\n</section>'
         )
@@ -164,8 +165,8 @@ def render_page(table: pd.DataFrame, source: str = "") -> str:
 <body>
 <h1>tracer-bench leaderboard</h1>
 <p class="meta">Concept unlearning in generative semantic-ID recommenders. Ranked by erasure
-score (harmonic mean of the forgetting part and the utility part); {html.escape(NOTE)}. Click a
-column header to sort.</p>
+score (harmonic mean of the forgetting part, measured against the retrain oracle, and the utility
+part); {html.escape(NOTE)}. Click a column header to sort.</p>
 {chr(10).join(parts)}
 <footer>{n_files} result files{origin}, {failed} failed runs skipped · results from harness
 version(s) {html.escape(versions)} · page built by tracer-bench {html.escape(__version__)}

@@ -45,7 +45,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from leaderboard.compare import DEFAULT_METRICS, compare, parse_tolerances
 
     default, per = parse_tolerances(args.tolerance)
-    result = compare(args.a, args.b, default, args.metric or DEFAULT_METRICS, per)
+    result = compare(
+        args.a, args.b, default, args.metric or DEFAULT_METRICS, per, n_boot=args.n_boot
+    )
     print(result.table())
     return 1 if result.regressions else 0
 
@@ -71,7 +73,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--task-file", action="append", default=[], help=TASK_FILE_HELP)
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser("compare", help="compare result set B against A; exit 1 on regression")
+    p = sub.add_parser(
+        "compare",
+        help="compare result set B against A; exit 1 on a significant regression beyond tolerance",
+    )
     p.add_argument("a", metavar="A")
     p.add_argument("b", metavar="B")
     p.add_argument(
@@ -82,4 +87,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="absolute tolerance, for all metrics or one (repeatable; default 0.02)",
     )
     p.add_argument("--metric", action="append", default=[], help="metric to compare (repeatable)")
+    p.add_argument(
+        "--n-boot", type=int, default=1000, metavar="N",
+        help="bootstrap replicates of the paired difference (default 1000)",
+    )  # fmt: skip
     p.set_defaults(func=cmd_compare)

@@ -20,8 +20,15 @@ from tabulate import tabulate
 
 from benchmark import __version__
 from benchmark.evidence import evidence_path
-from leaderboard.table import LEADERBOARD_METRICS, load_results, section_metrics, sections
-from leaderboard.validate import result_files, validate
+from leaderboard.table import (
+    LEADERBOARD_METRICS,
+    find_result_files,
+    load_results,
+    rank_text,
+    section_metrics,
+    section_notes,
+    sections,
+)
 from tasks.errors import BenchError
 
 LICENSE = "apache-2.0"
@@ -65,8 +72,8 @@ def leaderboard_frame(results: pd.DataFrame) -> pd.DataFrame:
     return board
 
 
-SHOWN = ("erasure_score", "forgetting_part", "utility_part", "retained_ndcg_ratio@10", "fe@10",
-         "fe_latent@10", "ce@10")  # fmt: skip
+SHOWN = ("erasure_score", "forgetting_part", "utility_part", "served_forgetting", "oracle_match",
+         "retained_ndcg_ratio@10", "ce_excess@10", "relearn_excess@10")  # fmt: skip
 
 
 def _cell(mean: float, std: float) -> str:
@@ -75,21 +82,30 @@ def _cell(mean: float, std: float) -> str:
     return f"{mean:.3f}" if pd.isna(std) else f"{mean:.3f} ± {std:.3f}"
 
 
+def _interval(lo: float, hi: float) -> str:
+    return "—" if pd.isna(lo) or pd.isna(hi) else f"[{lo:.3f}, {hi:.3f}]"
+
+
 def leaderboard_markdown(board: pd.DataFrame) -> str:
-    """One markdown table per task group: rank, method, the headline, its parts and the main
-    @10 metrics (or their largest K), mean ± std over seeds."""
+    """One markdown table per task group: rank ('ref' for the reference), method (with its role),
+    the headline with its 95 % (seed, example) interval, its parts and the main @10 metrics (or
+    their largest K), mean ± std over seeds; the section's notes under it."""
     out = []
-    for (identity, data_hash, backbone), rows in sections(board):
+    for keys, rows in sections(board):
+        identity, data_hash, backbone = keys
         resolved = dict(zip(LEADERBOARD_METRICS, section_metrics(rows), strict=True))
         names = list(dict.fromkeys(resolved[m] for m in SHOWN))
         body = [
-            [r["rank"], r["method"], r["n_seeds"]]
+            [rank_text(r["rank"], r["role"]),
+             r["method"] if r["role"] == "method" else f"{r['method']} ({r['role']})",
+             r["n_seeds"], _interval(r["erasure_score_lo"], r["erasure_score_hi"])]
             + [_cell(r[f"{m}_mean"], r[f"{m}_std"]) for m in names]
             for _, r in rows.iterrows()
-        ]
+        ]  # fmt: skip
         out.append(f"### {identity}\n\ndata `{data_hash[:12]}`, backbone `{backbone[:12]}`\n")
-        out.append(tabulate(body, headers=["rank", "method", "seeds", *names], tablefmt="github",
-                            disable_numparse=True))  # fmt: skip
+        headers = ["rank", "method", "seeds", "erasure_score 95% CI", *names]
+        out.append(tabulate(body, headers=headers, tablefmt="github", disable_numparse=True))
+        out.extend(section_notes(board, keys, rows))
     return "\n\n".join(out)
 
 
@@ -101,8 +117,12 @@ generative semantic-ID recommenders: {n_results} result files, validated before 
 
 ## Leaderboard
 
-Mean ± standard deviation over seeds, ranked by the erasure score: the harmonic mean of the
-forgetting part min(FE@10, FE_latent@10) and the utility part min(1, retained NDCG@10 ratio).
+Protocol 2.0: mean ± standard deviation over seeds. The erasure score is the harmonic mean of the
+forgetting part min(served forgetting, oracle match) — both measured against the retrain oracle —
+and the utility part min(1, retained NDCG@10 ratio to the original model). A method's rank is 1 +
+the number of methods whose erasure score is significantly better (paired bootstrap over seeds
+and evaluation examples, 95 %); methods that cannot be told apart share a rank. The retrain row,
+scored against another seed's oracle, is the noise ceiling.
 
 {leaderboard_markdown(board)}
 
@@ -145,7 +165,7 @@ def dataset_card(board: pd.DataFrame, repo_id: str, n_results: int) -> str:
 
 def build_folder(results_dir: Path, dest: Path, repo_id: str) -> list[tuple[str, int]]:
     """Write the dataset folder into `dest` (existing, empty); (path, bytes) of every file."""
-    for f in result_files(results_dir):
+    for f in find_result_files(results_dir)[0]:
         for src in (f, evidence_path(f)):
             if src.exists():
                 target = dest / "results" / src.relative_to(results_dir)
@@ -206,6 +226,8 @@ def publish(
         raise BenchError(f"results folder {results_dir} does not exist")
     if out_dir is not None and not _replaceable(Path(out_dir)):
         raise BenchError(f"--out {out_dir} exists and is not a dataset folder; choose another")
+    from leaderboard.validate import validate
+
     problems = validate(results_dir, task_files)
     if problems:
         first = " ".join(str(problems[0]).split())

@@ -1,7 +1,21 @@
-"""Load a results folder and aggregate it into a leaderboard table (DESIGN §6).
+"""Load a results folder and aggregate it into a leaderboard table (DESIGN §5, §6).
 
-A results folder holds `<task>/<method>/seed<N>.json` (benchmark.results.result_record);
-`seed<N>.failed.json` files are failed runs (skipped, counted) and anything else is ignored.
+A results folder holds `<task>/<method>/seed<N>.json` (schema version 2, `benchmark.schema`) with
+`seed<N>.evidence.parquet` beside each; `seed<N>.failed.json` files are failed runs (skipped,
+counted) and anything else is ignored. Protocol 1.x files (schema version 1) are refused.
+
+Ranks (DESIGN §5): within a task group (identity, data hash, backbone) a row's rank is 1 + the
+number of rows whose erasure score is significantly better: the 95 % interval of the paired
+difference over the seeds the two rows share, from one joint (seed, example) bootstrap of the
+evidence (the draws of `benchmark.metrics.seed_resampled`, so an interval equals
+`paired_difference`'s with the same seed). Rows that cannot be told apart share a rank. A pair
+where either row has no evidence (or no seed in common) is compared by mean instead: the higher
+mean counts as better (`rank_basis` is then "mean", and a note says so).
+
+The `retrain` row (the oracle, `reference: true`) is never scored against itself: with >= 2 seeds
+each seed is re-scored from its evidence against the next seed's oracle (cyclically) and shown as
+the **noise ceiling**, ranked like the others; with one seed (or no evidence) it is shown
+unranked as the reference.
 """
 
 from __future__ import annotations
@@ -9,11 +23,16 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Sequence
+from itertools import combinations
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from benchmark.evidence import Evidence, read_evidence, resample_indices, with_oracle_of
+from benchmark.metrics import LEVEL, N_BOOT, View, compute
+from benchmark.schema import schema_problems
 from tasks.errors import BenchError
 
 RESULT_NAME = re.compile(r"seed(\d+)\.json")
@@ -22,54 +41,36 @@ FAILED_NAME = re.compile(r"seed(\d+)\.failed\.json")
 # a row of the leaderboard never mixes two values of these (DESIGN §6)
 GROUP_KEYS = ["task_identity", "task_data_hash", "backbone_hash"]
 ROW_KEYS = [*GROUP_KEYS, "method", "method_version", "config_hash"]
-ID_COLUMNS = [*ROW_KEYS, "task_name", "seed", "harness_version", "path"]
+ID_COLUMNS = [*ROW_KEYS, "task_name", "seed", "harness_version", "reference", "evidence", "path"]
 
 # the columns of the leaderboard, headline first; "@10" metrics fall back to the largest K
 COMPACT_METRICS = [  # what `run` prints, and `leaderboard --compact`
-    "erasure_score", "forgetting_part", "utility_part", "retained_ndcg_ratio@10",
-    "collateral_ndcg_ratio@10", "ce@10", "fe_latent@10", "latent_forget_mean_rank",
-    "relearn_forget_recall@10", "relearn_oracle_forget_recall@10", "unlearn_seconds",
-    "speedup_over_retrain",
+    "erasure_score", "forgetting_part", "utility_part", "served_forgetting", "oracle_match",
+    "retained_ndcg_ratio@10", "collateral_ndcg_ratio@10", "ce_excess@10",
+    "latent_forget_mean_rank", "oracle_latent_forget_mean_rank", "relearn_excess@10",
+    "unlearn_seconds", "speedup_over_retrain",
 ]  # fmt: skip
 LEADERBOARD_METRICS = [
-    "erasure_score",
-    "forgetting_part",
-    "utility_part",
-    "retained_ndcg_ratio@10",
-    "retained_recall@10",
-    "retained_ndcg@10",
-    "collateral_ndcg_ratio@10",
-    "fe@10",
-    "fe_latent@10",
-    "ce@10",
-    "latent_forget_recall@10",
-    "latent_forget_mean_rank",
-    "relearn_forget_recall@10",
-    "relearn_oracle_forget_recall@10",
-    "retain_geometry_spearman",
-    "code_purity_ratio",
-    "unlearn_seconds",
-    "peak_memory_mib",
-    "speedup_over_retrain",
-]
+    "erasure_score", "forgetting_part", "utility_part", "served_forgetting", "oracle_match",
+    "latent_ks", "retained_ndcg_ratio@10", "retained_ndcg_oracle_ratio@10", "retained_recall@10",
+    "retained_ndcg@10", "collateral_ndcg_ratio@10", "forget_set_recall@10",
+    "forget_test_recall@10", "ce@10", "ce_excess@10", "latent_forget_recall@10",
+    "latent_forget_mean_rank", "oracle_latent_forget_mean_rank", "relearn_forget_recall@10",
+    "relearn_oracle_forget_recall@10", "relearn_excess@10", "retain_geometry_spearman",
+    "code_purity_ratio", "unlearn_seconds", "peak_memory_mib", "speedup_over_retrain",
+]  # fmt: skip
 HEADLINE = "erasure_score"
 PREFERRED_K = 10
 COST_METRICS = ("unlearn_seconds", "peak_memory_mib", "speedup_over_retrain")
+# metrics given a (seed, example) bootstrap interval (`<name>_lo`, `<name>_hi`): the headline and
+# the two parts the trade-off plot draws
+INTERVAL_METRICS = (HEADLINE, "forgetting_part", "utility_part")
+ROLES = ("method", "noise ceiling", "reference")
+STATS = ("mean", "std", "lo", "hi")
 
 
 class ResultsError(BenchError):
     """A results folder that is missing or empty, or a result file that cannot be read."""
-
-
-def _field(data: dict, dotted: str, path: Path, kinds: tuple[type, ...]) -> object:
-    value: object = data
-    for part in dotted.split("."):
-        if not isinstance(value, dict) or part not in value:
-            raise ResultsError(f"{path}: missing field '{dotted}'")
-        value = value[part]
-    if not isinstance(value, kinds) or isinstance(value, bool):
-        raise ResultsError(f"{path}: field '{dotted}' has the wrong type ({type(value).__name__})")
-    return value
 
 
 def _number(value: object, path: Path, field: str) -> float:
@@ -81,25 +82,34 @@ def _number(value: object, path: Path, field: str) -> float:
 
 
 def read_result(path: Path) -> dict:
-    """One result file as a flat row: identity columns plus one column per metric value."""
+    """One result file as a flat row: identity columns (with `reference` and the path of its
+    evidence file, "" when absent) plus one column per metric value. A file that is not a
+    well-formed schema-2 record (a protocol 1.x file included) is a ResultsError naming it."""
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, UnicodeDecodeError) as exc:
         raise ResultsError(f"{path}: cannot read result file ({exc})") from None
     except json.JSONDecodeError as exc:
         raise ResultsError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    if not isinstance(data, dict):
-        raise ResultsError(f"{path}: a result file must hold a JSON object")
+    problems = schema_problems(data)
+    if problems:
+        field, message = problems[0]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        where = f"field '{field}': " if field and field != "schema_version" else ""
+        raise ResultsError(f"{path}: {where}{message}{more}")
+    evidence = Path(path).parent / Path(data["evidence"]["file"]).name
     row: dict = {
-        "task_identity": _field(data, "task.identity", path, (str,)),
-        "task_name": _field(data, "task.name", path, (str,)),
-        "task_data_hash": _field(data, "task.data_hash", path, (str,)),
-        "backbone_hash": _field(data, "backbone.config_hash", path, (str,)),
-        "method": _field(data, "method.name", path, (str,)),
-        "method_version": _field(data, "method.version", path, (str,)),
-        "config_hash": _field(data, "method.config_hash", path, (str,)),
-        "seed": _field(data, "seed", path, (int,)),
-        "harness_version": _field(data, "harness_version", path, (str,)),
+        "task_identity": data["task"]["identity"],
+        "task_name": data["task"]["name"],
+        "task_data_hash": data["task"]["data_hash"],
+        "backbone_hash": data["backbone"]["config_hash"],
+        "method": data["method"]["name"],
+        "method_version": data["method"]["version"],
+        "config_hash": data["method"]["config_hash"],
+        "seed": data["seed"],
+        "harness_version": data["harness_version"],
+        "reference": data["reference"],
+        "evidence": str(evidence) if evidence.is_file() else "",
         "path": str(path),
     }
     match = RESULT_NAME.fullmatch(Path(path).name)
@@ -107,19 +117,16 @@ def read_result(path: Path) -> dict:
         raise ResultsError(
             f"{path}: field 'seed' is {row['seed']} but the file name says seed{match.group(1)}"
         )
-    metrics = _field(data, "metrics", path, (dict,))
-    for name, entry in metrics.items():
+    for name, entry in data["metrics"].items():
         field = f"metrics.{name}.value"
         if name in ID_COLUMNS:
             raise ResultsError(f"{path}: metric name '{name}' clashes with an identity column")
         if not isinstance(entry, dict) or "value" not in entry:
             raise ResultsError(f"{path}: missing field '{field}'")
         row[name] = _number(entry["value"], path, field)
-    cost = data.get("cost", {})
-    if isinstance(cost, dict):  # cost metrics missing from `metrics` are taken from `cost`
-        for name in COST_METRICS:
-            if name not in row and name in cost:
-                row[name] = _number(cost[name], path, f"cost.{name}")
+    for name in COST_METRICS:  # cost metrics missing from `metrics` are taken from `cost`
+        if name not in row and name in data["cost"]:
+            row[name] = _number(data["cost"][name], path, f"cost.{name}")
     return row
 
 
@@ -138,8 +145,9 @@ def find_result_files(folder: str | Path) -> tuple[list[Path], list[Path]]:
 
 def load_results(folder: str | Path) -> pd.DataFrame:
     """One row per result file under `folder`: task identity and data hash, backbone config hash,
-    method name / version / config hash, seed, and one column per metric value (NaN if absent).
-    `df.attrs` holds `folder`, `failed` (number of failed-run files skipped) and `failed_files`."""
+    method name / version / config hash, seed, `reference`, `evidence` (its path, "" if absent),
+    and one column per metric value (NaN if absent). `df.attrs` holds `folder`, `failed`
+    (number of failed-run files skipped) and `failed_files`."""
     results, failed = find_result_files(folder)
     if not results:
         extra = f" ({len(failed)} failed runs only)" if failed else ""
@@ -158,7 +166,7 @@ def load_results(folder: str | Path) -> pd.DataFrame:
 
 
 def metric_base(name: str) -> str:
-    """`fe_latent@10` -> `fe_latent`."""
+    """`ce_excess@10` -> `ce_excess`."""
     return name.split("@", 1)[0]
 
 
@@ -195,35 +203,223 @@ def section_metrics(section: pd.DataFrame) -> list[str]:
     return [resolve_metric(m, has) for m in LEADERBOARD_METRICS]
 
 
-def leaderboard_table(df: pd.DataFrame) -> pd.DataFrame:
+# ---- evidence, resampling and significance ------------------------------------------------------
+
+
+def percentile_interval(boots: np.ndarray) -> tuple[float, float]:
+    """The 95 % percentile interval of the finite bootstrap replicates (NaN, NaN if none)."""
+    finite = boots[np.isfinite(boots)]
+    if not len(finite):
+        return math.nan, math.nan
+    lo, hi = np.quantile(finite, [(1 - LEVEL) / 2, 1 - (1 - LEVEL) / 2])
+    return float(lo), float(hi)
+
+
+class _Recorder(dict):
+    """A column dict that records which columns are read."""
+
+    def __init__(self, cols: dict[str, np.ndarray]):
+        super().__init__(cols)
+        self.used: set[str] = set()
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        self.used.add(key)
+        return super().__getitem__(key)
+
+
+def columns_used(ev: Evidence, names: Sequence[str]) -> set[str]:
+    """The evidence columns that computing `names` on `ev` reads."""
+    rec = _Recorder(ev.cols)
+    view = View(Evidence(rec))
+    for n in names:
+        compute(view, n)
+    return rec.used
+
+
+def resampled_means(
+    evidence: Sequence[Sequence[Evidence]], names: Sequence[str], n_boot: int, seed: int = 0
+) -> np.ndarray:
+    """(n_boot, models, names): model m's mean over the drawn seeds of each metric, where
+    `evidence[m][s]` is model m's evidence on seed s (every model holding the same examples).
+    The draws are `benchmark.metrics.seed_resampled`'s (seeds with replacement, then examples
+    within each pool; every model takes the same draw), so with the same seed a difference of two
+    models' columns reproduces `paired_difference`, and one column `seed_interval`; but one pass
+    serves every model and metric. Only the columns the metrics read are resampled, and the pool
+    column, the same in every draw (strata keep their order and sizes), is built once."""
+    rng = np.random.default_rng(seed)
+    n_models, n_seeds = len(evidence), len(evidence[0])
+    strata = [evidence[0][s].pool_rows() for s in range(n_seeds)]
+    pools = [evidence[0][s]["pool"][np.concatenate(strata[s])] for s in range(n_seeds)]
+    used = set().union(*(columns_used(evidence[0][s], names) for s in range(n_seeds))) - {"pool"}
+    slim = [[{c: ev[c] for c in used} for ev in evs] for evs in evidence]
+    out = np.zeros((n_boot, n_models, len(names)))
+    for b in range(n_boot):
+        for s in rng.integers(0, n_seeds, n_seeds):
+            idx = resample_indices(strata[s], rng)
+            for m in range(n_models):
+                cols = {c: v[idx] for c, v in slim[m][s].items()}
+                view = View(Evidence({**cols, "pool": pools[s]}))
+                out[b, m] += [compute(view, n) for n in names]
+    return out / n_seeds
+
+
+def same_examples(a: Evidence, b: Evidence) -> bool:
+    return len(a) == len(b) and all(
+        np.array_equal(a[c], b[c]) for c in ("pool", "position", "target")
+    )
+
+
+def _load_evidence(paths: Sequence[str]) -> list[Evidence | None]:
+    out: list[Evidence | None] = []
+    for p in paths:
+        try:
+            out.append(Evidence.from_frame(read_evidence(Path(p))) if p else None)
+        except (OSError, ValueError) as exc:
+            raise ResultsError(f"{p}: cannot read evidence ({exc})") from None
+    return out
+
+
+def _significance(
+    seeds: list[dict[int, Evidence] | None], means: list[float], n_boot: int, seed: int
+) -> tuple[list[int | None], list[str], np.ndarray, tuple[int, int]]:
+    """Ranks (None: undefined mean), rank bases, (rows, INTERVAL_METRICS, 2) seed intervals and
+    (significantly separated pairs, pairs tested) of the ranked rows of one task group."""
+    n = len(means)
+    cache: dict[tuple[int, ...], tuple[list[int], np.ndarray]] = {}
+
+    def boots(shared: tuple[int, ...]) -> tuple[list[int], np.ndarray]:
+        if shared not in cache:
+            members = [i for i, ev in enumerate(seeds) if ev and set(shared) <= ev.keys()]
+            evs = [[seeds[i][s] for s in shared] for i in members]  # type: ignore[index]
+            cache[shared] = members, resampled_means(evs, INTERVAL_METRICS, n_boot, seed)
+        return cache[shared]
+
+    intervals = np.full((n, len(INTERVAL_METRICS), 2), np.nan)
+    for i, ev in enumerate(seeds):
+        if ev:
+            members, b = boots(tuple(sorted(ev)))
+            for j in range(len(INTERVAL_METRICS)):
+                intervals[i, j] = percentile_interval(b[:, members.index(i), j])
+    beaten_by = [0] * n
+    basis = ["paired"] * n
+    separated = tested = 0
+    ranked = [i for i in range(n) if np.isfinite(means[i])]
+    for i, j in combinations(ranked, 2):
+        shared = tuple(sorted(seeds[i].keys() & seeds[j].keys())) if seeds[i] and seeds[j] else ()
+        if shared:
+            members, b = boots(shared)
+            lo, hi = percentile_interval(b[:, members.index(j), 0] - b[:, members.index(i), 0])
+            tested += 1
+            better = 1 if lo > 0 else (-1 if hi < 0 else 0)  # 1: j beats i
+            separated += better != 0
+        else:
+            basis[i] = basis[j] = "mean"
+            d = round(means[j], 12) - round(means[i], 12)
+            better = 1 if d > 0 else (-1 if d < 0 else 0)
+        if better > 0:
+            beaten_by[i] += 1
+        elif better < 0:
+            beaten_by[j] += 1
+    ranks: list[int | None] = [None] * n
+    for i in ranked:
+        ranks[i] = 1 + beaten_by[i]
+    return ranks, basis, intervals, (separated, tested)
+
+
+def _noise_ceiling(runs: pd.DataFrame, evs: list[Evidence | None]) -> list[Evidence] | None:
+    """The retrain row's evidence with each seed scored against the next seed's oracle, or None
+    (one seed, or evidence missing or not comparable)."""
+    if len(runs) < 2 or any(e is None for e in evs):
+        return None
+    order = np.argsort(runs["seed"].to_numpy(), kind="stable")
+    out: list[Evidence] = [None] * len(evs)  # type: ignore[list-item]
+    try:
+        for k, i in enumerate(order):
+            out[i] = with_oracle_of(evs[i], evs[order[(k + 1) % len(order)]])  # type: ignore[arg-type]
+    except ValueError:
+        return None
+    return out
+
+
+def _recomputed(runs: pd.DataFrame, evs: list[Evidence]) -> pd.DataFrame:
+    """`runs` with every metric computable from evidence replaced by its value on `evs`."""
+    runs = runs.copy()
+    for col in [c for c in runs.columns if c not in ID_COLUMNS]:
+        try:
+            values = [compute(ev, col) for ev in evs]
+        except (KeyError, ValueError):
+            continue
+        runs[col] = values
+    return runs
+
+
+def _group_rows(
+    group: pd.DataFrame, n_boot: int, seed: int
+) -> tuple[pd.DataFrame, tuple[int, int]]:
+    group = group.dropna(axis=1, how="all")
+    has = _has_data(group)
+    shown = list(dict.fromkeys(resolve_metric(m, has) for m in LEADERBOARD_METRICS))
+    rows, seed_evs = [], []
+    first: dict[int, Evidence] = {}  # the examples of each seed (the first evidence read)
+    for keys, runs in group.groupby(ROW_KEYS, sort=True):
+        evs = _load_evidence(runs["evidence"].tolist())
+        for s, ev in zip(runs["seed"], evs, strict=True):
+            if ev is not None:
+                first.setdefault(int(s), ev)
+        comparable = all(
+            ev is not None and same_examples(ev, first[int(s)])
+            for s, ev in zip(runs["seed"], evs, strict=True)
+        )
+        role = "method"
+        if bool(runs["reference"].any()):
+            ceiling = _noise_ceiling(runs, evs) if comparable else None
+            role = "reference" if ceiling is None else "noise ceiling"
+            if ceiling is not None:
+                evs, runs = ceiling, _recomputed(runs, ceiling)  # type: ignore[assignment]
+        by_seed = dict(zip(runs["seed"].astype(int), evs, strict=True)) if comparable else None
+        seed_evs.append(by_seed if role != "reference" else None)
+        row = dict(zip(ROW_KEYS, keys, strict=True))
+        row["role"] = role
+        row["n_seeds"] = len(runs)
+        row["seeds"] = " ".join(str(s) for s in sorted(runs["seed"]))
+        row["harness_versions"] = " ".join(sorted(set(runs["harness_version"])))
+        for name in shown:
+            values = runs[name] if name in runs else pd.Series(np.nan, index=runs.index)
+            row[f"{name}_mean"] = values.mean(skipna=False)
+            row[f"{name}_std"] = values.std(ddof=1, skipna=False)
+        rows.append(row)
+    part = pd.DataFrame(rows)
+    means = [
+        m if r != "reference" else math.nan
+        for m, r in zip(part[f"{HEADLINE}_mean"], part["role"], strict=True)
+    ]  # fmt: skip
+    ranks, basis, intervals, pairs = _significance(seed_evs, means, n_boot, seed)
+    part.insert(len(ROW_KEYS), "rank", pd.array(ranks, dtype="Int64"))
+    part.insert(len(ROW_KEYS) + 2, "rank_basis", [
+        b if r is not None else "" for b, r in zip(basis, ranks, strict=True)
+    ])  # fmt: skip
+    for j, name in enumerate(INTERVAL_METRICS):
+        part[f"{name}_lo"], part[f"{name}_hi"] = intervals[:, j, 0], intervals[:, j, 1]
+    return part, pairs
+
+
+def leaderboard_table(df: pd.DataFrame, *, n_boot: int = N_BOOT, seed: int = 0) -> pd.DataFrame:
     """Mean and std (ddof=1; NaN for one seed) over seeds of the leaderboard metrics, one row per
-    (task identity, data hash, backbone, method, method version, config hash), ranked within each
-    task group (identity, data hash, backbone) by mean erasure score (1 = best, ties share the
-    best rank), sorted by group then rank. A mean over seeds is NaN when any seed's value is.
-    Columns: the row keys, `rank`, `n_seeds`, `seeds`, `harness_versions`, and `<metric>_mean`,
-    `<metric>_std` for each metric shown (an @10 metric that is absent from a task group falls
-    back to its largest K there; the @10 column is then NaN for that group)."""
+    (task identity, data hash, backbone, method, method version, config hash), with significance
+    ranks within each task group (module docstring; 1 = best, rows that cannot be told apart
+    share a rank; NA for an undefined mean and for the reference), sorted by group, rank and mean.
+    Columns: the row keys, `rank`, `role` (method | noise ceiling | reference), `rank_basis`
+    (paired | mean | ""), `n_seeds`, `seeds`, `harness_versions`, `<metric>_mean`,
+    `<metric>_std` for each metric shown (an @10 metric absent from a task group falls back to its
+    largest K there; the @10 column is then NaN for that group) and `<metric>_lo`, `<metric>_hi`:
+    the 95 % interval over (seed, example) resamples for INTERVAL_METRICS (NaN without evidence).
+    `attrs["separated_pairs"]` maps each group's keys to (significantly separated pairs, pairs
+    tested). Evidence files named by `df["evidence"]` are read; `df` is not changed."""
     if df.empty:
         raise ResultsError("no results to tabulate")
-    parts = []
-    for _, group in df.groupby(GROUP_KEYS, sort=True):
-        group = group.dropna(axis=1, how="all")
-        has = _has_data(group)
-        shown = [resolve_metric(m, has) for m in LEADERBOARD_METRICS]
-        rows = []
-        for keys, runs in group.groupby(ROW_KEYS, sort=True):
-            row = dict(zip(ROW_KEYS, keys, strict=True))
-            row["n_seeds"] = len(runs)
-            row["seeds"] = " ".join(str(s) for s in sorted(runs["seed"]))
-            row["harness_versions"] = " ".join(sorted(set(runs["harness_version"])))
-            for name in dict.fromkeys(shown):
-                values = runs[name] if name in runs else pd.Series(np.nan, index=runs.index)
-                row[f"{name}_mean"] = values.mean(skipna=False)
-                row[f"{name}_std"] = values.std(ddof=1, skipna=False)
-            rows.append(row)
-        part = pd.DataFrame(rows)
-        score = part[f"{HEADLINE}_mean"].round(12)
-        part.insert(len(ROW_KEYS), "rank", score.rank(method="min", ascending=False))
+    parts, separated = [], {}
+    for keys, group in df.groupby(GROUP_KEYS, sort=True):
+        part, separated[tuple(keys)] = _group_rows(group, n_boot, seed)
         parts.append(part)
     table = pd.concat(parts, ignore_index=True)
     # every requested column exists, NaN where a group fell back or lacked it
@@ -232,19 +428,26 @@ def leaderboard_table(df: pd.DataFrame) -> pd.DataFrame:
             if name + stat not in table:
                 table[name + stat] = np.nan
     table["rank"] = table["rank"].astype("Int64")
-    table = table.sort_values(
-        [*GROUP_KEYS, "rank", "method", "method_version", "config_hash"], na_position="last"
-    ).reset_index(drop=True)
-    fixed = [*ROW_KEYS, "rank", "n_seeds", "seeds", "harness_versions"]
+    table["_order"] = -table[f"{HEADLINE}_mean"].fillna(-np.inf)
+    table = (
+        table.sort_values(
+            [*GROUP_KEYS, "rank", "_order", "method", "method_version", "config_hash"],
+            na_position="last",
+        )
+        .drop(columns="_order")
+        .reset_index(drop=True)
+    )
+    fixed = [*ROW_KEYS, "rank", "role", "rank_basis", "n_seeds", "seeds", "harness_versions"]
     stats = [c for c in table.columns if c not in fixed]
     order = {m: i for i, m in enumerate(LEADERBOARD_METRICS)}
 
     def key(col: str) -> tuple:
         name, stat = col.rsplit("_", 1)
-        return (order.get(name, order.get(f"{metric_base(name)}@{PREFERRED_K}", 99)), name, stat)
+        rank = order.get(name, order.get(f"{metric_base(name)}@{PREFERRED_K}", 99))
+        return (rank, name, STATS.index(stat))
 
     table = table[fixed + sorted(stats, key=key)]
-    table.attrs = dict(df.attrs)
+    table.attrs = {**df.attrs, "separated_pairs": separated}
     return table
 
 
@@ -256,11 +459,36 @@ def sections(table: pd.DataFrame) -> list[tuple[tuple[str, str, str], pd.DataFra
     ]  # fmt: skip
 
 
+def section_notes(
+    table: pd.DataFrame, keys: tuple[str, str, str], section: pd.DataFrame
+) -> list[str]:
+    """The lines printed under a section: how many pairs are significantly separated, which rows
+    are ranked by mean (no evidence) and what the reference row is."""
+    notes = []
+    pairs = table.attrs.get("separated_pairs", {}).get(tuple(keys))
+    if pairs and pairs[1]:
+        notes.append(f"significantly separated pairs: {pairs[0]} of {pairs[1]}")
+    by_mean = section.loc[section["rank_basis"] == "mean", "method"].tolist()
+    if by_mean:
+        notes.append("ranked by mean, not significance (no evidence or no shared seed): "
+                     + ", ".join(by_mean))  # fmt: skip
+    if (section["role"] == "noise ceiling").any():
+        notes.append("noise ceiling: retrain scored against another seed's oracle")
+    if (section["role"] == "reference").any():
+        notes.append("ref: the retrain oracle itself (one seed: no noise ceiling), unranked")
+    return notes
+
+
 # ---- rendering -------------------------------------------------------------------------------
 
 FORMATS = ("md", "csv", "latex", "html")
 MISSING = "–"
-NOTE = "mean ± std over seeds; ↑ higher is better, ↓ lower is better"
+NOTE = (
+    "mean ± std over seeds, erasure score's 95 % CI over (seed, example) resamples; rank = 1 + "
+    "methods significantly better (paired bootstrap, 95 %), shared by methods that cannot be told "
+    "apart; ↑ higher is better, ↓ lower is better"
+)
+CI_HEADER = f"{HEADLINE} 95% CI"
 
 
 def direction_arrow(name: str) -> str:
@@ -287,23 +515,45 @@ def cell(mean: float, std: float, digits: int) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
+def interval_cell(lo: float, hi: float, digits: int = 3) -> str:
+    """'[0.801, 0.911]'; '–' when undefined."""
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return MISSING
+    return f"[{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def rank_text(rank: object, role: str) -> str:
+    if role == "reference":
+        return "ref"
+    return MISSING if pd.isna(rank) else str(rank)
+
+
+def method_text(row: pd.Series) -> str:
+    label = f"{row['method']} {row['method_version']}"
+    return label if row["role"] == "method" else f"{label} ({row['role']})"
+
+
 def section_title(keys: tuple[str, str, str]) -> str:
     identity, data_hash, backbone = keys
     return f"{identity} (data {data_hash[:12]}, backbone {backbone[:12]})"
 
 
-def display_frame(section: pd.DataFrame, metrics: list[str] | None = None) -> pd.DataFrame:
-    """A section of the table as strings: rank, method, config, seeds, then 'mean ± std' cells
-    under headers carrying the metric's direction arrow (only `metrics`, by name or base name,
-    when given)."""
-    out = pd.DataFrame(
-        {
-            "rank": [MISSING if pd.isna(r) else str(r) for r in section["rank"]],
-            "method": section["method"] + " " + section["method_version"],
-            "config": section["config_hash"].str[:8],
-            "seeds": section["n_seeds"].astype(str),
-        }
-    )
+def display_columns(
+    section: pd.DataFrame, metrics: list[str] | None = None
+) -> list[tuple[str, list[str], list[object]]]:
+    """(header, shown texts, raw values for sorting) of each column of a section: rank ('ref' for
+    the reference), method (with its role), config, seeds, then 'mean ± std' cells under headers
+    carrying the metric's direction arrow (only `metrics`, by name or base name, when given), the
+    erasure score's interval right after it when the section has one."""
+    roles = section["role"].tolist()
+    cols: list[tuple[str, list[str], list[object]]] = [
+        ("rank", [rank_text(r, o) for r, o in zip(section["rank"], roles, strict=True)],
+         list(section["rank"])),
+        ("method", [method_text(r) for _, r in section.iterrows()],
+         [f"{m} {v}" for m, v in zip(section["method"], section["method_version"], strict=True)]),
+        ("config", section["config_hash"].str[:8].tolist(), list(section["config_hash"])),
+        ("seeds", section["n_seeds"].astype(str).tolist(), list(section["n_seeds"])),
+    ]  # fmt: skip
     names = section_metrics(section)
     if metrics:
         names = [n for n in names if n in metrics or metric_base(n) in metrics]
@@ -311,8 +561,18 @@ def display_frame(section: pd.DataFrame, metrics: list[str] | None = None) -> pd
         means, stds = section[f"{name}_mean"], section[f"{name}_std"]
         digits = decimals(means)
         header = f"{name} {direction_arrow(name)}".strip()
-        out[header] = [cell(m, s, digits) for m, s in zip(means, stds, strict=True)]
-    return out
+        texts = [cell(m, s, digits) for m, s in zip(means, stds, strict=True)]
+        cols.append((header, texts, list(means)))
+        lo, hi = section.get(f"{name}_lo"), section.get(f"{name}_hi")
+        if name == HEADLINE and lo is not None and hi is not None and lo.notna().any():
+            texts = [interval_cell(a, b) for a, b in zip(lo, hi, strict=True)]
+            cols.append((CI_HEADER, texts, list(lo)))
+    return cols
+
+
+def display_frame(section: pd.DataFrame, metrics: list[str] | None = None) -> pd.DataFrame:
+    """A section of the table as strings (see `display_columns`)."""
+    return pd.DataFrame({h: texts for h, texts, _ in display_columns(section, metrics)})
 
 
 def _latex_escape(text: str) -> str:
@@ -324,7 +584,8 @@ def _latex_escape(text: str) -> str:
 def format_table(table: pd.DataFrame, fmt: str = "md", metrics: list[str] | None = None) -> str:
     """The leaderboard as text: `md` (GitHub markdown), `latex` (booktabs) or `html` (plain
     tables), one headed section per task group with 'mean ± std' cells; or `csv`, one
-    machine-readable table with numeric `<metric>_mean` / `<metric>_std` columns."""
+    machine-readable table with numeric `<metric>_mean` / `<metric>_std` (and `_lo` / `_hi`)
+    columns. Under each section: its notes (`section_notes`)."""
     from tabulate import tabulate
 
     if fmt not in FORMATS:
@@ -340,21 +601,25 @@ def format_table(table: pd.DataFrame, fmt: str = "md", metrics: list[str] | None
         out.append(f"% {NOTE}")
     for keys, section in sections(table):
         frame = display_frame(section, metrics)
+        notes = section_notes(table, keys, section)
         if fmt == "md":
             body = tabulate(frame, headers="keys", tablefmt="github", showindex=False,
                             disable_numparse=True)  # fmt: skip
-            out.append(f"## {section_title(keys)}\n\n{body}\n")
+            lines = "".join(f"\n{n}\n" for n in notes)
+            out.append(f"## {section_title(keys)}\n\n{body}\n{lines}")
         elif fmt == "html":
             import html
 
             body = tabulate(frame, headers="keys", tablefmt="html", showindex=False,
                             disable_numparse=True)  # fmt: skip
-            out.append(f"<h2>{html.escape(section_title(keys))}</h2>\n{body}")
+            lines = "".join(f"\n<p>{html.escape(n)}</p>" for n in notes)
+            out.append(f"<h2>{html.escape(section_title(keys))}</h2>\n{body}{lines}")
         else:
             body = tabulate(frame, headers="keys", tablefmt="latex_booktabs", showindex=False,
                             disable_numparse=True)  # fmt: skip
             for char, macro in (("±", r"$\pm$"), ("↑", r"$\uparrow$"), ("↓", r"$\downarrow$"),
                                 (MISSING, "--")):  # fmt: skip
                 body = body.replace(char, macro)
-            out.append(f"\\subsection*{{{_latex_escape(section_title(keys))}}}\n{body}\n")
+            lines = "".join(f"\n\n{_latex_escape(n)}" for n in notes)
+            out.append(f"\\subsection*{{{_latex_escape(section_title(keys))}}}\n{body}{lines}\n")
     return "\n".join(out)

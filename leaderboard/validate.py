@@ -1,6 +1,25 @@
 """Validate a submission — a results folder or one result JSON — without executing anything from
-it (DESIGN §6): schema, task identity and data hash, config hashes, metric names and ranges, the
-headline score against its parts, complete seeds, and agreement with the evidence files."""
+it (DESIGN §6). Protocol 2.0, on top of the harness's own modules (no torch, no metric formula of
+its own):
+
+- the record against the one schema module (`benchmark.schema`): protocol 1.x files are refused;
+- task identity and data hash (the task prepared here), method and backbone config hashes;
+- metric names known to the registry (`benchmark.metrics.METRICS`), values in range and inside
+  their own interval;
+- the evidence file: named by the record, beside it, its sha256 and row count as recorded, its
+  columns, pools and ranks consistent (`rank` against the served `topk`, latent and relearned ranks
+  on every forget-set row); then every metric computable from the evidence is recomputed with the
+  harness's functions (`compute_all`) and must equal the recorded value — the headline and its
+  parts included;
+- the retrain row is the reference (scored against itself), no other row is;
+- across a folder: file placement, duplicate and missing seeds, and one original model and one
+  oracle per (task, seed) — the same checkpoints and the same original and oracle evidence columns
+  in every method's file.
+
+What this cannot check: a method's own latent and relearned ranks are self-reported; a forged
+evidence file whose JSON is recomputed and rehashed passes these checks (artifact verification
+re-evaluates the model itself).
+"""
 
 from __future__ import annotations
 
@@ -15,32 +34,43 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from benchmark.evidence import evidence_path
-from benchmark.metrics import METRICS
-from benchmark.unlearning_metrics import HEADLINE_PARTS, harmonic
-from leaderboard.evidence import evidence_problems, recompute_metrics
+from benchmark.evidence import (
+    COLUMNS,
+    FORGET_SET_ONLY,
+    ORACLE_COLUMNS,
+    POOLS,
+    Evidence,
+    evidence_path,
+    read_evidence,
+    target_ranks,
+)
+from benchmark.metrics import HEADLINE_K, METRICS, compute_all, evidence_metric_names, metric_base
+from benchmark.schema import NUM, STAT_FIELDS, is_kind, schema_problems
 from tasks.errors import BenchError
 
-SCHEMA_VERSIONS = {1}
-HEADLINE_TOL = 1e-6
 EVIDENCE_TOL = 1e-9
-NUM, INT, STR, DICT = "number", "integer", "string", "object"
-SCHEMA: dict[str, str] = {
-    "schema_version": INT, "harness_version": STR, "task": DICT, "task.name": STR,
-    "task.version": STR, "task.identity": STR, "task.data_hash": STR, "method": DICT,
-    "method.name": STR, "method.version": STR, "method.config": DICT, "method.config_hash": STR,
-    "backbone": DICT, "backbone.config": DICT, "backbone.config_hash": STR,
-    "backbone.checkpoint_sha256": STR, "seed": INT, "metrics": DICT, "cost": DICT,
-    "cost.unlearn_seconds": NUM, "cost.peak_memory_mib": NUM, "environment": DICT,
-    "environment.python": STR, "environment.torch": STR, "environment.platform": STR,
-    "environment.git_revision": STR, "environment.threads": INT, "timestamp": STR,
-}  # fmt: skip
-STAT_FIELDS = {"value": NUM, "ci_low": NUM, "ci_high": NUM, "n": INT}
-UNIT = {"recall", "ndcg", "fe", "ce", "fe_latent", "erasure_score", "forgetting_part",
-        "utility_part"}  # fmt: skip
 RESULT_NAME = re.compile(r"seed(\d+)\.json")
+REFERENCE_METHOD = "retrain"
+# metric ranges beyond the default [0, 1] (shares, recalls, NDCGs, the headline and its parts)
+SIGNED = {"ce_excess", "relearn_excess", "retain_geometry_spearman"}  # [-1, 1]
+NON_NEGATIVE = {"unlearn_seconds", "peak_memory_mib", "speedup_over_retrain"}  # [0, inf)
+# a ratio of two purity excesses (each a difference of mean cosines): any sign
+UNBOUNDED = {"code_purity_ratio"}
+# evidence columns that describe the original model and the oracle, not the method: one original
+# model and one oracle per (task, seed), so every method's file of that seed holds the same ones
+SHARED_COLUMNS = (
+    "pool", "position", "target", "n_candidates", "original_rank", "original_forget_bits",
+    "original_latent_rank", *ORACLE_COLUMNS,
+)  # fmt: skip
+ONE_ORACLE = "a task and seed have one set of examples, one original model and one oracle"
+# the reference row is scored against itself: its own columns are the oracle's
+SELF_COLUMNS = {
+    "rank": "oracle_rank", "forget_bits": "oracle_forget_bits",
+    "latent_rank": "oracle_latent_rank", "relearn_rank": "oracle_relearn_rank",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -58,38 +88,49 @@ def result_files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("seed*.json") if RESULT_NAME.fullmatch(p.name))
 
 
-def _is(value: Any, kind: str) -> bool:
-    if kind == INT:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind == NUM:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    return isinstance(value, {STR: str, DICT: dict}[kind])
-
-
-def _get(record: dict, dotted: str) -> Any:
-    for part in dotted.split("."):
-        record = record[part]
-    return record
+def metric_range(name: str) -> tuple[float, float]:
+    """The closed interval a metric's value must lie in (NaN is allowed: undefined)."""
+    base = metric_base(name)
+    if base in SIGNED:
+        return -1.0, 1.0
+    if base in UNBOUNDED:
+        return -math.inf, math.inf
+    if base.endswith("_mean_rank"):
+        return 1.0, math.inf
+    if base.endswith("_ratio") or base in NON_NEGATIVE:
+        return 0.0, math.inf
+    return 0.0, 1.0
 
 
 def _sha(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
 
 
-def _range(base: str) -> tuple[float, float]:
-    if base in UNIT or (base.split("_")[-1] in ("recall", "ndcg")):
-        return 0.0, 1.0
-    if base == "latent_forget_mean_rank":
-        return 1.0, math.inf
-    if base == "retain_geometry_spearman":
-        return -1.0, 1.0
-    return 0.0, math.inf  # ratios, seconds, memory, speed-up
-
-
-def _close(a: float, b: float, tol: float) -> bool:
+def _close(a: float, b: float) -> bool:
     if math.isnan(a) or math.isnan(b):
         return math.isnan(a) and math.isnan(b)
-    return math.isclose(a, b, rel_tol=tol, abs_tol=tol)
+    return math.isclose(a, b, rel_tol=EVIDENCE_TOL, abs_tol=EVIDENCE_TOL)
+
+
+def _known(name: str) -> bool:
+    base, at, k = name.partition("@")
+    if base not in METRICS:
+        return False
+    if METRICS[base].per_k:
+        return bool(at) and k.isdigit() and int(k) > 0 and str(int(k)) == k
+    return not at
+
+
+def record_ks(metrics: dict) -> set[int]:
+    """The K values a record reports (from its known per-K metric names), with the headline's."""
+    ks = {HEADLINE_K}
+    for name in metrics:
+        if _known(name) and METRICS[metric_base(name)].per_k:
+            ks.add(int(name.partition("@")[2]))
+    return ks
+
+
+# ---- one record ---------------------------------------------------------------------------------
 
 
 class Validator:
@@ -112,31 +153,8 @@ class Validator:
                 self._hashes[identity] = BenchError(str(exc))
         return self._hashes[identity]
 
-    def schema(self, rec: Any) -> list[tuple[str, str]]:
-        """(field, message) for a parsed record's missing or mistyped fields."""
-        if not isinstance(rec, dict):
-            return [("", "not a JSON object")]
-        version = rec.get("schema_version")
-        if _is(version, INT) and version not in SCHEMA_VERSIONS:
-            return [("schema_version", f"unknown schema version {version}")]
-        out = []
-        for name, kind in SCHEMA.items():
-            try:
-                value = _get(rec, name)
-            except (KeyError, TypeError):
-                parent = name.rpartition(".")[0]
-                if not parent or _is(rec.get(parent), DICT):
-                    out.append((name, "required field missing"))
-                continue
-            if not _is(value, kind):
-                out.append((name, f"must be a JSON {kind}, got {type(value).__name__}"))
-        return out
-
-    def content(self, rec: dict) -> list[tuple[str, str]]:
-        """(field, message) for a well-formed record: identity, hashes, metric names and values."""
-        return self._identity(rec) + self._metrics(rec["metrics"])
-
-    def _identity(self, rec: dict) -> list[tuple[str, str]]:
+    def identity(self, rec: dict) -> list[tuple[str, str]]:
+        """Task identity and data hash, config hashes, timestamp."""
         task, method, bb = rec["task"], rec["method"], rec["backbone"]
         out = []
         if task["identity"] != f"{task['name']}@{task['version']}":
@@ -160,82 +178,163 @@ class Validator:
             out.append(("timestamp", "not an ISO 8601 time"))
         return out
 
-    def _metrics(self, metrics: dict) -> list[tuple[str, str]]:
-        out = []
-        for name, stat in metrics.items():
-            f = f"metrics.{name}"
-            base, _, k = name.partition("@")
-            if base not in METRICS or (k and not (k.isdigit() and int(k) > 0)):
-                out.append((f, "unknown metric"))
-            if not isinstance(stat, dict):
-                out.append((f, "must be an object with value, ci_low, ci_high, n"))
-                continue
-            bad = [s for s, kind in STAT_FIELDS.items() if not _is(stat.get(s), kind)]
-            out += [(f"{f}.{s}", f"missing or not a {STAT_FIELDS[s]}") for s in bad]
-            if bad:
-                continue
-            v, lo, hi = stat["value"], stat["ci_low"], stat["ci_high"]
-            low, high = _range(base)
-            if math.isinf(v) or (not math.isnan(v) and not low <= v <= high):
-                out.append((f"{f}.value", f"{v} outside [{low}, {high}]"))
-            if all(map(math.isfinite, (v, lo, hi))) and not lo - 1e-12 <= v <= hi + 1e-12:
-                out.append((f"{f}.value", f"{v} outside its interval [{lo}, {hi}]"))
-            if stat["n"] < 0:
-                out.append((f"{f}.n", "negative"))
-        return out + _headline(metrics)
 
-
-def _headline(metrics: dict) -> list[tuple[str, str]]:
-    """erasure_score = harmonic(forgetting_part, utility_part); the parts against fe@10,
-    fe_latent@10 and retained_ndcg_ratio@10 where the record has them."""
-
-    def val(name: str) -> float | None:
-        s = metrics.get(name)
-        return s["value"] if isinstance(s, dict) and _is(s.get("value"), NUM) else None
-
-    f, u, e = (val(n) for n in HEADLINE_PARTS)
-    if f is None or u is None or e is None:
-        return [
-            (f"metrics.{n}", "required metric missing")
-            for n in HEADLINE_PARTS
-            if val(n) is None
-        ]
-    fe, fl, nr = val("fe@10"), val("fe_latent@10"), val("retained_ndcg_ratio@10")
-    checks = [("erasure_score", e, harmonic(f, u), "harmonic mean of its parts")]
-    if fe is not None and fl is not None:
-        checks.append(("forgetting_part", f, min(fe, fl), "min(fe@10, fe_latent@10)"))
-    if nr is not None:
-        checks.append(("utility_part", u, min(1.0, nr), "min(1, retained_ndcg_ratio@10)"))
-    return [
-        (f"metrics.{name}.value", f"{have} but {how} is {want}")
-        for name, have, want, how in checks
-        if not _close(float(have), float(want), HEADLINE_TOL)
-    ]
-
-
-def _evidence(rec: dict, ev: Path) -> list[tuple[str, str]]:
-    if not ev.exists():
-        return [("evidence", f"evidence file {ev.name} missing")]
-    try:
-        df = pd.read_parquet(ev)
-    except Exception as exc:  # any unreadable parquet is a problem, not a crash
-        return [("evidence", f"unreadable evidence file {ev.name}: {exc}")]
-    metrics = rec["metrics"]
-    ks = {int(n.partition("@")[2]) for n in metrics if n.partition("@")[2].isdigit()}
-    try:
-        bad = evidence_problems(df)
-        recomputed = {} if bad else recompute_metrics(df, ks)
-    except (ValueError, TypeError, KeyError) as exc:  # columns of the wrong kind
-        bad = [("", f"malformed evidence file {ev.name}: {exc}")]
-    if bad:
-        return [(f"evidence.{c}" if c else "evidence", m) for c, m in bad]
+def metric_problems(metrics: dict) -> list[tuple[str, str]]:
+    """Names known to the registry; each stat well-formed, its value in range and interval."""
     out = []
-    for name, value in recomputed.items():
-        stat = metrics.get(name)
-        if isinstance(stat, dict) and _is(stat.get("value"), NUM):
-            if not _close(float(stat["value"]), value, EVIDENCE_TOL):
-                out.append((f"metrics.{name}.value", f"{stat['value']} but evidence gives {value}"))
+    for name, stat in metrics.items():
+        f = f"metrics.{name}"
+        if not _known(name):
+            out.append((f, "unknown metric (not in benchmark.metrics.METRICS)"))
+        if not isinstance(stat, dict):
+            out.append((f, "must be an object with value, ci_low, ci_high, n"))
+            continue
+        bad = [s for s, kind in STAT_FIELDS.items() if not is_kind(stat.get(s), kind)]
+        out += [(f"{f}.{s}", f"missing or not a JSON {STAT_FIELDS[s]}") for s in bad]
+        if bad or not _known(name):
+            continue
+        v, lo, hi = (float(stat[s]) for s in ("value", "ci_low", "ci_high"))
+        low, high = metric_range(name)
+        if math.isinf(v) or (not math.isnan(v) and not low <= v <= high):
+            out.append((f"{f}.value", f"{v} outside [{low}, {high}]"))
+        elif all(map(math.isfinite, (v, lo, hi))) and not lo - 1e-12 <= v <= hi + 1e-12:
+            out.append((f"{f}.value", f"{v} outside its interval [{lo}, {hi}]"))
+        if stat["n"] < 0:
+            out.append((f"{f}.n", "negative"))
     return out
+
+
+def reference_problems(rec: dict) -> list[tuple[str, str]]:
+    """The retrain row is the reference (scored against itself); no other row is."""
+    want = rec["method"]["name"] == REFERENCE_METHOD
+    if rec["reference"] != want:
+        who = f"the {REFERENCE_METHOD} row" if want else f"only the {REFERENCE_METHOD} row"
+        return [("reference", f"must be {str(want).lower()}: {who} is the reference")]
+    return []
+
+
+# ---- the evidence -------------------------------------------------------------------------------
+
+
+def _first(rows: np.ndarray) -> str:
+    idx = np.flatnonzero(rows)
+    return f"{len(idx)} row(s), first at row {idx[0]}"
+
+
+def _topk_matrix(topk: pd.Series) -> np.ndarray:
+    lengths = {len(x) for x in topk}
+    if len(lengths) > 1:
+        raise ValueError(f"topk lists of unequal lengths {sorted(lengths)}")
+    if not len(topk):
+        return np.zeros((0, 0), np.int64)
+    return np.stack([np.asarray(x, dtype=np.int64) for x in topk])
+
+
+def frame_problems(
+    df: pd.DataFrame, ks: set[int], reference: bool
+) -> tuple[list[tuple[str, str]], Evidence | None]:
+    """(problems as (column, message), the evidence when metrics can be computed from it)."""
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        return [("", f"missing columns {missing}")], None
+    pools = set(df["pool"].astype(str)) - set(POOLS)
+    if pools:
+        return [("pool", f"unknown pools {sorted(pools)} (known: {list(POOLS)})")], None
+    try:
+        ev = Evidence.from_frame(df)
+        topk = _topk_matrix(df["topk"])
+    except (ValueError, TypeError, OverflowError) as exc:
+        return [("", f"malformed evidence: {exc}")], None
+    out = []
+    if topk.shape[1] < max(ks):
+        out.append(("topk", f"lists of {topk.shape[1]} items, but the record reports "
+                    f"@{max(ks)}"))  # fmt: skip
+    bad = ev["rank"] != target_ranks(topk, ev["target"])
+    if bad.any():
+        out.append(("rank", f"disagrees with the target's place in topk on {_first(bad)}"))
+    fs = ev.mask("forget_set")
+    for c in ("rank", "original_rank", "oracle_rank", *FORGET_SET_ONLY):
+        r = ev[c] if c not in FORGET_SET_ONLY else np.where(fs, ev[c], 0.0)
+        if np.isnan(r).any():
+            where = " (forget-set rows)" if c in FORGET_SET_ONLY else ""
+            out.append((c, f"missing (NaN){where} on {_first(np.isnan(r))}"))
+        elif ((r < 0) | (r != np.floor(r))).any():  # floor(inf) = inf: absent is fine
+            out.append((c, f"not a 0-based rank on {_first((r < 0) | (r != np.floor(r)))}"))
+    if (ev["n_candidates"] < 1).any():
+        out.append(("n_candidates", f"below 1 on {_first(ev['n_candidates'] < 1)}"))
+    for c in ("forget_bits", "original_forget_bits", "oracle_forget_bits"):
+        if (ev[c] < 0).any():
+            out.append((c, f"negative bit mask on {_first(ev[c] < 0)}"))
+    if reference:  # scored against itself: its own columns are the oracle's
+        for own, oracle in SELF_COLUMNS.items():
+            a, b = ev[own], ev[oracle]
+            rows = fs if own in FORGET_SET_ONLY else np.ones(len(a), bool)
+            if not np.array_equal(a[rows], b[rows]):
+                out.append((own, f"differs from {oracle} in the reference row's evidence"))
+    return out, ev
+
+
+def evidence_problems(
+    rec: dict, json_path: Path
+) -> tuple[list[tuple[str, str]], pd.DataFrame | None]:
+    """(problems as (field, message), the evidence frame when it could be read)."""
+    want = evidence_path(json_path)
+    meta = rec["evidence"]
+    if meta["file"] != want.name:
+        msg = f"{meta['file']!r}: must be {want.name!r}, beside the JSON"
+        return [("evidence.file", msg)], None
+    if not want.is_file():
+        return [("evidence.file", f"evidence file {want.name} missing")], None
+    out = []
+    data = want.read_bytes()
+    if hashlib.sha256(data).hexdigest() != meta["sha256"]:
+        out.append(("evidence.sha256", f"is not the sha256 of {want.name} (changed since written)"))
+    try:
+        df = read_evidence(want)
+    except Exception as exc:  # any unreadable parquet is a problem, not a crash
+        return out + [("evidence.file", f"unreadable evidence file {want.name}: {exc}")], None
+    if len(df) != meta["rows"]:
+        out.append(("evidence.rows", f"{meta['rows']} but {want.name} has {len(df)} rows"))
+    metrics = rec["metrics"]
+    ks = record_ks(metrics)
+    bad, ev = frame_problems(df, ks, rec["reference"] is True)
+    out += [(f"evidence.{c}" if c else "evidence", m) for c, m in bad]
+    if ev is None:
+        return out, None
+    return out + recompute_problems(metrics, ev, ks), df
+
+
+def recompute_problems(metrics: dict, ev: Evidence, ks: set[int]) -> list[tuple[str, str]]:
+    """Every metric computable from the evidence (at the record's K values) is recomputed with the
+    harness's own functions and must be in the record with the same value."""
+    names = evidence_metric_names(ks)
+    try:
+        with np.errstate(all="ignore"):
+            values = compute_all(ev, names)
+    except (ValueError, TypeError, IndexError, KeyError) as exc:
+        return [("evidence", f"metrics cannot be computed from the evidence: {exc}")]
+    out = []
+    for name in names:
+        stat = metrics.get(name)
+        if stat is None:
+            out.append((f"metrics.{name}", "missing (required: computable from the evidence)"))
+        elif isinstance(stat, dict) and is_kind(stat.get("value"), NUM):
+            have, want = float(stat["value"]), values[name]
+            if not _close(have, want):
+                how = METRICS[metric_base(name)].description
+                out.append((f"metrics.{name}.value",
+                            f"{have} but the evidence gives {want} ({how})"))  # fmt: skip
+    return out
+
+
+# ---- a submission -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Seen:
+    file: Path
+    rec: dict
+    evidence: pd.DataFrame | None
 
 
 def validate(path: str | Path, task_files: Iterable[str | Path] = ()) -> list[Problem]:
@@ -250,17 +349,22 @@ def validate(path: str | Path, task_files: Iterable[str | Path] = ()) -> list[Pr
     checker = Validator(task_files)
     problems: list[Problem] = []
     seeds: dict[tuple[str, str], dict[int, Path]] = defaultdict(dict)
+    cells: dict[tuple[str, int], list[_Seen]] = defaultdict(list)
     for f in files:
         try:
             rec = json.loads(f.read_text())
         except (OSError, ValueError) as exc:
             problems.append(Problem(str(f), "", f"not valid JSON: {exc}"))
             continue
-        bad = checker.schema(rec)
+        bad = schema_problems(rec)
         problems += [Problem(str(f), fld, msg) for fld, msg in bad]
         if bad:
             continue  # the other checks need a well-formed record
-        found = checker.content(rec) + _evidence(rec, evidence_path(f))
+        ev_bad, frame = evidence_problems(rec, f)
+        found = (
+            checker.identity(rec) + metric_problems(rec["metrics"]) + reference_problems(rec)
+            + ev_bad
+        )  # fmt: skip
         problems += [Problem(str(f), fld, msg) for fld, msg in found]
         task, method, seed = rec["task"], rec["method"]["name"], rec["seed"]
         if root.is_dir():
@@ -271,7 +375,8 @@ def validate(path: str | Path, task_files: Iterable[str | Path] = ()) -> list[Pr
         if seed in seeds[key]:
             problems.append(Problem(str(f), "seed", f"duplicate of {seeds[key][seed]}"))
         seeds[key][seed] = f
-    return problems + _seed_problems(seeds)
+        cells[(task["identity"], seed)].append(_Seen(f, rec, frame))
+    return problems + _seed_problems(seeds) + _shared_problems(cells)
 
 
 def _seed_problems(seeds: dict[tuple[str, str], dict[int, Path]]) -> list[Problem]:
@@ -284,3 +389,43 @@ def _seed_problems(seeds: dict[tuple[str, str], dict[int, Path]]) -> list[Proble
             msg = f"{task} {method}: missing seeds {missing} (submission has {sorted(everything)})"
             out.append(Problem(folder, "seed", msg))
     return out
+
+
+def _shared_problems(cells: dict[tuple[str, int], list[_Seen]]) -> list[Problem]:
+    """One original model and one oracle per (task, seed): every method's record of that seed
+    names the same checkpoints and its evidence holds the same examples and the same original and
+    oracle columns. Each record is compared with the reference row's (else the first file's)."""
+    out = []
+    for (_task, _seed), seen in sorted(cells.items()):
+        base = next((s for s in seen if s.rec["method"]["name"] == REFERENCE_METHOD), seen[0])
+        for s in seen:
+            if s is base:
+                continue
+            for fld in ("backbone.checkpoint_sha256", "oracle.checkpoint_sha256"):
+                part, _, key = fld.partition(".")
+                if s.rec[part][key] != base.rec[part][key]:
+                    msg = f"differs from {base.file}'s ({ONE_ORACLE})"
+                    out.append(Problem(str(s.file), fld, msg))
+            a, b = s.evidence, base.evidence
+            if a is None or b is None or any(c not in a or c not in b for c in SHARED_COLUMNS):
+                continue
+            if len(a) != len(b):
+                msg = f"{len(a)} rows but {base.file}'s evidence has {len(b)} ({ONE_ORACLE})"
+                out.append(Problem(str(s.file), "evidence", msg))
+                continue
+            differ = [c for c in SHARED_COLUMNS if not _same(a[c], b[c])]
+            if differ:
+                msg = f"columns {differ} differ from {base.file}'s ({ONE_ORACLE})"
+                out.append(Problem(str(s.file), "evidence", msg))
+    return out
+
+
+def _same(a: pd.Series, b: pd.Series) -> bool:
+    x, y = a.to_numpy(), b.to_numpy()
+    if x.dtype.kind == "f" or y.dtype.kind == "f":
+        try:
+            x, y = x.astype(np.float64), y.astype(np.float64)
+        except (ValueError, TypeError):
+            return False
+        return bool(np.array_equal(x, y, equal_nan=True))
+    return bool(np.array_equal(x.astype(str), y.astype(str)))

@@ -1,60 +1,73 @@
-"""TRACER variants on validation users (selection) and test users (report), per (task, seed).
+"""Select TRACER's defaults on validation targets only (DESIGN §4, protocol 2.0).
 
-Choose on the mean validation erasure score only; the test numbers are printed for the report.
+Runs each variant on each (task, seed) with the evaluation pools built from every user's
+validation target (EvalConfig(split="valid")); test targets are never looked at. Appends one JSON
+line per cell to OUT.jsonl. `--best OUT.jsonl` prints the `--config` flags of the variant with the
+highest mean validation erasure score (for `tracer-bench run`).
+
 Usage: python scripts/tune_tracer.py OUT.jsonl TASK[,TASK...] SEED[,SEED...]
+       python scripts/tune_tracer.py --best OUT.jsonl
 """
 
 from __future__ import annotations
 
 import json
 import sys
-
-from benchmark.backbone import BackboneConfig
-from benchmark.cell import CellContext, run_cell
-from benchmark.device import configure_device
-from benchmark.evaluation import EvalConfig
-from tasks import get_task, prepare_task
+from collections import defaultdict
 
 VARIANTS = {
     "default": {},
-    "steps50": {"steps": 50},
-    "retain64": {"retain_batch": 64},
-    "lr2.5e-4": {"lr": 2.5e-4},
-    "path0.3": {"path_weight": 0.3},
-    "steps50-retain64": {"steps": 50, "retain_batch": 64},
+    "steps100": {"steps": 100},
+    "forget3": {"forget_weight": 3.0},
+    "path3": {"path_weight": 3.0},
+    "lr1e-3": {"lr": 1e-3},
+    "steps100-forget3-path3": {"steps": 100, "forget_weight": 3.0, "path_weight": 3.0},
 }
-KEYS = ("erasure_score", "utility_part", "forgetting_part", "fe@10", "fe_latent@10", "ce@10")
+KEYS = ("erasure_score", "forgetting_part", "utility_part", "served_forgetting", "oracle_match",
+        "latent_forget_mean_rank", "oracle_latent_forget_mean_rank")  # fmt: skip
+
+
+def best(path: str) -> tuple[str, float]:
+    scores = defaultdict(list)
+    for line in open(path):
+        row = json.loads(line)
+        scores[row["variant"]].append(row["erasure_score"])
+    name = max(scores, key=lambda v: (sum(scores[v]) / len(scores[v]), v == "default"))
+    return name, sum(scores[name]) / len(scores[name])
 
 
 def main() -> None:
+    if sys.argv[1] == "--best":
+        name, _ = best(sys.argv[2])
+        ablations = ("tracer", "tracer-noreassign", "tracer-nocoherence")
+        print(" ".join(f"--config {m}.{k}={v}" for m in ablations
+                       for k, v in VARIANTS[name].items()))  # fmt: skip
+        return
+    from benchmark.backbone import BackboneConfig
+    from benchmark.cell import CellContext, run_cell
+    from benchmark.device import configure_device
+    from benchmark.evaluation import EvalConfig
+    from tasks import get_task, prepare_task
+
     configure_device()
-    out, tasks, seeds = (
-        sys.argv[1],
-        sys.argv[2].split(","),
-        [int(s) for s in sys.argv[3].split(",")],
-    )
+    out, tasks, seeds = sys.argv[1], sys.argv[2].split(","), [int(s) for s in sys.argv[3].split(",")]
     with open(out, "a") as fh:
         for name in tasks:
             task = prepare_task(get_task(name))
             for seed in seeds:
-                for split in ("valid", "test"):
-                    ctx = CellContext(
-                        task, seed, BackboneConfig(), EvalConfig(seed=seed, split=split), False
-                    )
-                    for variant, overrides in VARIANTS.items():
-                        cell = run_cell(ctx, "tracer", overrides)
-                        row = {
-                            "task": name,
-                            "seed": seed,
-                            "split": split,
-                            "variant": variant,
-                            **{k: cell["metrics"][k]["value"] for k in KEYS},
-                            "unlearn_seconds": cell["cost"]["unlearn_seconds"],
-                            "retrain_seconds": cell["cost"]["retrain_seconds"],
-                        }
-                        fh.write(json.dumps(row) + "\n")
-                        fh.flush()
-                        print(row, flush=True)
+                cfg = EvalConfig(seed=seed, split="valid")
+                ctx = CellContext(task, seed, BackboneConfig(), cfg, False)
+                for variant, overrides in VARIANTS.items():
+                    cell = run_cell(ctx, "tracer", overrides)
+                    row = {
+                        "task": name, "seed": seed, "split": "valid", "variant": variant,
+                        **{k: cell["metrics"][k]["value"] for k in KEYS},
+                        "unlearn_seconds": cell["cost"]["unlearn_seconds"],
+                        "evaluation_seconds": cell["cost"]["evaluation_seconds"],
+                    }  # fmt: skip
+                    fh.write(json.dumps(row) + "\n")
+                    fh.flush()
+                    print(row, flush=True)
 
 
 if __name__ == "__main__":

@@ -161,13 +161,14 @@ def test_backbone_trains_deterministically_and_is_cached(tmp_path, monkeypatch):
 
 def test_training_learns_a_deterministic_sequence(tmp_path):
     """Every user walks the same cycle 1 -> 2 -> ... -> 12: the next item is predictable."""
-    inter = [f"{u}\t{(u + k) % 12 + 1}\t4\t{100 + k}" for u in range(1, 41) for k in range(10)]
+    inter = [f"{u}\t{(u + k) % 12 + 1}\t4\t{100 + k}" for u in range(1, 41) for k in range(12)]
     _, items = toy_rows(n_items=12)
     data = write_atomic(tmp_path / "cyc", inter, items)
     task = prepare_task(load_task_file(toy_task_file(tmp_path, data)))
     cfg = replace(TINY, train=TrainConfig(max_epochs=25, batch_size=8, lr=1e-2, patience=25))
     bb, _ = get_backbone(task, cfg, seed=0, progress=False)
-    top = recommend(bb.model, task, bb.sids.codes, bb.sids.sizes, task.test_pos, k=1, beam=4)
+    # every test target (5 per user) from everything before it; a beam as wide as the catalogue
+    top = recommend(bb.model, task, bb.sids.codes, bb.sids.sizes, task.test_pos, k=1, beam=12)
     assert (top[:, 0] == task.test_items).mean() > 0.9
 
 

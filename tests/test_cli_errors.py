@@ -126,7 +126,8 @@ def test_tasks_list_and_show(capsys, ml100k_horror):
 
     shown = json.loads(out)
     assert code == 0 and shown["content_hash"] == ml100k_horror.content_hash
-    assert shown["forget_test_users"] + shown["retain_test_users"] == 943
+    assert shown["forget_test_targets"] + shown["retain_test_targets"] == shown["test_targets"]
+    assert shown["test_targets"] == 5 * 943 and "forget_set" in shown
 
 
 def test_evaluate_without_a_trained_model_says_how_to_train(capsys):
@@ -164,7 +165,7 @@ def test_run_rejects_bad_jobs_and_unknown_names(tmp_path, capsys):
 def test_run_writes_results_then_prints_the_leaderboard(tmp_path, capsys, monkeypatch):
     """The CLI's grid on a user task with the tiny backbone: results, then the leaderboard."""
     from test_backbone import TINY
-    from test_unlearning_metrics import SMALL
+    from test_evaluation import SMALL
 
     import benchmark.runner as runner
 

@@ -1,5 +1,7 @@
-"""`compare`: per (task, method) and metric, mean ± seed std on both sides, direction-aware
-regressions beyond a tolerance, exit status 1 on regression (CI)."""
+"""`compare`: per (task, method) and metric, mean ± seed std on both sides; a regression only when
+B − A is beyond the tolerance in the bad direction AND significant (the paired (seed, example)
+bootstrap of the evidence; without evidence, non-overlapping per-seed-mean JSON intervals); exit
+status 1 on regression (CI)."""
 
 from __future__ import annotations
 
@@ -7,33 +9,30 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
-from test_validate import cli, copy_results, edit
+from test_leaderboard import cli, copy_results, record
+from test_leaderboard_significance import N_FORGET, frame, matched, write_cell
 
+from benchmark.evidence import Evidence, evidence_path, read_evidence
+from benchmark.metrics import compute, paired_difference
 from leaderboard.compare import compare, parse_tolerances
-from leaderboard.validate import result_files
+from leaderboard.table import find_result_files
 from tasks.errors import BenchError
 
 
-def stat(value: float) -> dict:
-    return {"value": value, "ci_low": value, "ci_high": value, "n": 10}
-
-
-def write_set(root: Path, values: dict[tuple[str, str], list[dict[str, float]]]) -> Path:
-    """A minimal results folder: for each (task, method) one result file per seed."""
+def write_set(
+    root: Path,
+    values: dict[tuple[str, str], list[dict[str, float]]],
+    intervals: dict[str, tuple[float, float]] | None = None,
+) -> Path:
+    """A results folder without evidence: for each (task, method) one result file per seed."""
     for (task, method), seeds in values.items():
         for seed, metrics in enumerate(seeds):
-            record = {
-                "harness_version": "0.1.0",
-                "task": {"name": task, "version": "1", "identity": f"{task}@1", "data_hash": "d"},
-                "method": {"name": method, "version": "1", "config": {}, "config_hash": "c"},
-                "backbone": {"config": {}, "config_hash": "b", "checkpoint_sha256": "s"},
-                "seed": seed,
-                "metrics": {k: stat(v) for k, v in metrics.items()},
-            }
+            rec = record(task, method, seed, metrics, version="1", intervals=intervals)
             path = root / task / method / f"seed{seed}.json"
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(record))
+            path.write_text(json.dumps(rec))
     return root
 
 
@@ -54,9 +53,19 @@ def test_mean_std_and_direction(tmp_path):
     es, ce = result.rows
     assert es.a[0] == pytest.approx(0.7) and es.a[1] == pytest.approx(math.sqrt(0.02))
     assert es.b[0] == pytest.approx(0.65) and es.delta == pytest.approx(-0.05)
+    assert es.basis == "json intervals"  # no evidence: the per-seed-mean intervals (0.7 vs 0.65)
     assert es.status == "REGRESSION" and es.regression  # higher is better, went down
     assert ce.delta == pytest.approx(0.0) and ce.status == "ok"
     assert "REGRESSION" in result.table() and "0.7000 ± 0.1414" in result.table()
+
+
+def test_overlapping_json_intervals_are_not_a_regression(tmp_path):
+    wide = {"erasure_score": (0.5, 0.9)}
+    a = write_set(tmp_path / "a", {("t", "m"): [{"erasure_score": 0.75}]}, wide)
+    b = write_set(tmp_path / "b", {("t", "m"): [{"erasure_score": 0.70}]}, wide)
+    [row] = compare(a, b, metrics=["erasure_score"]).rows
+    assert row.status == "within noise" and not row.regression
+    assert "A [0.5000, 0.9000] B [0.5000, 0.9000]" in row.interval_text()
 
 
 @pytest.mark.parametrize(
@@ -69,8 +78,9 @@ def test_mean_std_and_direction(tmp_path):
         ("ce@10", 0.20, 0.10, 0.02, "better"),
         ("ce@10", 0.10, 0.11, 0.02, "ok"),
         ("latent_forget_recall@10", 0.1, 0.5, 0.5, "ok"),
-        ("fe@10", math.nan, math.nan, 0.02, "n/a"),
-        ("fe@10", 0.5, math.nan, 0.02, "missing in B"),
+        ("ce_excess@10", math.nan, math.nan, 0.02, "n/a"),
+        ("ce_excess@10", 0.5, math.nan, 0.02, "missing in B"),
+        ("ce_excess@10", math.nan, 0.5, 0.02, "new in B"),
     ],
 )
 def test_direction_aware_status(tmp_path, metric, a, b, tol, status):
@@ -100,11 +110,11 @@ def test_per_metric_tolerance_and_unmatched_pairs(tmp_path, capsys):
 
 
 def test_tolerance_parsing():
-    assert parse_tolerances(["0.05", "fe@10=0.1", "erasure_score=0"]) == (
+    assert parse_tolerances(["0.05", "ce@10=0.1", "erasure_score=0"]) == (
         0.05,
-        {"fe@10": 0.1, "erasure_score": 0.0},
+        {"ce@10": 0.1, "erasure_score": 0.0},
     )
-    for bad in (["x"], ["-1"], ["bogus=0.1"], ["fe=abc"]):
+    for bad in (["x"], ["-1"], ["bogus=0.1"], ["ce=abc"]):
         with pytest.raises(BenchError):
             parse_tolerances(bad)
 
@@ -117,16 +127,56 @@ def test_bad_folders_and_metrics(tmp_path):
         compare(a, b, metrics=["bogus@10"])
 
 
+def test_noise_is_not_a_regression_a_real_drop_is(tmp_path):
+    """B's 'same' method moves examples both ways (its mean drops beyond the tolerance, within
+    the noise); B's 'dropped' method loses 80 of 320 matched examples: only that is flagged."""
+    noisy = matched(320) ^ (np.arange(N_FORGET) % 10 == 0)  # 32 flipped down, 8 up ...
+    noisy[-16:] = True  # ... and 15 more up (390 was): -9 net of 400
+    for seed in (0, 1):
+        for method in ("same", "dropped"):
+            write_cell(tmp_path / "a", method, seed, frame(matched(320)))
+        write_cell(tmp_path / "b", "same", seed, frame(noisy))
+        write_cell(tmp_path / "b", "dropped", seed, frame(matched(240)))
+    result = compare(tmp_path / "a", tmp_path / "b", tolerance=0.01, metrics=["oracle_match"])
+    same, dropped = sorted(result.rows, key=lambda r: r.method != "same")
+    assert same.delta == pytest.approx(-9 / 400) and same.delta < -same.tolerance
+    assert same.basis == "paired, seeds 0 1" and same.diff[1] < 0 < same.diff[2]
+    assert same.status == "within noise" and not same.regression
+    assert dropped.delta == pytest.approx(-0.2) and dropped.diff[2] < 0
+    assert dropped.status == "REGRESSION"
+    assert [r.method for r in result.regressions] == ["dropped"]
+    # the interval is the metrics module's paired difference over the shared seeds
+    evs = {
+        side: [Evidence.from_frame(read_evidence(tmp_path / side / "toy" / "same" /
+                                                 f"seed{s}.evidence.parquet")) for s in (0, 1)]
+        for side in ("a", "b")
+    }  # fmt: skip
+    assert same.diff == pytest.approx(paired_difference(evs["a"], evs["b"], "oracle_match"))
+    assert "[-0.0" in result.table() and "within noise" in result.table()
+    # without the evidence, degenerate JSON intervals cannot tell noise from a drop
+    for f in (tmp_path / "b").rglob("*.parquet"):
+        f.unlink()
+    result = compare(tmp_path / "a", tmp_path / "b", tolerance=0.01, metrics=["oracle_match"])
+    assert {r.method: r.status for r in result.rows} == {"same": "REGRESSION",
+                                                        "dropped": "REGRESSION"}  # fmt: skip
+
+
 def test_real_results_against_themselves_and_a_worse_copy(tiny_results, tmp_path, capsys):
     assert cli(["compare", str(tiny_results), str(tiny_results)]) == 0
     worse = copy_results(tiny_results, tmp_path)
-    for f in result_files(worse):
-        if f.parent.name == "tracer":
-            edit(
-                f, lambda r: r["metrics"]["ce@5"].update(value=r["metrics"]["ce@5"]["value"] + 0.1)
-            )
-    result = compare(tiny_results, worse, metrics=["ce@5", "fe@5"])
+    for f in find_result_files(worse)[0]:
+        if f.parent.name == "tracer":  # tracer now fills every test slot with forget items
+            ev_path = evidence_path(f)
+            df = read_evidence(ev_path)
+            df["forget_bits"] = np.where(df["pool"] != "forget_set", 2**10 - 1, df["forget_bits"])
+            df.to_parquet(ev_path)
+            rec = json.loads(f.read_text())
+            rec["metrics"]["ce@5"]["value"] = compute(Evidence.from_frame(df), "ce@5")
+            f.write_text(json.dumps(rec))
+    result = compare(tiny_results, worse, metrics=["ce@5", "forget_set_recall@5"], n_boot=200)
     bad = [(r.method, r.metric) for r in result.regressions]
     assert bad == [("tracer", "ce@5")]
-    assert len(result.rows) == 6
-    assert cli(["compare", str(tiny_results), str(worse), "--metric", "ce@5"]) == 1
+    assert len(result.rows) == 8  # retrain, filter, ga, tracer
+    assert all(r.basis == "paired, seeds 0 1" for r in result.rows)
+    assert cli(["compare", str(tiny_results), str(worse), "--metric", "ce@5", "--n-boot",
+                "100"]) == 1  # fmt: skip

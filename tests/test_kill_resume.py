@@ -27,7 +27,7 @@ SCRIPT = """
 import sys
 sys.path.insert(0, {tests!r})
 from test_backbone import TINY
-from test_unlearning_metrics import SMALL
+from test_evaluation import SMALL
 from benchmark.runner import run_grid
 counts = run_grid([{task!r}], {methods!r}, {seeds!r}, {out!r}, progress=False,
                   backbone=TINY, eval_cfg=SMALL, jobs={jobs})

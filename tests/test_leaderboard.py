@@ -1,4 +1,8 @@
-"""The leaderboard: loading results, aggregation over seeds, ranks, formats, plot, site, CLI."""
+"""The leaderboard: loading results, aggregation over seeds, ranks (by mean where there is no
+evidence; significance ranks are in test_leaderboard_significance.py), formats, plot, site, CLI.
+
+`record`, `write`, `full_metrics`, `cli`, `copy_results`, `edit` and `task_files` are shared
+with the other leaderboard tests."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import json
 import math
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -38,16 +43,20 @@ def record(
     data_hash: str = "d" * 64,
     backbone: str = "b" * 64,
     config_hash: str | None = None,
+    intervals: dict[str, tuple[float, float]] | None = None,
 ) -> dict:
-    metrics = metrics or {}
+    """A schema-2 result record (`reference` for the method named retrain); each metric's
+    interval is the value itself unless given in `intervals`."""
+    metrics, intervals = metrics or {}, intervals or {}
     return {
-        "schema_version": 1,
+        "schema_version": 2,
         "harness_version": "0.1.0",
         "task": {
             "name": task,
             "version": version,
             "identity": f"{task}@{version}",
             "data_hash": data_hash,
+            "protocol": "last-n",
         },
         "method": {
             "name": method,
@@ -56,12 +65,27 @@ def record(
             "config_hash": config_hash or (method[0] * 64),
         },
         "backbone": {"config": {}, "config_hash": backbone, "checkpoint_sha256": "c" * 64},
+        "oracle": {"version": "2.0", "checkpoint_sha256": "o" * 64},
         "seed": seed,
+        "reference": method == "retrain",
         "metrics": {
-            k: {"value": v, "ci_low": v, "ci_high": v, "n": 10} for k, v in metrics.items()
-        },
-        "cost": {"unlearn_seconds": 1.0},
-        "environment": {},
+            k: {
+                "value": v,
+                "ci_low": intervals.get(k, (v, v))[0],
+                "ci_high": intervals.get(k, (v, v))[1],
+                "n": 10,
+            }
+            for k, v in metrics.items()
+        },  # fmt: skip
+        "cost": {"unlearn_seconds": 1.0, "peak_memory_mib": 100.0},
+        "evidence": {"file": f"seed{seed}.evidence.parquet", "sha256": "0" * 64, "rows": 0},
+        "environment": {
+            "python": "3.11",
+            "torch": "2.5",
+            "platform": "linux",
+            "git_revision": "abc",
+            "threads": 1,
+        },  # fmt: skip
         "timestamp": "2026-01-01T00:00:00+00:00",
     }
 
@@ -73,6 +97,33 @@ def write(folder: Path, rec: dict, name: str | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(rec, allow_nan=True))
     return path
+
+
+def task_files(results: Path) -> list[Path]:
+    """The toy task file the tiny_results fixture was run on (beside the results folder)."""
+    return [results.parent / "toy.toml"]
+
+
+def copy_results(results: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "results"
+    shutil.copytree(results, out)
+    return out
+
+
+def edit(path: Path, change: Callable[[dict], None]) -> None:
+    rec = json.loads(path.read_text())
+    change(rec)
+    path.write_text(json.dumps(rec, allow_nan=True))
+
+
+def cli(argv: list[str]) -> int:
+    """Run a `publish` / `validate` / `compare` command line; its exit status."""
+    from leaderboard.hubcli import add_parsers
+
+    parser = argparse.ArgumentParser()
+    add_parsers(parser.add_subparsers(required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
 
 
 def full_metrics(score: float, **extra: float) -> dict[str, float]:
@@ -90,7 +141,7 @@ def results(tmp_path: Path) -> Path:
     folder = tmp_path / "results"
     for method, scores in SCORES.items():
         for seed, s in enumerate(scores):
-            m = full_metrics(s, fe_at_10=s, ce_at_10=1 - s, fe_at_5=0.123)
+            m = full_metrics(s, oracle_match=s, ce_at_10=1 - s, ce_at_5=0.123)
             write(folder, record(method=method, seed=seed, metrics=m))
     return folder
 
@@ -102,9 +153,36 @@ def test_load_results_one_row_per_file(results: Path) -> None:
     row = df[(df["method"] == "b") & (df["seed"] == 2)].iloc[0]
     assert row["task_identity"] == "toy@1.0"
     assert row["config_hash"] == "b" * 64 and row["backbone_hash"] == "b" * 64
-    assert row["erasure_score"] == 0.9 and row["fe@10"] == 0.9
+    assert row["erasure_score"] == 0.9 and row["oracle_match"] == 0.9
     assert row["unlearn_seconds"] == 1.0  # a cost metric taken from `cost`
+    assert not row["reference"] and row["evidence"] == ""  # no evidence file beside it
+    assert row["path"] == str(results / "toy" / "b" / "seed2.json")
     assert df.attrs["failed"] == 0
+
+
+def test_protocol_1_results_are_refused(results: Path) -> None:
+    from benchmark.schema import OLD_VERSION_MESSAGE
+
+    path = results / "toy" / "a" / "seed1.json"
+    edit(path, lambda r: r.update(schema_version=1))
+    with pytest.raises(ResultsError) as err:
+        load_results(results)
+    message = str(err.value)
+    assert message == f"{path}: {OLD_VERSION_MESSAGE.format(v=1)}"
+    assert "\n" not in message and "protocol 1.x" in message
+
+
+def test_reference_row_with_one_seed_is_unranked(results: Path) -> None:
+    write(results, record(method="retrain", metrics=full_metrics(1.0)))
+    table = leaderboard_table(load_results(results))
+    ref = table[table["method"] == "retrain"].iloc[0]
+    assert ref["role"] == "reference" and pd.isna(ref["rank"]) and ref["rank_basis"] == ""
+    assert list(table["method"]) == ["a", "b", "retrain"]  # listed last, the others unmoved
+    assert list(table["rank"][:2]) == [1, 2]
+    md = format_table(table, "md")
+    [row] = [x for x in md.splitlines() if "| retrain 1.0" in x]
+    assert row.split("|")[1].strip() == "ref" and "(reference)" in row
+    assert "ref: the retrain oracle itself" in md
 
 
 def test_mean_std_rank_exact(results: Path) -> None:
@@ -114,6 +192,9 @@ def test_mean_std_rank_exact(results: Path) -> None:
     pd.testing.assert_frame_equal(df, before)  # pure: the input is untouched
     assert list(table["method"]) == ["a", "b"]
     assert list(table["rank"]) == [1, 2]
+    assert list(table["rank_basis"]) == ["mean", "mean"]  # no evidence: ranked by mean
+    assert list(table["role"]) == ["method", "method"]
+    assert table["erasure_score_lo"].isna().all()  # no evidence: no (seed, example) interval
     assert list(table["n_seeds"]) == [3, 3]
     a, b = table.iloc[0], table.iloc[1]
     assert a["erasure_score_mean"] == pytest.approx(0.6, abs=1e-12)
@@ -198,9 +279,11 @@ def test_missing_or_empty_folder(tmp_path: Path) -> None:
         (lambda r: r["task"].pop("identity"), "task.identity"),
         (lambda r: r.__setitem__("seed", "0"), "seed"),
         (lambda r: r.__setitem__("seed", 5), "seed"),  # disagrees with the file name
-        (lambda r: r["metrics"].__setitem__("fe@10", {"value": "high"}), "metrics.fe@10.value"),
-        (lambda r: r["metrics"].__setitem__("fe@10", 0.5), "metrics.fe@10.value"),
+        (lambda r: r["metrics"].__setitem__("ce@10", {"value": "high"}), "metrics.ce@10.value"),
+        (lambda r: r["metrics"].__setitem__("ce@10", 0.5), "metrics.ce@10.value"),
         (lambda r: r.__setitem__("metrics", []), "metrics"),
+        (lambda r: r.pop("oracle"), "oracle"),
+        (lambda r: r.__setitem__("reference", "no"), "reference"),
     ],
 )
 def test_malformed_result_names_file_and_field(tmp_path: Path, mutate, field: str) -> None:
@@ -222,16 +305,20 @@ def test_invalid_json_names_file(tmp_path: Path) -> None:
 
 def test_missing_k10_falls_back_to_largest_k(tmp_path: Path) -> None:
     for seed in range(2):
-        m = full_metrics(0.5, fe_at_2=0.1, fe_at_5=0.3 + seed, ce_at_5=0.2, ce_at_1=0.9)
+        m = full_metrics(
+            0.5, forget_set_recall_at_2=0.1, forget_set_recall_at_5=0.3 + seed, ce_at_5=0.2,
+            ce_at_1=0.9, retained_ndcg_ratio_at_5=0.9,
+        )  # fmt: skip
         write(tmp_path, record(seed=seed, metrics=m))
     table = leaderboard_table(load_results(tmp_path))
     shown = section_metrics(table)
-    assert "fe@5" in shown and "ce@5" in shown and "fe@10" not in shown
-    assert "retained_ndcg_ratio@10" in shown  # absent at every K: the NaN column
-    assert table["fe@5_mean"].iloc[0] == pytest.approx(0.8)
-    assert table["fe@10_mean"].isna().all()
+    assert "forget_set_recall@5" in shown and "ce@5" in shown and "ce@10" not in shown
+    assert "retained_ndcg_oracle_ratio@10" in shown  # absent at every K: the NaN column
+    assert table["forget_set_recall@5_mean"].iloc[0] == pytest.approx(0.8)
+    assert table["forget_set_recall@10_mean"].isna().all()
     md = format_table(table, "md")
-    assert "fe@5 ↑" in md and "ce@5 ↓" in md and "fe@10" not in md
+    assert "forget_set_recall@5 ↓" in md and "retained_ndcg_ratio@5 ↑" in md
+    assert "ce@5 ↓" in md and "forget_set_recall@10" not in md
     assert "0.800 ± 0.707" in md and "–" in md
 
 
@@ -334,6 +421,8 @@ def test_cli_subcommand(results: Path, tmp_path: Path, capsys) -> None:
 
 
 def test_real_results(tiny_results: Path, tmp_path: Path) -> None:
+    from benchmark.evidence import Evidence, read_evidence, with_oracle_of
+    from benchmark.metrics import compute
     from leaderboard.cli import write_plots
     from leaderboard.html import write_site
 
@@ -342,22 +431,41 @@ def test_real_results(tiny_results: Path, tmp_path: Path) -> None:
     failed = folder / "toy-scary" / "ga" / "seed7.failed.json"
     failed.write_text("{}")
     df = load_results(folder)
-    assert len(df) == 6 and df.attrs["failed"] == 1
-    assert set(df["method"]) == {"filter", "ga", "tracer"}
-    table = leaderboard_table(df)
-    assert len(table) == 3 and set(table["n_seeds"]) == {2}
+    assert len(df) == 8 and df.attrs["failed"] == 1
+    assert set(df["method"]) == {"retrain", "filter", "ga", "tracer"}
+    assert set(df.loc[df["reference"], "method"]) == {"retrain"}
+    assert all(Path(p).is_file() for p in df["evidence"])  # every row carries its evidence
+    table = leaderboard_table(df, n_boot=200)
+    assert len(table) == 4 and set(table["n_seeds"]) == {2}
     assert table["task_identity"].unique().tolist() == ["toy-scary@1.0"]
-    scores = table["erasure_score_mean"].tolist()
-    assert scores == sorted(scores, reverse=True)
-    assert table["rank"].iloc[0] == 1
-    for _, row in table.iterrows():  # the means agree with the files
+    assert set(table["rank_basis"]) == {"paired"} and table["rank"].notna().all()
+    ranks = table["rank"].tolist()
+    assert ranks == sorted(ranks) and ranks[0] == 1
+    methods = table[table["role"] == "method"]
+    for _, row in methods.iterrows():  # the means agree with the files
         runs = df[df["method"] == row["method"]]
         assert row["utility_part_mean"] == pytest.approx(runs["utility_part"].mean())
+        assert row["erasure_score_mean"] == pytest.approx(runs["erasure_score"].mean())
+        assert row["erasure_score_lo"] <= row["erasure_score_hi"]
+    # the retrain row: each seed scored against the other seed's oracle, not its own
+    [ceiling] = table[table["role"] == "noise ceiling"].to_dict("records")
+    assert ceiling["method"] == "retrain"
+    evs = [Evidence.from_frame(read_evidence(folder / "toy-scary" / "retrain" / f"seed{s}"
+                                             ".evidence.parquet")) for s in (0, 1)]  # fmt: skip
+    expected = [compute(with_oracle_of(evs[s], evs[1 - s]), "forgetting_part") for s in (0, 1)]
+    assert ceiling["forgetting_part_mean"] == pytest.approx(sum(expected) / 2)
+    separated, tested = table.attrs["separated_pairs"][tuple(table.iloc[0][
+        ["task_identity", "task_data_hash", "backbone_hash"]])]  # fmt: skip
+    assert tested == 6 and 0 <= separated <= tested
     shown = section_metrics(table)
-    assert "fe@5" in shown and "fe@10" not in shown  # the toy run has K = 1, 2, 5
+    assert "ce_excess@10" in shown and "oracle_match" in shown
+    md = format_table(table, "md")
+    assert f"significantly separated pairs: {separated} of 6" in md
+    assert "retrain 2.0 (noise ceiling)" in md or "(noise ceiling)" in md
     for fmt in FORMATS:
         assert "toy-scary@1.0" in format_table(table, fmt)
     [plot] = write_plots(table, tmp_path / "plots")
     assert plot.read_bytes()[:8] == PNG_MAGIC
     page = write_site(folder, tmp_path / "site").read_text()
-    assert page.count("<tr>") == 4  # header + three methods
+    assert page.count("<tr>") == 5  # header + four rows
+    assert "(noise ceiling)" in page and "significantly separated pairs" in page

@@ -1,49 +1,211 @@
-"""Ranking metrics on hand-computed rankings."""
+"""The protocol 2.0 metrics (benchmark.metrics) on hand-made evidence frames: each formula, its
+anchors (original -> 0, oracle -> 1), over- and under-forgetting, and the paired bootstraps."""
 
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import numpy as np
+import pandas as pd
+import pytest
 
+from benchmark.evidence import COLUMNS, Evidence, slot_bits, target_ranks, with_oracle_of
 from benchmark.metrics import (
     METRICS,
-    bootstrap_ci,
+    compute,
+    evidence_metric_names,
+    higher_is_better,
+    ks_statistic,
+    metric_stats,
     ndcg_at_k,
+    oracle_match_value,
+    paired_difference,
     ranks_from_scores,
     recall_at_k,
-    summarize,
-    target_ranks,
+    seed_interval,
+    served_forgetting_value,
 )
+
+N_ITEMS = 101  # q = latent_rank / 100 with nothing seen
+
+
+def frame(
+    n_rt: int = 40,
+    n_fs: int = 50,
+    rank=None,
+    original_rank=None,
+    oracle_rank=None,
+    latent=None,
+    original_latent=None,
+    oracle_latent=None,
+    relearn=None,
+    oracle_relearn=None,
+    forget_bits=None,
+) -> Evidence:
+    """Evidence with n_rt retain-test rows, 4 forget-test rows and n_fs forget-set rows. Served
+    ranks default to 0 (a hit) everywhere; latent ranks are given for the forget set."""
+    n = n_rt + 4 + n_fs
+    zeros, nan_t = np.zeros(n), np.full(n_rt + 4, np.nan)
+
+    def fs(values, default):
+        v = np.full(n_fs, default, dtype=float) if values is None else np.asarray(values, float)
+        return np.concatenate([nan_t, v])
+
+    df = pd.DataFrame(
+        {
+            "pool": ["retain_test"] * n_rt + ["forget_test"] * 4 + ["forget_set"] * n_fs,
+            "collateral": [i % 2 == 0 for i in range(n_rt)] + [False] * (4 + n_fs),
+            "position": np.arange(n),
+            "target": np.arange(n) % 7,
+            "topk": [[0, 1]] * n,
+            "rank": zeros if rank is None else rank,
+            "original_rank": zeros if original_rank is None else original_rank,
+            "oracle_rank": zeros if oracle_rank is None else oracle_rank,
+            "latent_rank": fs(latent, 10),
+            "original_latent_rank": fs(original_latent, 10),
+            "oracle_latent_rank": fs(oracle_latent, 80),
+            "relearn_rank": fs(relearn, 0),
+            "oracle_relearn_rank": fs(oracle_relearn, 0),
+            "forget_bits": np.zeros(n, int) if forget_bits is None else forget_bits,
+            "original_forget_bits": np.zeros(n, int),
+            "oracle_forget_bits": np.zeros(n, int),
+            "n_candidates": np.full(n, N_ITEMS),
+        }
+    )
+    assert list(df.columns) == [c for c in COLUMNS if c in df.columns]
+    return Evidence.from_frame(df)
+
+
+def served(n_rt, n_fs, fs_ranks):
+    """Served ranks: retain and forget-test rows hit at 0, the forget set as given."""
+    return np.concatenate([np.zeros(n_rt + 4), fs_ranks])
 
 
 def test_ranks_recall_and_ndcg_by_hand():
     topk = np.array([[4, 2, 9], [1, 3, 5], [7, 8, 6]])
-    targets = np.array([2, 5, 0])  # ranks 1, 2, absent
-    ranks = target_ranks(topk, targets)
+    ranks = target_ranks(topk, np.array([2, 5, 0]))  # ranks 1, 2, absent
     assert ranks[0] == 1 and ranks[1] == 2 and math.isinf(ranks[2])
-    assert recall_at_k(ranks, 1).tolist() == [0, 0, 0]
     assert recall_at_k(ranks, 2).tolist() == [1, 0, 0]
-    assert recall_at_k(ranks, 3).mean() == 2 / 3
     assert np.allclose(ndcg_at_k(ranks, 3), [1 / math.log2(3), 1 / math.log2(4), 0])
-    assert ndcg_at_k(np.array([0.0]), 10)[0] == 1.0
-
-
-def test_ranks_from_full_scores_count_ties_against_the_target():
     scores = np.array([[0.1, 0.9, 0.5, 0.5], [-np.inf, 0.0, 1.0, 2.0]])
     assert ranks_from_scores(scores, np.array([2, 0])).tolist() == [2, 3]
-    assert ranks_from_scores(scores, np.array([1, 3])).tolist() == [0, 0]
 
 
-def test_bootstrap_interval_contains_the_mean_and_is_seeded():
-    values = np.r_[np.ones(30), np.zeros(70)]
-    lo, hi = bootstrap_ci(values, seed=1)
-    assert lo < 0.3 < hi and 0.15 < lo and hi < 0.45
-    assert bootstrap_ci(values, seed=1) == (lo, hi)
-    s = summarize(values)
-    assert s["value"] == 0.3 and s["n"] == 100
-    assert bootstrap_ci(np.ones(5)) == (1.0, 1.0)
+def test_oracle_match_anchors_and_both_directions_of_error():
+    q0, qo = np.full(10, 0.1), np.full(10, 0.8)
+    assert oracle_match_value(q0, qo, q0) == 0.0  # the original model
+    assert oracle_match_value(qo, qo, q0) == 1.0  # the oracle
+    under = oracle_match_value(np.full(10, 0.45), qo, q0)  # halfway there
+    over = oracle_match_value(np.full(10, 1.0), qo, q0)  # pushed below where the oracle is
+    assert under == pytest.approx(0.5) and 0 < over < 1 and over == pytest.approx(1 - 0.2 / 0.7)
+    assert oracle_match_value(np.full(10, 0.0), qo, q0) == 0.0  # worse than the original: floor
 
 
-def test_directions_are_declared_once():
-    assert METRICS["recall"].higher_is_better and METRICS["ndcg"].higher_is_better
+def test_oracle_match_from_evidence():
+    ev = frame(latent=[10] * 50, original_latent=[10] * 50, oracle_latent=[80] * 50)
+    assert compute(ev, "oracle_match") == 0.0
+    ev = frame(latent=[80] * 50, original_latent=[10] * 50, oracle_latent=[80] * 50)
+    assert compute(ev, "oracle_match") == 1.0
+    ev = frame(latent=[100] * 50, original_latent=[10] * 50, oracle_latent=[80] * 50)
+    assert 0 < compute(ev, "oracle_match") < 1
+    assert compute(ev, "latent_forget_mean_rank") == 101 and compute(
+        ev, "oracle_latent_forget_mean_rank"
+    ) == 81
+
+
+def test_served_forgetting_costs_only_serving_more_than_the_oracle():
+    assert served_forgetting_value(0.5, 0.1, 0.5) == 0.0  # as the original
+    assert served_forgetting_value(0.1, 0.1, 0.5) == 1.0  # as the oracle
+    assert served_forgetting_value(0.0, 0.1, 0.5) == 1.0  # fewer than the oracle: free
+    assert served_forgetting_value(0.3, 0.1, 0.5) == pytest.approx(0.5)
+    assert served_forgetting_value(0.2, 0.3, 0.3) == 1.0 and served_forgetting_value(
+        0.4, 0.3, 0.2
+    ) == 0.0  # nothing to forget
+    n_rt, n_fs = 40, 50
+    hits = np.r_[np.zeros(25), np.full(25, np.inf)]  # forget-set recall@10 0.5
+    ev = frame(rank=served(n_rt, n_fs, hits), original_rank=served(n_rt, n_fs, hits),
+               oracle_rank=served(n_rt, n_fs, np.full(50, np.inf)))  # fmt: skip
+    assert compute(ev, "served_forgetting") == 0.0
+
+
+def test_headline_is_the_harmonic_mean_of_its_min_parts():
+    n_rt, n_fs = 40, 50
+    orig_rt = np.r_[np.zeros(n_rt), np.zeros(4), np.full(n_fs, np.inf)]
+    worse_rt = np.r_[np.full(n_rt // 2, 0.0), np.full(n_rt // 2, np.inf), np.zeros(4),
+                     np.full(n_fs, np.inf)]  # fmt: skip
+    ev = frame(rank=worse_rt, original_rank=orig_rt, oracle_rank=orig_rt,
+               latent=[45] * 50, original_latent=[10] * 50, oracle_latent=[80] * 50)  # fmt: skip
+    assert compute(ev, "utility_part") == pytest.approx(0.5)
+    assert compute(ev, "served_forgetting") == 1.0
+    assert compute(ev, "oracle_match") == pytest.approx(0.5)
+    assert compute(ev, "forgetting_part") == pytest.approx(0.5)
+    assert compute(ev, "erasure_score") == pytest.approx(0.5)
+    # hiding: served perfectly, latent where the original had it -> 0
+    hide = frame(rank=orig_rt, original_rank=orig_rt, oracle_rank=orig_rt,
+                 latent=[10] * 50, original_latent=[10] * 50)  # fmt: skip
+    assert compute(hide, "erasure_score") == 0.0
+    assert compute(hide, "retained_ndcg_ratio@10") == 1.0
+
+
+def test_ks_exposure_and_relearn_excess():
+    assert ks_statistic(np.array([0.1, 0.2]), np.array([0.1, 0.2])) == 0.0
+    assert ks_statistic(np.array([0.1, 0.2]), np.array([0.8, 0.9])) == 1.0
+    assert ks_statistic(np.array([0.1, 0.9]), np.array([0.1, 0.2])) == 0.5
+    slots = np.array([[True, False, True], [False, False, False]])
+    assert slot_bits(slots).tolist() == [5, 0]
+    n = 40 + 4 + 50
+    bits = np.zeros(n, int)
+    bits[:44] = 0b11  # every test target: 2 of its first slots hold forget items
+    ev = frame(forget_bits=bits)
+    assert compute(ev, "ce@5") == pytest.approx(2 / 5) and compute(ev, "ce@1") == 1.0
+    assert compute(ev, "ce_excess@5") == pytest.approx(2 / 5)  # the oracle shows none
+    ev = frame(relearn=[0] * 30 + [50] * 20, oracle_relearn=[0] * 10 + [50] * 40)
+    assert compute(ev, "relearn_excess@10") == pytest.approx(0.6 - 0.2)
+
+
+def test_intervals_are_seeded_paired_and_contain_the_value():
+    rng = np.random.default_rng(0)
+    latent = rng.integers(0, 100, 50)
+    ev = frame(latent=latent, original_latent=[10] * 50)
+    names = ["oracle_match", "erasure_score", "retained_ndcg@10"]
+    a = metric_stats(ev, names, n_boot=200, seed=3)
+    assert a == metric_stats(ev, names, n_boot=200, seed=3)
+    s = a["oracle_match"]
+    assert s["ci_low"] < s["value"] < s["ci_high"] and s["n"] == 50
+    # the same model against itself: a paired difference of exactly 0 in every resample
+    diff, lo, hi = paired_difference([ev, ev], [ev, ev], "erasure_score", n_boot=100)
+    assert diff == lo == hi == 0.0
+    better = frame(latent=np.minimum(latent + 30, 100), original_latent=[10] * 50)
+    diff, lo, hi = paired_difference([ev], [better], "oracle_match", n_boot=200)
+    assert diff > 0 and lo > 0  # clearly better on the same examples
+    mean, lo, hi = seed_interval([ev, better], "oracle_match", n_boot=200)
+    assert lo <= mean <= hi
+
+
+def test_noise_ceiling_swaps_in_another_seeds_oracle():
+    a = frame(latent=[80] * 50, oracle_latent=[80] * 50)
+    b = frame(latent=[70] * 50, oracle_latent=[60] * 50)
+    assert compute(a, "oracle_match") == 1.0
+    assert compute(with_oracle_of(a, b), "oracle_match") < 1.0
+    with pytest.raises(ValueError, match="same examples"):
+        with_oracle_of(a, frame(n_fs=49))
+
+
+def test_every_metric_is_registered_once_with_a_direction():
+    names = evidence_metric_names((5, 10))
+    assert "erasure_score" in names and "ce_excess@10" in names and "oracle_match" in names
+    assert "fe@10" not in names  # protocol 1.x's forgetting against zero is gone
+    assert higher_is_better("oracle_match") and not higher_is_better("latent_ks")
+    assert not higher_is_better("relearn_excess@10") and higher_is_better("erasure_score")
+    assert all(isinstance(m.higher_is_better, bool) for m in METRICS.values())
+
+
+def test_metric_modules_do_not_import_torch():
+    code = (
+        "import sys, benchmark.metrics, benchmark.evidence, benchmark.schema; "
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

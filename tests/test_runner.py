@@ -6,7 +6,7 @@ import json
 
 from conftest import toy_rows, toy_task_file, write_atomic
 from test_backbone import TINY
-from test_unlearning_metrics import SMALL
+from test_evaluation import SMALL
 
 from benchmark.runner import failure_path, result_path, run_grid
 

@@ -19,24 +19,26 @@ def test_counts_after_5core(ml100k_horror):
     assert s["items"] == 1349
     assert s["interactions"] == 99_287
     assert s["forget_items"] == 80
-    assert (s["forget_test_users"], s["retain_test_users"]) == (53, 890)
+    # protocol 2.0: the last 5 interactions of every user (all have >= 9) are test targets
+    assert s["protocol"] == "last-n" and s["test_targets"] == 5 * 943
+    assert (s["forget_test_targets"], s["retain_test_targets"]) == (264, 4451)
     assert s["forget_items"] + s["retain_items"] == s["items"]
 
 
-def test_every_user_in_exactly_one_test_pool(ml100k_horror):
+def test_every_test_target_in_exactly_one_test_pool(ml100k_horror):
     t = ml100k_horror
-    pools = np.concatenate([t.forget_test_users, t.retain_test_users])
-    assert len(pools) == t.n_users and len(np.unique(pools)) == t.n_users
-    assert t.forget_mask[t.test_items[t.forget_test_users]].all()
-    assert not t.forget_mask[t.test_items[t.retain_test_users]].any()
+    pools = np.concatenate([t.forget_test, t.retain_test])
+    assert len(pools) == len(t.test_pos) and len(np.unique(pools)) == len(t.test_pos)
+    assert t.forget_mask[t.test_items[t.forget_test]].all()
+    assert not t.forget_mask[t.test_items[t.retain_test]].any()
 
 
 def test_no_test_or_valid_item_leaks_into_training(ml100k_horror):
     t = ml100k_horror
     for u in range(t.n_users):
         seq = t.sequence(u)
-        train, valid, test = seq[:-2], seq[-2], seq[-1]
-        assert test not in train and valid not in train and valid != test
+        train, valid, test = seq[:-6], seq[-6], seq[-5:]
+        assert not np.isin(test, train).any() and valid not in train and valid not in test
     # training targets never reach a user's validation or test position
     assert not np.isin(t.train_pos, t.test_pos).any()
     assert not np.isin(t.train_pos, t.valid_pos).any()

@@ -1,12 +1,15 @@
-"""Submission validation and the evidence recomputation: hand-made frames, the real tiny results
-folder (clean), and tampered copies of it (each problem named with its file and field)."""
+"""Submission validation (protocol 2.0): the real tiny results folder validates clean, and tampered
+copies of it are caught, each problem named with its file and field. The checks run through the
+harness's own modules (schema, evidence, metrics): nothing here re-implements a metric."""
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,10 +17,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.evidence import evidence_path
-from leaderboard.evidence import recompute_metrics
+from benchmark.evidence import Evidence, evidence_path
+from benchmark.metrics import METRICS, compute_all, evidence_metric_names, metric_stats
 from leaderboard.hubcli import add_parsers
-from leaderboard.validate import result_files, validate
+from leaderboard.validate import metric_range, reference_problems, result_files, validate
 from tasks.errors import BenchError
 
 TASK = "toy-scary"
@@ -40,6 +43,15 @@ def edit(path: Path, change: Callable[[dict], None]) -> None:
     path.write_text(json.dumps(record, allow_nan=True))
 
 
+def edit_evidence(json_path: Path, change: Callable[[pd.DataFrame], None]) -> pd.DataFrame:
+    """Change a result's evidence parquet in place (its JSON untouched); returns the new frame."""
+    path = evidence_path(json_path)
+    df = pd.read_parquet(path)
+    change(df)
+    df.to_parquet(path, index=False)
+    return df
+
+
 def cli(argv: list[str]) -> int:
     parser = argparse.ArgumentParser()
     add_parsers(parser.add_subparsers(required=True))
@@ -47,90 +59,58 @@ def cli(argv: list[str]) -> int:
     return args.func(args)
 
 
-# --- recompute_metrics on a hand-made evidence frame -------------------------------------------
+def found(root: Path, tiny_results: Path) -> set[tuple[str, str, str]]:
+    """(method folder, file name, field) of every problem."""
+    return {
+        (Path(p.file).parent.name, Path(p.file).name, p.field)
+        for p in validate(root, task_files(tiny_results))
+    }
 
 
-def frame() -> pd.DataFrame:
-    inf, nan = math.inf, math.nan
-    rows = [
-        # pool, collateral, target, topk, rank, original_topk, original_rank, in_forget, lat...
-        ("retain_test", True, 1, [1, 2], 0.0, [3, 1], 1.0, [False, True], nan, nan, nan),
-        ("retain_test", False, 4, [5, 6], inf, [4, 5], 0.0, [False, False], nan, nan, nan),
-        ("forget_test", False, 2, [7, 2], 1.0, [2, 7], 0.0, [True, True], nan, nan, nan),
-        ("forget_set", False, 2, [1, 3], inf, [2, 1], 0.0, [False, False], 0.0, 0.0, 0.0),
-        ("forget_set", False, 7, [7, 1], 0.0, [7, 3], 0.0, [True, False], 12.0, 1.0, 9.0),
-    ]
-    cols = ["pool", "collateral", "target", "topk", "rank", "original_topk", "original_rank",
-            "topk_in_forget", "latent_rank", "original_latent_rank", "relearn_rank"]  # fmt: skip
-    df = pd.DataFrame(rows, columns=cols)
-    df.insert(2, "position", np.arange(len(df), dtype=np.int64))
-    return df
+def push_latent_ranks_down(df: pd.DataFrame) -> None:
+    """Forget-set targets sent to the bottom of the latent ranking (a plausible edit: whole ranks,
+    inside the catalogue)."""
+    fs = df["pool"] == "forget_set"
+    df.loc[fs, "latent_rank"] = (df.loc[fs, "n_candidates"] - 1).astype(np.float64)
 
 
-def test_recompute_by_hand():
-    m = recompute_metrics(frame(), [1, 2])
-    assert m["retained_recall@1"] == 0.5 and m["retained_recall@2"] == 0.5
-    assert m["retained_ndcg@2"] == 0.5  # rank 0 -> 1, rank inf -> 0
-    # original: ranks 1 and 0 -> ndcg@2 = (1/log2(3) + 1) / 2
-    assert m["retained_ndcg_ratio@2"] == pytest.approx(0.5 / ((1 / np.log2(3) + 1) / 2))
-    assert m["retained_recall_ratio@1"] == 1.0  # 0.5 / 0.5
-    assert m["collateral_recall@1"] == 1.0
-    assert math.isnan(m["collateral_ndcg_ratio@1"])  # the original misses it at @1
-    assert m["forget_test_recall@1"] == 0.0 and m["forget_test_ndcg@2"] == 1 / np.log2(3)
-    assert m["forget_set_recall@1"] == 0.5
-    assert m["fe@1"] == 0.5  # 1 - 0.5 / 1
-    assert m["ce@1"] == pytest.approx(1 / 3) and m["ce@2"] == pytest.approx(3 / 6)
-    assert m["latent_forget_recall@1"] == 0.5 and m["latent_forget_recall@2"] == 0.5
-    # original latent ranks 0 and 1: recall@1 0.5, recall@2 1
-    assert m["fe_latent@1"] == 0.0 and m["fe_latent@2"] == 0.5
-    assert m["relearn_forget_recall@1"] == 0.5
-    assert m["latent_forget_mean_rank"] == 7.0  # (1 + 13) / 2
-    # headline at @10: fe@10 = 0.5, fe_latent@10 = 0.5, retained ndcg ratio@10 as at @2
-    assert m["forgetting_part"] == 0.5
-    assert m["utility_part"] == pytest.approx(m["retained_ndcg_ratio@2"])
-    u = m["utility_part"]
-    assert m["erasure_score"] == pytest.approx(2 * 0.5 * u / (0.5 + u))
-
-
-def test_recompute_headline_edge_cases():
-    df = frame()
-    df.loc[df["pool"] == "forget_set", ["rank", "latent_rank"]] = math.inf  # all forgotten
-    df.loc[df["pool"] == "retain_test", "rank"] = df.loc[df["pool"] == "retain_test",
-                                                         "original_rank"]  # fmt: skip
-    m = recompute_metrics(df, [2])
-    assert m["fe@2"] == 1.0 and m["forgetting_part"] == 1.0 and m["utility_part"] == 1.0
-    assert m["erasure_score"] == 1.0
-    df.loc[df["pool"] == "retain_test", "rank"] = math.inf  # utility wrecked
-    assert recompute_metrics(df, [2])["erasure_score"] == 0.0
-
-
-# --- the real tiny results folder ----------------------------------------------------------------
-
-
-def test_fixture_has_evidence_that_agrees_with_json(tiny_results):
-    files = result_files(tiny_results)
-    assert len(files) == 6
-    compared = 0
-    for f in files:
-        record = json.loads(f.read_text())["metrics"]
-        ev = pd.read_parquet(evidence_path(f))
-        for name, value in recompute_metrics(ev, [1, 2, 5]).items():
-            if name in record:
-                want = record[name]["value"]
-                assert math.isclose(value, want, abs_tol=1e-9) or (
-                    math.isnan(value) and math.isnan(want)
-                ), (f, name, value, want)
-                compared += 1
-    assert compared >= 6 * 40
+# --- the clean folder ---------------------------------------------------------------------------
 
 
 def test_clean_fixture_validates_clean(tiny_results, capsys):
+    assert len(result_files(tiny_results)) == 6
     assert validate(tiny_results, task_files(tiny_results)) == []
     one = result_files(tiny_results)[0]
     assert validate(one, task_files(tiny_results)) == []
     argv = ["validate", str(tiny_results), "--task-file", str(task_files(tiny_results)[0])]
     assert cli(argv) == 0
     assert "valid" in capsys.readouterr().out
+
+
+def test_every_evidence_metric_is_recorded_and_recomputed(tiny_results):
+    """What validate relies on: the fixture's JSONs carry every evidence metric, and the registry
+    gives back each recorded value from the evidence (so an edit of any of them is caught)."""
+    for f in result_files(tiny_results):
+        metrics = json.loads(f.read_text())["metrics"]
+        names = evidence_metric_names([1, 5, 10])
+        values = compute_all(Evidence.from_frame(pd.read_parquet(evidence_path(f))), names)
+        assert set(names) <= set(metrics)
+        for name in names:
+            want = metrics[name]["value"]
+            assert math.isclose(values[name], want, abs_tol=1e-9) or (
+                math.isnan(values[name]) and math.isnan(want)
+            ), (f, name)
+
+
+def test_validate_imports_no_torch():
+    import subprocess
+
+    code = (
+        "import sys; import leaderboard.validate, benchmark.schema, benchmark.evidence, "
+        "benchmark.metrics; print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_unknown_task_without_its_task_file(tiny_results):
@@ -152,37 +132,314 @@ def test_standard_task_identity_and_data_hash(tiny_results, tmp_path, ml100k_hor
     assert [p.field for p in validate(f)] == ["task.identity"]
 
 
+# --- the record: values, names, ranges, schema ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "metric",
+    ["erasure_score", "forgetting_part", "utility_part", "served_forgetting", "oracle_match",
+     "latent_ks", "ce_excess@5", "relearn_excess@10", "retained_ndcg@10",
+     "oracle_latent_forget_mean_rank"],
+)  # fmt: skip
+def test_edited_metric_value_is_caught(tiny_results, tmp_path, capsys, metric):
+    """A value moved inside its range and its interval is caught by recomputation alone."""
+    root = copy_results(tiny_results, tmp_path)
+    f = root / TASK / "tracer" / "seed1.json"
+    stat = json.loads(f.read_text())["metrics"][metric]
+    low, high = metric_range(metric)
+    new = stat["value"] + 0.25 if stat["value"] + 0.25 <= high else stat["value"] - 0.25
+    assert low <= new <= high
+    edit(f, lambda r: r["metrics"][metric].update(value=new, ci_low=low, ci_high=high))
+    problems = validate(root, task_files(tiny_results))
+    assert [(p.file, p.field) for p in problems] == [(str(f), f"metrics.{metric}.value")]
+    assert "the evidence gives" in problems[0].message
+    argv = ["validate", str(root), "--task-file", str(task_files(tiny_results)[0])]
+    assert cli(argv) == 1
+    assert f"{f}: metrics.{metric}.value: " in capsys.readouterr().out
+
+
+def test_headline_checked_through_its_parts(tiny_results, tmp_path):
+    """erasure_score = harmonic(forgetting_part, utility_part): the message names the formula,
+    which comes from the registry (validate has none of its own)."""
+    root = copy_results(tiny_results, tmp_path)
+    f = root / TASK / "ga" / "seed0.json"
+    edit(f, lambda r: r["metrics"]["erasure_score"].update(value=0.999, ci_low=0, ci_high=1))
+    [problem] = validate(root, task_files(tiny_results))
+    assert METRICS["erasure_score"].description in problem.message
+    assert "harmonic" in problem.message
+
+
+@pytest.mark.parametrize(
+    "metric, stat, field",
+    [
+        ("served_forgetting", {"value": 1.5, "ci_low": 1.0, "ci_high": 2.0},
+         "metrics.served_forgetting.value"),
+        ("oracle_match", {"value": -0.1, "ci_low": -0.2, "ci_high": 0.0},
+         "metrics.oracle_match.value"),
+        ("latent_ks", {"value": 1.1, "ci_low": 0.0, "ci_high": 2.0}, "metrics.latent_ks.value"),
+        ("ce@1", {"value": -0.1, "ci_low": -0.2, "ci_high": 0.0}, "metrics.ce@1.value"),
+        ("ce_excess@5", {"value": -1.5, "ci_low": -2.0, "ci_high": 0.0},
+         "metrics.ce_excess@5.value"),
+        ("relearn_excess@10", {"value": 1.5, "ci_low": 0.0, "ci_high": 2.0},
+         "metrics.relearn_excess@10.value"),
+        ("retained_ndcg_ratio@5", {"value": -1.0, "ci_low": -2.0, "ci_high": 0.0},
+         "metrics.retained_ndcg_ratio@5.value"),
+        ("retained_recall_oracle_ratio@10", {"value": -0.5, "ci_low": -1.0, "ci_high": 0.0},
+         "metrics.retained_recall_oracle_ratio@10.value"),
+        ("oracle_latent_forget_mean_rank", {"value": 0.5, "ci_low": 0.4, "ci_high": 0.6},
+         "metrics.oracle_latent_forget_mean_rank.value"),
+        ("forgetting_part", {"value": 1.2, "ci_low": 1.0, "ci_high": 1.5},
+         "metrics.forgetting_part.value"),
+        ("unlearn_seconds", {"n": -1}, "metrics.unlearn_seconds.n"),
+        ("peak_memory_mib", {"value": -3.0}, "metrics.peak_memory_mib.value"),
+        ("code_purity_ratio", {"value": math.inf}, "metrics.code_purity_ratio.value"),
+        ("retain_geometry_spearman", {"value": 1.5}, "metrics.retain_geometry_spearman.value"),
+        ("retained_recall@5", {"ci_low": -1.0, "ci_high": -0.5},
+         "metrics.retained_recall@5.value"),
+    ],
+)  # fmt: skip
+def test_out_of_range(tiny_results, tmp_path, metric, stat, field):
+    root = copy_results(tiny_results, tmp_path)
+    f = root / TASK / "ga" / "seed1.json"
+    edit(f, lambda r: r["metrics"][metric].update(stat))
+    assert ("ga", "seed1.json", field) in found(root, tiny_results)
+
+
+def test_metric_ranges():
+    assert metric_range("erasure_score") == (0.0, 1.0)
+    assert metric_range("oracle_match") == (0.0, 1.0)
+    assert metric_range("ce@10") == (0.0, 1.0)
+    assert metric_range("ce_excess@10") == (-1.0, 1.0)
+    assert metric_range("relearn_excess@1") == (-1.0, 1.0)
+    assert metric_range("latent_forget_mean_rank") == (1.0, math.inf)
+    assert metric_range("retained_ndcg_oracle_ratio@5") == (0.0, math.inf)
+    assert metric_range("speedup_over_retrain") == (0.0, math.inf)
+    # a ratio of two purity excesses over the mean cosine: either may be negative
+    assert metric_range("code_purity_ratio") == (-math.inf, math.inf)
+
+
+def test_unknown_and_missing_metrics(tiny_results, tmp_path):
+    root = copy_results(tiny_results, tmp_path)
+    d = root / TASK / "ga"
+
+    def old_names(r: dict) -> None:  # protocol 1.x names are gone
+        r["metrics"]["fe@10"] = dict(r["metrics"]["ce@10"])
+        r["metrics"]["fe_latent@10"] = dict(r["metrics"]["ce@10"])
+        r["metrics"]["oracle_match@10"] = dict(r["metrics"]["oracle_match"])  # not per-K
+        r["metrics"]["ce"] = dict(r["metrics"]["ce@10"])  # per-K without its K
+
+    edit(d / "seed0.json", old_names)
+    edit(d / "seed1.json", lambda r: [r["metrics"].pop(n) for n in ("oracle_match", "ce@5")])
+    assert found(root, tiny_results) == {
+        ("ga", "seed0.json", "metrics.fe@10"),
+        ("ga", "seed0.json", "metrics.fe_latent@10"),
+        ("ga", "seed0.json", "metrics.oracle_match@10"),
+        ("ga", "seed0.json", "metrics.ce"),
+        ("ga", "seed1.json", "metrics.oracle_match"),
+        ("ga", "seed1.json", "metrics.ce@5"),
+    }
+
+
+def test_a_new_k_needs_every_metric_at_it(tiny_results, tmp_path):
+    root = copy_results(tiny_results, tmp_path)
+    f = root / TASK / "ga" / "seed0.json"
+    edit(f, lambda r: r["metrics"].update({"retained_recall@2": r["metrics"]["retained_recall@1"]}))
+    fields = {x[2] for x in found(root, tiny_results)}
+    assert "metrics.ce@2" in fields and "metrics.relearn_excess@2" in fields
+
+
+def test_schema_and_hash_problems(tiny_results, tmp_path):
+    root = copy_results(tiny_results, tmp_path)
+    d = root / TASK / "ga"
+
+    def bad_method(r: dict) -> None:
+        r["method"]["config"]["extra_knob"] = 123.0
+
+    edit(d / "seed0.json", bad_method)
+    edit(d / "seed1.json", lambda r: r["oracle"].pop("checkpoint_sha256"))
+    edit(root / TASK / "filter" / "seed0.json", lambda r: r.pop("seed"))
+    edit(root / TASK / "filter" / "seed1.json", lambda r: r.update(schema_version=7))
+    edit(root / TASK / "tracer" / "seed0.json", lambda r: r["environment"].update(threads="2"))
+    (root / TASK / "tracer" / "seed1.json").write_text("{not json")
+    assert found(root, tiny_results) == {
+        ("ga", "seed0.json", "method.config_hash"),
+        ("ga", "seed1.json", "oracle.checkpoint_sha256"),
+        ("filter", "seed0.json", "seed"),
+        ("filter", "seed1.json", "schema_version"),
+        ("tracer", "seed0.json", "environment.threads"),
+        ("tracer", "seed1.json", ""),
+    }
+
+
+def test_schema_1_file_is_refused(tiny_results, tmp_path, capsys):
+    root = copy_results(tiny_results, tmp_path)
+    f = root / TASK / "ga" / "seed0.json"
+    edit(f, lambda r: r.update(schema_version=1))
+    problems = validate(f, task_files(tiny_results))
+    assert [(p.file, p.field) for p in problems] == [(str(f), "schema_version")]
+    assert "protocol 1.x" in problems[0].message
+    assert cli(["validate", str(f), "--task-file", str(task_files(tiny_results)[0])]) == 1
+    assert "protocol 1.x" in capsys.readouterr().out
+
+
+def test_reference_flag(tiny_results, tmp_path):
+    root = copy_results(tiny_results, tmp_path)
+    edit(root / TASK / "ga" / "seed0.json", lambda r: r.update(reference=True))
+    # and a reference row is scored against itself: its own columns must be the oracle's
+    assert found(root, tiny_results) == {
+        ("ga", "seed0.json", f)
+        for f in ("reference", "evidence.rank", "evidence.forget_bits", "evidence.latent_rank",
+                  "evidence.relearn_rank")
+    }  # fmt: skip
+    retrain = {"method": {"name": "retrain"}, "reference": False}
+    [(field, message)] = reference_problems(retrain)
+    assert field == "reference" and "must be true" in message
+    assert reference_problems({**retrain, "reference": True}) == []
+    assert reference_problems({"method": {"name": "ga"}, "reference": False}) == []
+
+
+# --- the evidence --------------------------------------------------------------------------------
+
+
+def test_missing_evidence_file(tiny_results, tmp_path):
+    root = copy_results(tiny_results, tmp_path)
+    f = root / TASK / "ga" / "seed0.json"
+    evidence_path(f).unlink()
+    problems = validate(root, task_files(tiny_results))
+    assert [(p.file, p.field) for p in problems] == [(str(f), "evidence.file")]
+    assert "missing" in problems[0].message
+
+
+def test_evidence_named_elsewhere(tiny_results, tmp_path):
+    root = copy_results(tiny_results, tmp_path)
+    edit(root / TASK / "ga" / "seed0.json", lambda r: r["evidence"].update(file="../x.parquet"))
+    edit(root / TASK / "ga" / "seed1.json", lambda r: r["evidence"].update(rows=3))
+    assert found(root, tiny_results) == {
+        ("ga", "seed0.json", "evidence.file"),
+        ("ga", "seed1.json", "evidence.rows"),
+    }
+
+
+def test_edited_evidence_is_caught_by_hash_and_recomputation(tiny_results, tmp_path):
+    """Forget-set latent ranks pushed down in the parquet, the JSON untouched: the sha256 differs
+    and the latent metrics recomputed from the edited evidence disagree with the JSON."""
+    root = copy_results(tiny_results, tmp_path)
+    f = root / TASK / "tracer" / "seed0.json"
+    before = pd.read_parquet(evidence_path(f))
+    after = edit_evidence(f, push_latent_ranks_down)
+    assert not before["latent_rank"].equals(after["latent_rank"]), "the edit must change ranks"
+    fields = {x[2] for x in found(root, tiny_results) if x[:2] == ("tracer", "seed0.json")}
+    assert "evidence.sha256" in fields
+    assert "metrics.latent_forget_mean_rank.value" in fields
+    assert "metrics.latent_ks.value" in fields or "metrics.oracle_match.value" in fields
+    assert {x for x in found(root, tiny_results) if x[:2] != ("tracer", "seed0.json")} == set()
+
+
+def test_edited_evidence_with_its_hash_updated_is_caught_by_recomputation(tiny_results, tmp_path):
+    root = copy_results(tiny_results, tmp_path)
+    f = root / TASK / "tracer" / "seed0.json"
+    edit_evidence(f, push_latent_ranks_down)
+    digest = hashlib.sha256(evidence_path(f).read_bytes()).hexdigest()
+    edit(f, lambda r: r["evidence"].update(sha256=digest))
+    fields = {x[2] for x in found(root, tiny_results)}
+    assert "evidence.sha256" not in fields
+    assert "metrics.latent_forget_mean_rank.value" in fields
+
+
+def test_forged_pair_passes_these_checks(tiny_results, tmp_path):
+    """Evidence edited AND the JSON's metrics recomputed from it AND its sha256 updated: nothing
+    here can tell (a method's latent ranks are self-reported). Documents the limit of these checks;
+    catching it needs the model itself (artifact verification), not this module."""
+    root = copy_results(tiny_results, tmp_path)
+    f = root / TASK / "tracer" / "seed0.json"
+    df = edit_evidence(f, push_latent_ranks_down)
+    record = json.loads(f.read_text())
+    names = evidence_metric_names([1, 5, 10])
+    record["metrics"].update(metric_stats(Evidence.from_frame(df), names, n_boot=20))
+    record["evidence"]["sha256"] = hashlib.sha256(evidence_path(f).read_bytes()).hexdigest()
+    f.write_text(json.dumps(record, allow_nan=True))
+    assert validate(root, task_files(tiny_results)) == []
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        (lambda df: df.pop("oracle_latent_rank"), "evidence"),
+        (lambda df: df.loc.__setitem__((0, "pool"), "retain_train"), "evidence.pool"),
+        (lambda df: df.loc.__setitem__((df.index[df["pool"] == "forget_set"][0], "relearn_rank"),
+                                       math.nan), "evidence.relearn_rank"),
+        (lambda df: df.loc.__setitem__((df.index[df["pool"] == "forget_set"][0], "latent_rank"),
+                                       math.nan), "evidence.latent_rank"),
+        (lambda df: df.loc.__setitem__((0, "original_rank"), -1.0), "evidence.original_rank"),
+        (lambda df: df.loc.__setitem__((0, "oracle_rank"), 0.5), "evidence.oracle_rank"),
+    ],
+)  # fmt: skip
+def test_malformed_evidence(tiny_results, tmp_path, change, field):
+    root = copy_results(tiny_results, tmp_path)
+    edit_evidence(root / TASK / "ga" / "seed1.json", change)
+    assert ("ga", "seed1.json", field) in found(root, tiny_results)
+
+
+def test_rank_must_agree_with_topk(tiny_results, tmp_path):
+    """A retain-test hit removed from the served list with its rank kept: caught against topk."""
+    root = copy_results(tiny_results, tmp_path)
+    f = root / TASK / "tracer" / "seed0.json"
+
+    def drop_hit(df: pd.DataFrame) -> None:
+        hits = df.index[(df["pool"] == "retain_test") & (df["rank"] == 0)]
+        assert len(hits), "the fixture's tracer model should serve some retain-test targets first"
+        i = hits[0]
+        df.at[i, "topk"] = np.where(df.at[i, "topk"] == df.at[i, "target"], -1, df.at[i, "topk"])
+
+    edit_evidence(f, drop_hit)
+    assert ("tracer", "seed0.json", "evidence.rank") in found(root, tiny_results)
+
+
+def test_one_original_and_one_oracle_per_task_and_seed(tiny_results, tmp_path):
+    """The original model's and the oracle's evidence columns are shared by every method of a
+    (task, seed): one file's own copy edited consistently (metrics recomputed, rehashed) is still
+    caught against the other methods' files."""
+    root = copy_results(tiny_results, tmp_path)
+    f = root / TASK / "tracer" / "seed0.json"
+
+    def oracle_forgets_less(df: pd.DataFrame) -> None:
+        fs = df["pool"] == "forget_set"
+        df.loc[fs, "oracle_latent_rank"] = df.loc[fs, "original_latent_rank"]
+
+    df = edit_evidence(f, oracle_forgets_less)
+    record = json.loads(f.read_text())
+    names = evidence_metric_names([1, 5, 10])
+    record["metrics"].update(metric_stats(Evidence.from_frame(df), names, n_boot=20))
+    record["evidence"]["sha256"] = hashlib.sha256(evidence_path(f).read_bytes()).hexdigest()
+    f.write_text(json.dumps(record, allow_nan=True))
+    edit(root / TASK / "ga" / "seed1.json", lambda r: r["oracle"].update(checkpoint_sha256="0"))
+    problems = validate(root, task_files(tiny_results))
+    assert {(Path(p.file).parent.name, Path(p.file).name, p.field) for p in problems} == {
+        ("tracer", "seed0.json", "evidence"),
+        ("ga", "seed1.json", "oracle.checkpoint_sha256"),
+    }
+    assert any("oracle_latent_rank" in p.message for p in problems)
+
+
+# --- the folder ----------------------------------------------------------------------------------
+
+
 def test_misplaced_file(tiny_results, tmp_path):
     root = copy_results(tiny_results, tmp_path)
     (root / TASK / "ga").rename(root / TASK / "npo")
-    found = validate(root, task_files(tiny_results))
-    assert {(Path(p.file).parent.name, p.field) for p in found} == {("npo", "")}
-    assert all("misplaced" in p.message for p in found) and len(found) == 2
-
-
-def _problems(root: Path, tiny_results: Path) -> set[tuple[str, str]]:
-    return {(Path(p.file).name, p.field) for p in validate(root, task_files(tiny_results))}
-
-
-def test_tampered_erasure_score(tiny_results, tmp_path, capsys):
-    root = copy_results(tiny_results, tmp_path)
-    f = root / TASK / "tracer" / "seed1.json"
-    edit(f, lambda r: r["metrics"]["erasure_score"].update(value=0.99, ci_high=1.0, ci_low=0.0))
     problems = validate(root, task_files(tiny_results))
-    assert problems and {(p.file, p.field) for p in problems} == {
-        (str(f), "metrics.erasure_score.value")
-    }
-    assert any("harmonic" in p.message for p in problems)  # against its parts
-    assert any("evidence" in p.message for p in problems)  # against the evidence
-    argv = ["validate", str(root), "--task-file", str(task_files(tiny_results)[0])]
-    assert cli(argv) == 1
-    assert f"{f}: metrics.erasure_score.value: " in capsys.readouterr().out
+    assert {(Path(p.file).parent.name, p.field) for p in problems} == {("npo", "")}
+    assert all("misplaced" in p.message for p in problems) and len(problems) == 2
 
 
-def test_wrong_data_hash(tiny_results, tmp_path):
+def test_duplicate_seed(tiny_results, tmp_path):
     root = copy_results(tiny_results, tmp_path)
-    edit(root / TASK / "ga" / "seed0.json", lambda r: r["task"].update(data_hash="0" * 64))
-    assert _problems(root, tiny_results) == {("seed0.json", "task.data_hash")}
+    d = root / TASK / "ga"
+    (d / "other").mkdir()
+    shutil.copy(d / "seed0.json", d / "other" / "seed0.json")
+    shutil.copy(evidence_path(d / "seed0.json"), evidence_path(d / "other" / "seed0.json"))
+    problems = validate(root, task_files(tiny_results))
+    assert any(p.field == "seed" and "duplicate" in p.message for p in problems)
 
 
 def test_missing_seed(tiny_results, tmp_path):
@@ -195,83 +452,12 @@ def test_missing_seed(tiny_results, tmp_path):
     assert "missing seeds [1]" in problems[0].message
 
 
-@pytest.mark.parametrize(
-    "metric, stat, field",
-    [
-        ("fe@5", {"value": 1.5, "ci_low": 1.0, "ci_high": 2.0}, "metrics.fe@5.value"),
-        ("ce@1", {"value": -0.1, "ci_low": -0.2, "ci_high": 0.0}, "metrics.ce@1.value"),
-        ("retained_ndcg_ratio@2", {"value": -1.0, "ci_low": -2.0, "ci_high": 0.0},
-         "metrics.retained_ndcg_ratio@2.value"),
-        ("latent_forget_mean_rank", {"value": 0.5, "ci_low": 0.4, "ci_high": 0.6},
-         "metrics.latent_forget_mean_rank.value"),
-        ("unlearn_seconds", {"n": -1}, "metrics.unlearn_seconds.n"),
-        ("code_purity_ratio", {"value": math.inf}, "metrics.code_purity_ratio.value"),
-        ("retained_recall@5", {"ci_low": -1.0, "ci_high": -0.5}, "metrics.retained_recall@5.value"),
-    ],
-)  # fmt: skip
-def test_out_of_range(tiny_results, tmp_path, metric, stat, field):
-    root = copy_results(tiny_results, tmp_path)
-    f = root / TASK / "ga" / "seed1.json"
-    edit(f, lambda r: r["metrics"][metric].update(stat))
-    assert ("seed1.json", field) in _problems(root, tiny_results)
-
-
-def test_schema_and_hash_problems(tiny_results, tmp_path):
-    root = copy_results(tiny_results, tmp_path)
-    d = root / TASK / "ga"
-
-    def bad_method(r: dict) -> None:
-        r["method"]["config"]["extra_knob"] = 123.0
-
-    def unknown_metric(r: dict) -> None:
-        r["metrics"]["bogus@5"] = dict(r["metrics"]["ce@5"])
-
-    edit(d / "seed0.json", bad_method)
-    edit(d / "seed1.json", unknown_metric)
-    edit(root / TASK / "filter" / "seed0.json", lambda r: r.pop("seed"))
-    edit(root / TASK / "filter" / "seed1.json", lambda r: r.update(schema_version=7))
-    edit(root / TASK / "tracer" / "seed0.json", lambda r: r["environment"].update(threads="2"))
-    (root / TASK / "tracer" / "seed1.json").write_text("{not json")
-    found = {(Path(p.file).parent.name, Path(p.file).name, p.field) for p in
-             validate(root, task_files(tiny_results))}  # fmt: skip
-    assert found == {
-        ("ga", "seed0.json", "method.config_hash"),
-        ("ga", "seed1.json", "metrics.bogus@5"),
-        ("filter", "seed0.json", "seed"),
-        ("filter", "seed1.json", "schema_version"),
-        ("tracer", "seed0.json", "environment.threads"),
-        ("tracer", "seed1.json", ""),
-    }
-
-
-def test_evidence_missing_or_tampered(tiny_results, tmp_path):
-    root = copy_results(tiny_results, tmp_path)
-    evidence_path(root / TASK / "ga" / "seed0.json").unlink()
-    # tracer seed 0: one retain-test hit removed from its top-K list (rank and list consistent)
-    ev_path = evidence_path(root / TASK / "tracer" / "seed0.json")
-    ev = pd.read_parquet(ev_path)
-    hits = ev.index[(ev["pool"] == "retain_test") & (ev["rank"] == 0)]
-    assert len(hits), "the fixture's tracer model should serve some retain-test targets first"
-    i = hits[0]
-    ev.at[i, "topk"] = np.where(ev.at[i, "topk"] == ev.at[i, "target"], -1, ev.at[i, "topk"])
-    ev.at[i, "rank"] = math.inf
-    ev.to_parquet(ev_path, index=False)
-    # filter seed 1: a rank column that does not match its list
-    ev_path = evidence_path(root / TASK / "filter" / "seed1.json")
-    ev = pd.read_parquet(ev_path)
-    ev.loc[0, "original_rank"] = 3.0 if ev.loc[0, "original_rank"] != 3.0 else 2.0
-    ev.to_parquet(ev_path, index=False)
-    found = {(Path(p.file).parent.name, p.field) for p in validate(root, task_files(tiny_results))}
-    assert ("ga", "evidence") in found
-    assert ("tracer", "metrics.retained_recall@1.value") in found
-    assert ("tracer", "metrics.retained_ndcg@5.value") in found
-    assert ("filter", "evidence.original_rank") in found
-    assert {f for f in found if f[0] not in ("ga", "tracer", "filter")} == set()
-
-
 def test_bad_paths(tmp_path):
     with pytest.raises(BenchError, match="no such"):
         validate(tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()
     [problem] = validate(tmp_path / "empty")
     assert "no result files" in problem.message
+    argv = ["validate", str(tmp_path / "nowhere")]
+    with pytest.raises(BenchError):
+        cli(argv)

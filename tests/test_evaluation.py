@@ -1,0 +1,128 @@
+"""Evaluation on a tiny model (benchmark.evaluation): the evidence frame it writes, the oracle's
+own tokenizer, and what the protocol 2.0 metrics make of hiding and of TRACER."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+from test_methods import inputs_for, overrides, toy  # noqa: F401  (fixture)
+
+from benchmark.evaluation import (
+    EvalConfig,
+    ServedModel,
+    evaluate_unlearning,
+    latent_ranks,
+    make_reference,
+)
+from benchmark.evidence import COLUMNS, Evidence
+from benchmark.features import item_features
+from benchmark.metrics import compute, evidence_metric_names, metric_stats
+from methods.common import grow_level
+from methods.registry import get_method
+from methods.tracer import reassign
+
+SMALL = EvalConfig(ks=(1, 5, 10), beam=8, relearn_steps=3, relearn_sample=16, geometry_items=10)
+
+
+def test_latent_ranks_take_the_better_of_two_sids(toy):  # noqa: F811
+    task, bb = toy
+    pos = task.train_pos[task.forget_set[:6]]
+    one = latent_ranks(task, bb.model, [bb.sids.codes], bb.sids.sizes, pos)
+    served, _ = reassign(bb.sids, task.forget_mask, 0)
+    model = copy.deepcopy(bb.model)
+    grow_level(model, 0, np.unique(bb.sids.codes[task.forget_mask, 0]))
+    # fresh rows start as copies of their originals: each forget item scores the same under
+    # both SIDs, so the better of the two is the original ranking
+    both = latent_ranks(task, model, [bb.sids.codes, served.codes], served.sizes, pos)
+    assert np.array_equal(both, one)
+    # a served SID that scores higher wins: push the fresh level-1 rows' output bias up
+    with torch_no_grad():
+        model.codes[0].weight[bb.sids.sizes[0] :] *= 0  # change the fresh tokens only
+    changed = latent_ranks(task, model, [bb.sids.codes, served.codes], served.sizes, pos)
+    orig_only = latent_ranks(task, model, [bb.sids.codes], served.sizes, pos)
+    served_only = latent_ranks(task, model, [served.codes], served.sizes, pos)
+    assert (changed <= np.minimum(orig_only, served_only) + 1e-9).all()
+    assert not np.array_equal(orig_only, served_only)
+
+
+def torch_no_grad():
+    import torch
+
+    return torch.no_grad()
+
+
+@pytest.fixture(scope="module")
+def reference(toy):  # noqa: F811
+    task, bb = toy
+    inputs = inputs_for(task, bb)
+    oracle = get_method("retrain")().unlearn(inputs)
+    features = item_features(task, inputs.backbone.features)
+    ref = make_reference(
+        task, ServedModel(bb.model, bb.sids), ServedModel(oracle.model, oracle.sids), features,
+        SMALL,
+    )  # fmt: skip
+    return ref, oracle
+
+
+def test_the_oracle_has_its_own_retain_only_tokenizer(toy, reference):  # noqa: F811
+    task, bb = toy
+    _, oracle = reference
+    from benchmark.features import FeatureConfig
+
+    cfg = inputs_for(task, bb).backbone.features
+    if cfg.collab_dim == 0:
+        cfg = FeatureConfig(text=cfg.text, collab_dim=4)
+    full, retain = item_features(task, cfg), item_features(task, cfg, retain_only=True)
+    assert not np.allclose(full, retain)  # the collaborative part saw no forget interaction
+    assert oracle.sids.n_items == task.n_items  # forget items still have (content) SIDs
+    assert len({tuple(r) for r in oracle.sids.codes}) == task.n_items
+
+
+def test_evidence_frame_holds_every_pool_and_the_references(toy, reference):  # noqa: F811
+    task, bb = toy
+    ref, _ = reference
+    unl = get_method("ga")(**overrides("ga")).unlearn(inputs_for(task, bb))
+    frame, measured, seconds = evaluate_unlearning(
+        task, ref, ServedModel(unl.model, unl.sids), SMALL
+    )
+    assert list(frame.columns) == sorted(frame.columns, key=list(COLUMNS).index)
+    counts = frame["pool"].value_counts()
+    assert counts["retain_test"] + counts.get("forget_test", 0) == len(task.test_pos)
+    assert counts["forget_set"] == len(task.forget_set)
+    fs = frame["pool"] == "forget_set"
+    assert frame.loc[fs, ["latent_rank", "oracle_latent_rank", "relearn_rank"]].notna().all().all()
+    assert frame.loc[~fs, "latent_rank"].isna().all()
+    assert set(seconds) >= {"decode", "latent", "relearn"}
+    assert set(measured) == {"retain_geometry_spearman", "code_purity_ratio"}
+
+
+def test_filter_hides_but_the_oracle_anchored_metrics_see_through(toy, reference):  # noqa: F811
+    task, bb = toy
+    ref, _ = reference
+    unl = get_method("filter")().unlearn(inputs_for(task, bb))
+    frame, measured, _ = evaluate_unlearning(
+        task, ref, ServedModel(unl.model, unl.sids, unl.banned), SMALL
+    )
+    ev = Evidence.from_frame(frame)
+    assert compute(ev, "ce@5") == 0.0 and compute(ev, "forget_set_recall@10") == 0.0
+    assert compute(ev, "served_forgetting") == 1.0
+    assert compute(ev, "oracle_match") == 0.0  # the weights are the original's
+    assert compute(ev, "erasure_score") == 0.0  # hiding scores nothing
+    assert measured["retain_geometry_spearman"]["value"] == pytest.approx(1.0)
+    stats = metric_stats(ev, evidence_metric_names((1, 5, 10)), n_boot=50)
+    for stat in stats.values():
+        assert set(stat) == {"value", "ci_low", "ci_high", "n"}
+
+
+def test_tracer_end_to_end_changes_the_served_tokenizer(toy, reference):  # noqa: F811
+    task, bb = toy
+    ref, _ = reference
+    unl = get_method("tracer")(**overrides("tracer")).unlearn(inputs_for(task, bb))
+    frame, _, _ = evaluate_unlearning(task, ref, ServedModel(unl.model, unl.sids), SMALL)
+    ev = Evidence.from_frame(frame)
+    assert unl.sids.sizes[0] > bb.sids.sizes[0]
+    f, u = compute(ev, "forgetting_part"), compute(ev, "utility_part")
+    assert 0.0 <= f <= 1.0 and 0.0 <= u <= 1.0
+    assert f == min(compute(ev, "served_forgetting"), compute(ev, "oracle_match"))
