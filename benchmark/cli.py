@@ -101,7 +101,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         rows[f"{split} (SID model)"] = m
         rows[f"{split} (popularity)"] = popularity_metrics(task, split, ks)
         print(
-            f"{split}: decoded {m['users']} targets in {m['decode_seconds']:.2f} s (beam {args.beam})"
+            f"{split}: decoded {m['users']} targets in {m['decode_seconds']:.2f} s "
+            f"(beam {args.beam})"
         )
     print(_metrics_table(rows, ks))
     print(f"peak RSS of this command: {_peak_rss_mib():.0f} MiB")
@@ -145,9 +146,9 @@ def _cmd_unlearn(args: argparse.Namespace) -> int:
 
     from benchmark.backbone import BackboneConfig, set_threads
     from benchmark.cell import CellContext, run_cell
-    from benchmark.results import save_result
     from benchmark.evaluation import EvalConfig
     from benchmark.metrics import higher_is_better
+    from benchmark.results import save_result
     from methods.registry import get_method
     from tasks import get_task, prepare_task
 

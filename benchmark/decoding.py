@@ -120,3 +120,44 @@ def score_all_items(
             model.reorder(state, par.expand(B, -1))
             prefix_score, tokens = total, code.expand(B, -1)
     return out
+
+
+@torch.no_grad()
+def score_items_above(
+    model: SIDRecommender,
+    hist: torch.Tensor,
+    lengths: torch.Tensor,
+    trie: Trie,
+    threshold: torch.Tensor,
+) -> torch.Tensor:
+    """Exact log-likelihood of every item in the trie whose score is >= threshold (B,), per user;
+    -inf for the others (B, n_items). An item's score is at most its prefix's (each level adds a
+    log-probability <= 0), so a prefix already below a user's threshold is not expanded: only
+    what could rank above the threshold is scored. With threshold -inf it equals
+    `score_all_items`. Hypotheses are kept per user, padded to the batch's widest."""
+    B = hist.shape[0]
+    state = model.start(hist, lengths)
+    n_levels = len(trie.child)
+    prefix = torch.zeros(B, 1, dtype=torch.long)
+    score = torch.zeros(B, 1)
+    tokens = None
+    out = torch.full((B, trie.n_prefixes[-1]), float("-inf"))
+    for lv in range(n_levels):
+        logp = model.step(state, tokens, lv)  # (B, P, V)
+        total, nxt = _next_hypotheses(logp, prefix, score, trie.child[lv])
+        keep = (nxt >= 0) & (total >= threshold[:, None, None])
+        if lv == n_levels - 1:
+            rows = torch.arange(B)[:, None, None].expand_as(nxt)
+            out[rows[keep], nxt[keep]] = total[keep]
+            break
+        flat_keep = keep.flatten(1)  # (B, P*V): surviving (hypothesis, code) pairs
+        width = max(int(flat_keep.sum(1).max()), 1)
+        # surviving pairs first (stable order), padded with dead hypotheses scoring -inf
+        order = torch.argsort((~flat_keep).to(torch.int8), dim=1, stable=True)[:, :width]
+        alive = flat_keep.gather(1, order)
+        V = total.shape[2]
+        parents, tokens = order // V, order % V
+        score = total.flatten(1).gather(1, order).masked_fill(~alive, float("-inf"))
+        prefix = nxt.flatten(1).gather(1, order).masked_fill(~alive, -1)
+        model.reorder(state, parents)
+    return out

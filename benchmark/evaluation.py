@@ -20,10 +20,10 @@ import pandas as pd
 import torch
 
 from benchmark.data import histories, seen_items, to_codes
-from benchmark.decoding import Trie, score_all_items
+from benchmark.decoding import Trie, score_items_above
 from benchmark.evidence import COLUMNS, forget_slots, slot_bits, target_ranks
 from benchmark.metrics import HEADLINE_K, ranks_from_scores
-from benchmark.model import SIDRecommender
+from benchmark.model import SIDRecommender, sid_logprob
 from benchmark.sid import SemanticIds
 from benchmark.train import recommend
 from tasks.prepare import PreparedTask
@@ -45,6 +45,9 @@ class EvalConfig:
     relearn_steps: int = 30
     relearn_sample: int = 256
     relearn_lr: float = 1e-3
+    # latent ranks (every item scored) on a seeded sample of this many forget-set examples, the
+    # same for every model of a task: the exact scoring is the costliest part of evaluation
+    latent_sample: int = 800
     geometry_items: int = 400
     seed: int = 0
     split: str = "test"  # "valid": validation targets, for choosing hyper-parameters
@@ -61,14 +64,18 @@ class Pools:
     forget: np.ndarray
     collateral: np.ndarray  # retain targets whose item shares a level-1 code with F
     forget_set_pos: np.ndarray  # absolute positions of the forget-set targets
+    latent_rows: np.ndarray  # indices into forget_set_pos whose latent ranks are measured
 
     @property
     def all_pos(self) -> np.ndarray:
         return np.concatenate([self.eval_pos, self.forget_set_pos])
 
 
-def make_pools(task: PreparedTask, base_sids: SemanticIds, split: str = "test") -> Pools:
-    """split="valid" evaluates each user's validation target instead (hyper-parameter choice)."""
+def make_pools(
+    task: PreparedTask, base_sids: SemanticIds, split: str = "test", latent_sample: int = 800
+) -> Pools:
+    """split="valid" evaluates each user's validation target instead (hyper-parameter choice).
+    The latent sample is seeded by the task's split seed: the same examples for every model."""
     c1 = base_sids.codes[:, 0]
     shared = np.isin(c1, np.unique(c1[task.forget_mask]))
     pos = task.test_pos if split == "test" else task.valid_pos
@@ -80,7 +87,14 @@ def make_pools(task: PreparedTask, base_sids: SemanticIds, split: str = "test") 
         forget=np.flatnonzero(in_f),
         collateral=retain[shared[task.seq_items[pos][retain]]],
         forget_set_pos=task.train_pos[task.forget_set],
+        latent_rows=latent_rows(len(task.forget_set), latent_sample, task.spec.split.seed),
     )
+
+
+def latent_rows(n_forget_set: int, sample: int, seed: int) -> np.ndarray:
+    if sample >= n_forget_set:
+        return np.arange(n_forget_set)
+    return np.sort(np.random.default_rng(seed).choice(n_forget_set, sample, replace=False))
 
 
 def served_topk(task: PreparedTask, sm: ServedModel, positions: np.ndarray, kmax: int, beam: int):
@@ -99,28 +113,62 @@ def latent_ranks(
     batch_size: int = 64,
 ) -> np.ndarray:
     """0-based rank of each target when every item is scored by its best teacher-forced
-    log-likelihood over the given SID assignments (no decode-time bans; seen items excluded)."""
+    log-likelihood over the given SID assignments (no decode-time bans; seen items excluded;
+    ties count against the target). Exact, but only items that could score at least the
+    target's best score are expanded (`score_items_above`)."""
     model.eval()
     served = torch.tensor(codes_sets[-1])  # histories are encoded as the model serves them
     hist, lengths = histories(task, positions)
-    tries = [Trie(c, sizes) for c in codes_sets]
+    # the served trie scores every item; another assignment only needs the items it gives a
+    # different SID (TRACER's: the forget items alone), so its trie is small
+    tries = [Trie(codes_sets[-1], sizes)]
+    others = []
+    for c in codes_sets[:-1]:
+        changed = (c != codes_sets[-1]).any(1)
+        if changed.any():
+            tries.append(Trie(c, sizes, allowed=changed))
+            others.append(c)
     targets = task.seq_items[positions]
+    best = _best_target_scores(model, hist, lengths, served, [codes_sets[-1], *others], targets)
+    # batches of similar thresholds prune alike (each batch expands as wide as its widest user)
+    order = np.argsort(-best, kind="stable")
     ranks = np.empty(len(positions))
     for s in range(0, len(positions), batch_size):
-        sl = slice(s, s + batch_size)
-        h, ln = to_codes(hist[sl], served), torch.as_tensor(lengths[sl])
-        scores = torch.stack([score_all_items(model, h, ln, t) for t in tries]).amax(0)
-        scores[seen_items(task, positions[sl])] = float("-inf")
-        ranks[sl] = ranks_from_scores(scores.cpu().numpy(), targets[sl])
+        rows = order[s : s + batch_size]
+        h, ln = to_codes(hist[rows], served), torch.as_tensor(lengths[rows])
+        # a margin far above float error: a prefix is skipped only when certainly below
+        threshold = torch.as_tensor(best[rows]) - 1e-3
+        scores = torch.stack([score_items_above(model, h, ln, t, threshold) for t in tries])
+        scores = scores.amax(0)
+        scores[seen_items(task, positions[rows])] = float("-inf")
+        ranks[rows] = ranks_from_scores(scores.cpu().numpy(), targets[rows])
     return ranks
+
+
+@torch.no_grad()
+def _best_target_scores(model, hist, lengths, served, codes_sets, targets) -> np.ndarray:
+    """Each target's best teacher-forced log-likelihood over the SID assignments."""
+    best = np.empty(len(targets), dtype=np.float32)
+    for s in range(0, len(targets), 256):
+        sl = slice(s, s + 256)
+        memory, mask = model.encode_histories(
+            to_codes(hist[sl], served), torch.as_tensor(lengths[sl])
+        )
+        tgt = torch.as_tensor(targets[sl])
+        b = torch.full((len(tgt),), float("-inf"))
+        for c in codes_sets:
+            y = torch.tensor(c)[tgt]
+            b = torch.maximum(b, sid_logprob(model.decode_targets(memory, mask, y), y))
+        best[sl] = b.cpu().numpy()
+    return best
 
 
 def relearn(
     task: PreparedTask, sm: ServedModel, steps: int, sample: int, lr: float, seed: int
 ) -> SIDRecommender:
-    """Fine-tune a copy for `steps` on `sample` D_f examples outside the forget-set pool."""
-    from benchmark.data import training_windows
-    from benchmark.train import finetune, sequence_loss
+    """Fine-tune a copy for `steps` on `sample` D_f examples outside the forget-set pool
+    (history -> target, 32 per step, cross-entropy of the target's SID per level)."""
+    from benchmark.train import finetune
 
     model = copy.deepcopy(sm.model)
     for p in model.parameters():
@@ -130,16 +178,17 @@ def relearn(
     if len(pool) == 0:  # the forget-set pool took all of D_f (tiny tasks): relearn on it
         pool = task.d_forget
     chosen = task.train_pos[rng.choice(pool, size=min(sample, len(pool)), replace=False)]
-    ok = np.zeros(len(task.seq_items), dtype=bool)
-    ok[chosen] = True
-    inp, tgt, msk = training_windows(task, ok)
-    keep = msk.any(1)
-    inp, tgt, msk = inp[keep], tgt[keep], msk[keep]
+    hist, lengths = histories(task, chosen)
     codes = torch.tensor(sm.sids.codes)
+    y_all = codes[torch.as_tensor(task.seq_items[chosen])]
 
     def loss_fn(r: np.random.Generator):
-        i = r.choice(len(inp), size=min(32, len(inp)), replace=False)
-        loss = sequence_loss(model, codes, inp[i], tgt[i], msk[i])
+        i = r.choice(len(chosen), size=min(32, len(chosen)), replace=False)
+        memory, mask = model.encode_histories(
+            to_codes(hist[i], codes), torch.as_tensor(lengths[i])
+        )
+        y = y_all[torch.as_tensor(i)]
+        loss = -sid_logprob(model.decode_targets(memory, mask, y), y).mean() / y.shape[1]
         return loss, {"relearn": loss.detach()}
 
     finetune(model, steps, lr, loss_fn, seed, desc="relearn")
@@ -169,7 +218,8 @@ def run_model(
     t0 = time.perf_counter()
     topk = served_topk(task, sm, pools.all_pos, kmax, cfg.beam)
     t1 = time.perf_counter()
-    lat = latent_ranks(task, sm.model, latent_codes, sm.sids.sizes, pools.forget_set_pos)
+    lat_pos = pools.forget_set_pos[pools.latent_rows]
+    lat = latent_ranks(task, sm.model, latent_codes, sm.sids.sizes, lat_pos)
     t2 = time.perf_counter()
     seconds = {"decode": t1 - t0, "latent": t2 - t1}
     relearned = None
@@ -201,7 +251,7 @@ def make_reference(
     features: np.ndarray,
     cfg: EvalConfig,
 ) -> Reference:
-    pools = make_pools(task, original.sids, cfg.split)
+    pools = make_pools(task, original.sids, cfg.split, cfg.latent_sample)
     orig = run_model(task, pools, original, cfg, [original.sids.codes], with_relearn=False)
     # the oracle never knew the original tokenizer: its latent ranks use its own SIDs only
     orc = run_model(task, pools, oracle, cfg, [oracle.sids.codes], with_relearn=True)
@@ -227,10 +277,10 @@ def evidence_frame(
     positions = p.all_pos
     targets = task.seq_items[positions]
 
-    def fs_only(values: np.ndarray | None) -> np.ndarray:
+    def fs_only(values: np.ndarray | None, rows: np.ndarray | None = None) -> np.ndarray:
         out = np.full(n_eval + n_fs, np.nan)
         if values is not None:
-            out[n_eval:] = values
+            out[n_eval + (np.arange(n_fs) if rows is None else rows)] = values
         return out
 
     models = {"": method, "original_": ref.original_evidence, "oracle_": ref.oracle_evidence}
@@ -245,7 +295,7 @@ def evidence_frame(
     for prefix, ev in models.items():
         frame[f"{prefix}rank"] = target_ranks(ev.topk, targets).astype(float)
         frame[f"{prefix}forget_bits"] = slot_bits(forget_slots(ev.topk, fm))
-        frame[f"{prefix}latent_rank"] = fs_only(ev.latent)
+        frame[f"{prefix}latent_rank"] = fs_only(ev.latent, p.latent_rows)
     frame["relearn_rank"] = fs_only(method.relearned)
     frame["oracle_relearn_rank"] = fs_only(ref.oracle_evidence.relearned)
     return pd.DataFrame(frame)[list(COLUMNS)]

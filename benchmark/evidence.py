@@ -12,8 +12,9 @@ column does not apply to the row's pool):
   original model's / oracle's served list holds a forget item (concept exposure, CE@K).
 - original_rank, oracle_rank: the original model's and the oracle's served ranks.
 - n_candidates: items the target is ranked among (the catalogue minus the user's seen items).
-- latent_rank, original_latent_rank, oracle_latent_rank (forget-set rows): teacher-forced rank
-  among every item, no bans (method and original: the better of original and served SID).
+- latent_rank, original_latent_rank, oracle_latent_rank (forget-set rows of the latent sample):
+  teacher-forced rank among every item, no bans (method and original: the better of original
+  and served SID); NaN on forget-set rows outside the sample.
 - relearn_rank, oracle_relearn_rank (forget-set rows): served rank after the relearning fine-tune.
 """
 
@@ -96,8 +97,12 @@ class Evidence:
         return Evidence({**self.cols, **new})
 
     def pool_rows(self) -> list[np.ndarray]:
-        """Row indices of each non-empty pool (the strata of a bootstrap)."""
-        return [r for p in POOLS if len((r := np.flatnonzero(self.mask(p))))]
+        """Row indices of each non-empty stratum of a bootstrap: each pool, the forget set split
+        into the rows with latent ranks (the latent sample) and those without."""
+        lat = ~np.isnan(self.cols["latent_rank"])
+        strata = [self.mask("retain_test"), self.mask("forget_test"),
+                  self.mask("forget_set") & lat, self.mask("forget_set") & ~lat]  # fmt: skip
+        return [r for m in strata if len(r := np.flatnonzero(m))]
 
 
 def resample_indices(strata: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:

@@ -162,11 +162,15 @@ class View:
         self._shared = cache if cache is not None else {}
         self._local: dict = {}
         pool = self.per_row("pool", lambda: ev["pool"])
-        self.rt, self.ft, self.fs = (pool == "retain_test"), (pool == "forget_test"), (
-            pool == "forget_set"
+        self.rt, self.ft, self.fs = (
+            (pool == "retain_test"),
+            (pool == "forget_test"),
+            (pool == "forget_set"),
         )
         self.col = self.rt & self.per_row("collateral", lambda: ev["collateral"])
         self.test = self.rt | self.ft
+        # the latent sample: forget-set rows with latent ranks
+        self.lat = self.fs & ~np.isnan(self.per_row("latent_rank", lambda: ev["latent_rank"]))
 
     def per_row(self, key, fn: Callable[[], np.ndarray]) -> np.ndarray:
         """fn() over the full evidence (cached), in this view's row order."""
@@ -194,7 +198,7 @@ class View:
         def full() -> np.ndarray:
             return self.ev[column] / np.maximum(self.ev["n_candidates"] - 1, 1)
 
-        return self.per_row(("q", column), full)[self.fs]
+        return self.per_row(("q", column), full)[self.lat]
 
 
 _POOL_NAMES = {"rt": "retain_test", "ft": "forget_test", "fs": "forget_set", "col": "collateral"}
@@ -205,9 +209,13 @@ def _pool_mean(prefix: str, pool: str, what: str, column: str, down: bool, text:
         return _mean(v.ranked(what, column, k, getattr(v, pool)))
 
     register_metric(
-        f"{prefix}_{what}", higher_is_better=not down, aggregation="mean",
-        description=text, pool=_POOL_NAMES[pool], per_k=True,
-    )(fn)  # fmt: skip
+        f"{prefix}_{what}",
+        higher_is_better=not down,
+        aggregation="mean",
+        description=text,
+        pool=_POOL_NAMES[pool],
+        per_k=True,
+    )(fn)
 
 
 def _pool_ratio(name: str, pool: str, what: str, ref: str, text: str) -> None:
@@ -216,114 +224,211 @@ def _pool_ratio(name: str, pool: str, what: str, ref: str, text: str) -> None:
         return ratio(v.ranked(what, "rank", k, rows), v.ranked(what, ref, k, rows))
 
     register_metric(
-        name, higher_is_better=True, aggregation="ratio of paired means", description=text,
-        pool=_POOL_NAMES[pool], per_k=True,
-    )(fn)  # fmt: skip
+        name,
+        higher_is_better=True,
+        aggregation="ratio of paired means",
+        description=text,
+        pool=_POOL_NAMES[pool],
+        per_k=True,
+    )(fn)
 
 
 for _what in ("recall", "ndcg"):
     _W = "Recall" if _what == "recall" else "NDCG"
     _pool_mean("retained", "rt", _what, "rank", False, f"{_W}@K on retain-test targets")
-    _pool_mean("collateral", "col", _what, "rank", False,
-               f"{_W}@K on retain-test targets whose item shares a level-1 code with F")  # fmt: skip
+    _pool_mean(
+        "collateral",
+        "col",
+        _what,
+        "rank",
+        False,
+        f"{_W}@K on retain-test targets whose item shares a level-1 code with F",
+    )
     _pool_mean("forget_test", "ft", _what, "rank", True, f"served {_W}@K on forget-test targets")
     _pool_mean("forget_set", "fs", _what, "rank", True, f"served {_W}@K on the forget set")
-    _pool_mean("relearn_forget", "fs", _what, "relearn_rank", True,
-               f"forget-set {_W}@K after the relearning fine-tune")  # fmt: skip
-    _pool_mean("relearn_oracle_forget", "fs", _what, "oracle_relearn_rank", True,
-               f"the same for the retrain oracle")  # fmt: skip
-    _pool_ratio(f"retained_{_what}_ratio", "rt", _what, "original_rank",
-                f"retained {_W}@K / the original model's, paired on the same targets")  # fmt: skip
-    _pool_ratio(f"retained_{_what}_oracle_ratio", "rt", _what, "oracle_rank",
-                f"retained {_W}@K / the retrain oracle's, paired")  # fmt: skip
-    _pool_ratio(f"collateral_{_what}_ratio", "col", _what, "original_rank",
-                f"collateral {_W}@K / the original model's, paired")  # fmt: skip
+    _pool_mean(
+        "relearn_forget",
+        "fs",
+        _what,
+        "relearn_rank",
+        True,
+        f"forget-set {_W}@K after the relearning fine-tune",
+    )
+    _pool_mean(
+        "relearn_oracle_forget",
+        "fs",
+        _what,
+        "oracle_relearn_rank",
+        True,
+        "the same for the retrain oracle",
+    )
+    _pool_ratio(
+        f"retained_{_what}_ratio",
+        "rt",
+        _what,
+        "original_rank",
+        f"retained {_W}@K / the original model's, paired on the same targets",
+    )
+    _pool_ratio(
+        f"retained_{_what}_oracle_ratio",
+        "rt",
+        _what,
+        "oracle_rank",
+        f"retained {_W}@K / the retrain oracle's, paired",
+    )
+    _pool_ratio(
+        f"collateral_{_what}_ratio",
+        "col",
+        _what,
+        "original_rank",
+        f"collateral {_W}@K / the original model's, paired",
+    )
 
 
-@register_metric("latent_forget_recall", higher_is_better=False, aggregation="mean",
-                 description="forget-set Recall@K of the latent ranking (every item scored, no "
-                 "bans, the better of original and served SID)", pool="forget_set", per_k=True)  # fmt: skip
+@register_metric(
+    "latent_forget_recall",
+    higher_is_better=False,
+    aggregation="mean",
+    description="forget-set Recall@K of the latent ranking (every item scored, no "
+    "bans, the better of original and served SID)",
+    pool="latent_sample",
+    per_k=True,
+)
 def _latent_recall(v: View, k: int) -> float:
-    return _mean(v.ranked("recall", "latent_rank", k, v.fs))
+    return _mean(v.ranked("recall", "latent_rank", k, v.lat))
 
 
-@register_metric("ce", higher_is_better=False, aggregation="mean", pool="retain_test+forget_test",
-                 description="concept exposure: share of all test targets' top-K slots filled "
-                 "by forget items", per_k=True)  # fmt: skip
+@register_metric(
+    "ce",
+    higher_is_better=False,
+    aggregation="mean",
+    pool="retain_test+forget_test",
+    description="concept exposure: share of all test targets' top-K slots filled by forget items",
+    per_k=True,
+)
 def concept_exposure(v: View, k: int) -> float:
     return _mean(v.exposure("forget_bits", k, v.test))
 
 
-@register_metric("ce_excess", higher_is_better=False, aggregation="difference of paired means",
-                 pool="retain_test+forget_test", per_k=True,
-                 description="CE@K minus the retrain oracle's CE@K on the same targets")  # fmt: skip
+@register_metric(
+    "ce_excess",
+    higher_is_better=False,
+    aggregation="difference of paired means",
+    pool="retain_test+forget_test",
+    per_k=True,
+    description="CE@K minus the retrain oracle's CE@K on the same targets",
+)
 def _ce_excess(v: View, k: int) -> float:
     return concept_exposure(v, k) - _mean(v.exposure("oracle_forget_bits", k, v.test))
 
 
-@register_metric("relearn_excess", higher_is_better=False, aggregation="difference of means",
-                 pool="forget_set", per_k=True,
-                 description="relearned forget-set Recall@K minus the relearned oracle's")  # fmt: skip
+@register_metric(
+    "relearn_excess",
+    higher_is_better=False,
+    aggregation="difference of means",
+    pool="forget_set",
+    per_k=True,
+    description="relearned forget-set Recall@K minus the relearned oracle's",
+)
 def _relearn_excess(v: View, k: int) -> float:
     return _mean(v.ranked("recall", "relearn_rank", k, v.fs)) - _mean(
         v.ranked("recall", "oracle_relearn_rank", k, v.fs)
     )
 
 
-@register_metric("served_forgetting", higher_is_better=True, aggregation="formula",
-                 pool="forget_set", description="1 - max(0, R_u - R_o) / (R_0 - R_o) on "
-                 "forget-set Recall@10, clipped to [0, 1]")  # fmt: skip
+@register_metric(
+    "served_forgetting",
+    higher_is_better=True,
+    aggregation="formula",
+    pool="forget_set",
+    description="1 - max(0, R_u - R_o) / (R_0 - R_o) on forget-set Recall@10, clipped to [0, 1]",
+)
 def served_forgetting(v: View, k: int | None = None) -> float:
     r = [_mean(v.ranked("recall", c, HEADLINE_K, v.fs))
          for c in ("rank", "oracle_rank", "original_rank")]  # fmt: skip
     return served_forgetting_value(*r)
 
 
-@register_metric("oracle_match", higher_is_better=True, aggregation="formula", pool="forget_set",
-                 description="OM = max(0, 1 - sum|q_u - q_o| / sum|q_0 - q_o|) over forget-set "
-                 "latent percentiles: original 0, oracle 1")  # fmt: skip
+@register_metric(
+    "oracle_match",
+    higher_is_better=True,
+    aggregation="formula",
+    pool="latent_sample",
+    description="OM = max(0, 1 - sum|q_u - q_o| / sum|q_0 - q_o|) over forget-set "
+    "latent percentiles: original 0, oracle 1",
+)
 def oracle_match(v: View, k: int | None = None) -> float:
     return oracle_match_value(
         v.q("latent_rank"), v.q("oracle_latent_rank"), v.q("original_latent_rank")
     )
 
 
-@register_metric("latent_ks", higher_is_better=False, aggregation="formula", pool="forget_set",
-                 description="KS statistic between the method's and the oracle's forget-set "
-                 "latent percentiles")  # fmt: skip
+@register_metric(
+    "latent_ks",
+    higher_is_better=False,
+    aggregation="formula",
+    pool="latent_sample",
+    description="KS statistic between the method's and the oracle's forget-set latent percentiles",
+)
 def _latent_ks(v: View, k: int | None = None) -> float:
     return ks_statistic(v.q("latent_rank"), v.q("oracle_latent_rank"))
 
 
-@register_metric("latent_forget_mean_rank", higher_is_better=True, aggregation="mean",
-                 pool="forget_set", description="mean 1-based latent rank of forget-set targets")  # fmt: skip
+@register_metric(
+    "latent_forget_mean_rank",
+    higher_is_better=True,
+    aggregation="mean",
+    pool="latent_sample",
+    description="mean 1-based latent rank of forget-set targets",
+)
 def _latent_mean_rank(v: View, k: int | None = None) -> float:
-    return _mean(v.get("latent_rank", v.fs) + 1.0)
+    return _mean(v.get("latent_rank", v.lat) + 1.0)
 
 
-@register_metric("oracle_latent_forget_mean_rank", higher_is_better=True, aggregation="mean",
-                 pool="forget_set", description="the same for the retrain oracle (where the "
-                 "method should leave them)")  # fmt: skip
+@register_metric(
+    "oracle_latent_forget_mean_rank",
+    higher_is_better=True,
+    aggregation="mean",
+    pool="latent_sample",
+    description="the same for the retrain oracle (where the method should leave them)",
+)
 def _oracle_latent_mean_rank(v: View, k: int | None = None) -> float:
-    return _mean(v.get("oracle_latent_rank", v.fs) + 1.0)
+    return _mean(v.get("oracle_latent_rank", v.lat) + 1.0)
 
 
-@register_metric("forgetting_part", higher_is_better=True, aggregation="formula",
-                 pool="forget_set", description="min(served_forgetting, oracle_match)")  # fmt: skip
+@register_metric(
+    "forgetting_part",
+    higher_is_better=True,
+    aggregation="formula",
+    pool="forget_set",
+    description="min(served_forgetting, oracle_match)",
+)
 def forgetting_part(v: View, k: int | None = None) -> float:
     return min(served_forgetting(v), oracle_match(v))
 
 
-@register_metric("utility_part", higher_is_better=True, aggregation="formula", pool="retain_test",
-                 description="min(1, retained NDCG@10 ratio to the original model)")  # fmt: skip
+@register_metric(
+    "utility_part",
+    higher_is_better=True,
+    aggregation="formula",
+    pool="retain_test",
+    description="min(1, retained NDCG@10 ratio to the original model)",
+)
 def utility_part(v: View, k: int | None = None) -> float:
-    r = ratio(v.ranked("ndcg", "rank", HEADLINE_K, v.rt),
-              v.ranked("ndcg", "original_rank", HEADLINE_K, v.rt))  # fmt: skip
+    r = ratio(
+        v.ranked("ndcg", "rank", HEADLINE_K, v.rt),
+        v.ranked("ndcg", "original_rank", HEADLINE_K, v.rt),
+    )
     return min(1.0, r) if np.isfinite(r) else float("nan")
 
 
-@register_metric(HEADLINE, higher_is_better=True, aggregation="formula", pool="all",
-                 description="harmonic mean of forgetting_part and utility_part")  # fmt: skip
+@register_metric(
+    HEADLINE,
+    higher_is_better=True,
+    aggregation="formula",
+    pool="all",
+    description="harmonic mean of forgetting_part and utility_part",
+)
 def erasure_score(v: View, k: int | None = None) -> float:
     return harmonic(forgetting_part(v), utility_part(v))
 
@@ -370,7 +475,8 @@ def compute_all(ev: Evidence, names: Sequence[str]) -> dict[str, float]:
     return {n: compute(v, n) for n in names}
 
 
-def _interval(boots: np.ndarray) -> tuple[float, float]:
+def interval(boots: np.ndarray) -> tuple[float, float]:
+    """The 95 % percentile interval of the finite bootstrap replicates (NaN, NaN if none)."""
     finite = boots[np.isfinite(boots)]
     if not len(finite):
         return float("nan"), float("nan")
@@ -381,7 +487,7 @@ def _interval(boots: np.ndarray) -> tuple[float, float]:
 def pool_size(v: View, name: str) -> int:
     pool = METRICS[metric_base(name)].pool
     masks = {"retain_test": v.rt, "forget_test": v.ft, "forget_set": v.fs, "collateral": v.col,
-             "retain_test+forget_test": v.test}  # fmt: skip
+             "retain_test+forget_test": v.test, "latent_sample": v.lat}  # fmt: skip
     return int(masks[pool].sum()) if pool in masks else len(v.ev)
 
 
@@ -402,42 +508,40 @@ def metric_stats(
         boots[b] = [compute(vb, n) for n in names]
     out = {}
     for j, n in enumerate(names):
-        lo, hi = _interval(boots[:, j])
+        lo, hi = interval(boots[:, j])
         out[n] = {"value": values[n], "ci_low": lo, "ci_high": hi, "n": pool_size(v, n)}
     return out
 
 
-def seed_resampled(
+def seed_resampled_means(
     evidence: Sequence[Sequence[Evidence]],
-    statistic: Callable[[list[float]], float],
-    name: str,
+    names: Sequence[str],
     n_boot: int = N_BOOT,
     seed: int = 0,
 ) -> np.ndarray:
-    """Bootstrap over (seed, example): each replicate draws seeds with replacement and, within each
-    drawn seed, examples with replacement; `evidence[m][s]` is model m's evidence on seed s, and
-    every model takes the same draw (paired). Returns statistic([metric of model m]) per
-    replicate, where a model's metric is its mean over the drawn seeds."""
+    """Bootstrap over (seed, example): each replicate draws seeds with replacement and, within
+    each drawn seed, examples with replacement (per pool); `evidence[m][s]` is model m's evidence
+    on seed s, every model holding the same examples and taking the same draw (paired). Returns
+    (n_boot, models, names): each model's mean over the drawn seeds of each metric."""
     rng = np.random.default_rng(seed)
     n_models, n_seeds = len(evidence), len(evidence[0])
     strata = [evidence[0][s].pool_rows() for s in range(n_seeds)]
     caches = [[{} for _ in range(n_seeds)] for _ in range(n_models)]
-    out = np.empty(n_boot)
+    out = np.zeros((n_boot, n_models, len(names)))
     for b in range(n_boot):
-        per_model = np.zeros(n_models)
         for s in rng.integers(0, n_seeds, n_seeds):
             idx = resample_indices(strata[s], rng)
             for m in range(n_models):
-                per_model[m] += compute(View(evidence[m][s], idx, caches[m][s]), name)
-        out[b] = statistic(list(per_model / n_seeds))
-    return out
+                view = View(evidence[m][s], idx, caches[m][s])
+                out[b, m] += [compute(view, n) for n in names]
+    return out / n_seeds
 
 
 def seed_interval(evs: Sequence[Evidence], name: str, n_boot: int = N_BOOT, seed: int = 0):
     """(mean over seeds, ci_low, ci_high) with the interval over (seed, example) resamples."""
     mean = float(np.mean([compute(e, name) for e in evs]))
-    boots = seed_resampled([list(evs)], lambda v: v[0], name, n_boot, seed)
-    return (mean, *_interval(boots))
+    boots = seed_resampled_means([list(evs)], [name], n_boot, seed)[:, 0, 0]
+    return (mean, *interval(boots))
 
 
 def paired_difference(
@@ -446,5 +550,5 @@ def paired_difference(
     """(mean_b - mean_a, ci_low, ci_high) over seeds, a and b aligned by seed and holding the
     same examples; the interval from paired (seed, example) resamples."""
     diff = float(np.mean([compute(e, name) for e in b]) - np.mean([compute(e, name) for e in a]))
-    boots = seed_resampled([list(a), list(b)], lambda v: v[1] - v[0], name, n_boot, seed)
-    return (diff, *_interval(boots))
+    boots = seed_resampled_means([list(a), list(b)], [name], n_boot, seed)[:, :, 0]
+    return (diff, *interval(boots[:, 1] - boots[:, 0]))

@@ -255,6 +255,13 @@ class SIDRecommender(nn.Module):
                 state["self"][i] = tuple(t.gather(1, idx.expand(-1, -1, *t.shape[2:])) for t in kv)
 
 
+def sid_logprob(logits: list[torch.Tensor], y: torch.Tensor) -> torch.Tensor:
+    """log p(SID y | history) from per-level logits [(N, V_l)] and codes y (N, L): (N,)."""
+    return sum(
+        torch.log_softmax(lg, -1).gather(1, y[:, lv : lv + 1])[:, 0] for lv, lg in enumerate(logits)
+    )
+
+
 def save_checkpoint(model: SIDRecommender, folder: Path, extra: dict | None = None) -> None:
     """weights as safetensors, config (and `extra`) as JSON, both written atomically."""
     import os

@@ -15,7 +15,6 @@ from benchmark.atomic import write_text_atomic
 from benchmark.schema import SCHEMA_VERSION
 
 
-
 def git_revision() -> str:
     """HEAD of the harness's checkout, with "-dirty" when it has uncommitted changes."""
 

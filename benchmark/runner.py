@@ -25,8 +25,8 @@ from tqdm import tqdm
 from benchmark.backbone import BackboneConfig
 from benchmark.cell import CellContext, run_cell
 from benchmark.device import configure_device
-from benchmark.results import save_result, write_json_atomic
 from benchmark.evaluation import EvalConfig
+from benchmark.results import save_result, write_json_atomic
 from methods.registry import get_method
 from tasks import get_task, prepare_task
 
@@ -88,6 +88,8 @@ def _run_group(
                 ctx.base()
                 emit("step", "retrain oracle")
                 ctx.oracle()
+                emit("step", "original and oracle evidence")
+                ctx.reference()
                 emit("step", f"{method}")
             start = time.perf_counter()
             cell = run_cell(ctx, method, dict(dict(group.configs).get(method, ())))

@@ -28,8 +28,8 @@ import pandas as pd
 from tabulate import tabulate
 
 from benchmark.evidence import Evidence, read_evidence
-from benchmark.metrics import METRICS, N_BOOT, compute
-from leaderboard.table import load_results, percentile_interval, resampled_means, same_examples
+from benchmark.metrics import METRICS, N_BOOT, compute, interval, seed_resampled_means
+from leaderboard.table import load_results, same_examples
 from tasks.errors import BenchError
 
 DEFAULT_METRICS = (
@@ -178,11 +178,13 @@ def paired_intervals(
     shared = sorted(s for s in ea.keys() & eb.keys() if same_examples(ea[s], eb[s]))
     if not shared:
         return {}, []
-    boots = resampled_means([[ea[s] for s in shared], [eb[s] for s in shared]], names, n_boot, seed)
+    boots = seed_resampled_means(
+        [[ea[s] for s in shared], [eb[s] for s in shared]], names, n_boot, seed
+    )
     out = {}
     for j, name in enumerate(names):
         value = np.mean([compute(eb[s], name) - compute(ea[s], name) for s in shared])
-        out[name] = (float(value), *percentile_interval(boots[:, 1, j] - boots[:, 0, j]))
+        out[name] = (float(value), *interval(boots[:, 1, j] - boots[:, 0, j]))
     return out, shared
 
 

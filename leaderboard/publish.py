@@ -21,6 +21,7 @@ from tabulate import tabulate
 from benchmark import __version__
 from benchmark.evidence import evidence_path
 from leaderboard.table import (
+    CI_HEADER,
     LEADERBOARD_METRICS,
     find_result_files,
     load_results,
@@ -61,11 +62,12 @@ def results_frame(results_dir: Path) -> pd.DataFrame:
 
 
 def leaderboard_frame(results: pd.DataFrame) -> pd.DataFrame:
-    """leaderboard.table.leaderboard_table as plain scalar columns (mean / std per metric)."""
+    """leaderboard.table.leaderboard_table as plain scalar columns (mean / std per metric, the
+    erasure score's interval); `attrs` keeps only `separated_pairs` (for the card)."""
     from leaderboard.table import leaderboard_table
 
     board = leaderboard_table(results)
-    board.attrs = {}
+    board.attrs = {"separated_pairs": board.attrs["separated_pairs"]}  # no local paths
     for c in board.columns:
         if board[c].dtype == object:
             board[c] = board[c].astype(str)
@@ -98,12 +100,13 @@ def leaderboard_markdown(board: pd.DataFrame) -> str:
         body = [
             [rank_text(r["rank"], r["role"]),
              r["method"] if r["role"] == "method" else f"{r['method']} ({r['role']})",
-             r["n_seeds"], _interval(r["erasure_score_lo"], r["erasure_score_hi"])]
-            + [_cell(r[f"{m}_mean"], r[f"{m}_std"]) for m in names]
+             r["n_seeds"], _cell(r[f"{names[0]}_mean"], r[f"{names[0]}_std"]),
+             _interval(r[f"{names[0]}_lo"], r[f"{names[0]}_hi"])]
+            + [_cell(r[f"{m}_mean"], r[f"{m}_std"]) for m in names[1:]]
             for _, r in rows.iterrows()
         ]  # fmt: skip
         out.append(f"### {identity}\n\ndata `{data_hash[:12]}`, backbone `{backbone[:12]}`\n")
-        headers = ["rank", "method", "seeds", "erasure_score 95% CI", *names]
+        headers = ["rank", "method", "seeds", names[0], CI_HEADER, *names[1:]]
         out.append(tabulate(body, headers=headers, tablefmt="github", disable_numparse=True))
         out.extend(section_notes(board, keys, rows))
     return "\n\n".join(out)
@@ -173,9 +176,10 @@ def build_folder(results_dir: Path, dest: Path, repo_id: str) -> list[tuple[str,
                 shutil.copyfile(src, target)
     results = results_frame(results_dir)
     board = leaderboard_frame(results)
+    (dest / "README.md").write_text(dataset_card(board, repo_id, len(results)))
+    board.attrs = {}  # pandas would store attrs in the parquet metadata
     results.to_parquet(dest / "results.parquet", index=False)
     board.to_parquet(dest / "leaderboard.parquet", index=False)
-    (dest / "README.md").write_text(dataset_card(board, repo_id, len(results)))
     files = sorted(p for p in dest.rglob("*") if p.is_file())
     return [(p.relative_to(dest).as_posix(), p.stat().st_size) for p in files]
 

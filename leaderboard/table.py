@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmark.evidence import Evidence, read_evidence, resample_indices, with_oracle_of
-from benchmark.metrics import LEVEL, N_BOOT, View, compute
+from benchmark.evidence import Evidence, read_evidence, with_oracle_of
+from benchmark.metrics import N_BOOT, compute, interval, seed_resampled_means
 from benchmark.schema import schema_problems
 from tasks.errors import BenchError
 
@@ -206,63 +206,6 @@ def section_metrics(section: pd.DataFrame) -> list[str]:
 # ---- evidence, resampling and significance ------------------------------------------------------
 
 
-def percentile_interval(boots: np.ndarray) -> tuple[float, float]:
-    """The 95 % percentile interval of the finite bootstrap replicates (NaN, NaN if none)."""
-    finite = boots[np.isfinite(boots)]
-    if not len(finite):
-        return math.nan, math.nan
-    lo, hi = np.quantile(finite, [(1 - LEVEL) / 2, 1 - (1 - LEVEL) / 2])
-    return float(lo), float(hi)
-
-
-class _Recorder(dict):
-    """A column dict that records which columns are read."""
-
-    def __init__(self, cols: dict[str, np.ndarray]):
-        super().__init__(cols)
-        self.used: set[str] = set()
-
-    def __getitem__(self, key: str) -> np.ndarray:
-        self.used.add(key)
-        return super().__getitem__(key)
-
-
-def columns_used(ev: Evidence, names: Sequence[str]) -> set[str]:
-    """The evidence columns that computing `names` on `ev` reads."""
-    rec = _Recorder(ev.cols)
-    view = View(Evidence(rec))
-    for n in names:
-        compute(view, n)
-    return rec.used
-
-
-def resampled_means(
-    evidence: Sequence[Sequence[Evidence]], names: Sequence[str], n_boot: int, seed: int = 0
-) -> np.ndarray:
-    """(n_boot, models, names): model m's mean over the drawn seeds of each metric, where
-    `evidence[m][s]` is model m's evidence on seed s (every model holding the same examples).
-    The draws are `benchmark.metrics.seed_resampled`'s (seeds with replacement, then examples
-    within each pool; every model takes the same draw), so with the same seed a difference of two
-    models' columns reproduces `paired_difference`, and one column `seed_interval`; but one pass
-    serves every model and metric. Only the columns the metrics read are resampled, and the pool
-    column, the same in every draw (strata keep their order and sizes), is built once."""
-    rng = np.random.default_rng(seed)
-    n_models, n_seeds = len(evidence), len(evidence[0])
-    strata = [evidence[0][s].pool_rows() for s in range(n_seeds)]
-    pools = [evidence[0][s]["pool"][np.concatenate(strata[s])] for s in range(n_seeds)]
-    used = set().union(*(columns_used(evidence[0][s], names) for s in range(n_seeds))) - {"pool"}
-    slim = [[{c: ev[c] for c in used} for ev in evs] for evs in evidence]
-    out = np.zeros((n_boot, n_models, len(names)))
-    for b in range(n_boot):
-        for s in rng.integers(0, n_seeds, n_seeds):
-            idx = resample_indices(strata[s], rng)
-            for m in range(n_models):
-                cols = {c: v[idx] for c, v in slim[m][s].items()}
-                view = View(Evidence({**cols, "pool": pools[s]}))
-                out[b, m] += [compute(view, n) for n in names]
-    return out / n_seeds
-
-
 def same_examples(a: Evidence, b: Evidence) -> bool:
     return len(a) == len(b) and all(
         np.array_equal(a[c], b[c]) for c in ("pool", "position", "target")
@@ -291,7 +234,7 @@ def _significance(
         if shared not in cache:
             members = [i for i, ev in enumerate(seeds) if ev and set(shared) <= ev.keys()]
             evs = [[seeds[i][s] for s in shared] for i in members]  # type: ignore[index]
-            cache[shared] = members, resampled_means(evs, INTERVAL_METRICS, n_boot, seed)
+            cache[shared] = members, seed_resampled_means(evs, INTERVAL_METRICS, n_boot, seed)
         return cache[shared]
 
     intervals = np.full((n, len(INTERVAL_METRICS), 2), np.nan)
@@ -299,7 +242,7 @@ def _significance(
         if ev:
             members, b = boots(tuple(sorted(ev)))
             for j in range(len(INTERVAL_METRICS)):
-                intervals[i, j] = percentile_interval(b[:, members.index(i), j])
+                intervals[i, j] = interval(b[:, members.index(i), j])
     beaten_by = [0] * n
     basis = ["paired"] * n
     separated = tested = 0
@@ -308,7 +251,7 @@ def _significance(
         shared = tuple(sorted(seeds[i].keys() & seeds[j].keys())) if seeds[i] and seeds[j] else ()
         if shared:
             members, b = boots(shared)
-            lo, hi = percentile_interval(b[:, members.index(j), 0] - b[:, members.index(i), 0])
+            lo, hi = interval(b[:, members.index(j), 0] - b[:, members.index(i), 0])
             tested += 1
             better = 1 if lo > 0 else (-1 if hi < 0 else 0)  # 1: j beats i
             separated += better != 0

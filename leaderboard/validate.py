@@ -253,11 +253,19 @@ def frame_problems(
     if bad.any():
         out.append(("rank", f"disagrees with the target's place in topk on {_first(bad)}"))
     fs = ev.mask("forget_set")
+    # the latent sample: forget-set rows with latent ranks, the same rows in all three columns
+    sample = fs & ~np.isnan(ev["latent_rank"])
+    if fs.any() and not sample.any():
+        out.append(("latent_rank", "no forget-set row carries latent ranks"))
     for c in ("rank", "original_rank", "oracle_rank", *FORGET_SET_ONLY):
-        r = ev[c] if c not in FORGET_SET_ONLY else np.where(fs, ev[c], 0.0)
+        rows = sample if "latent" in c else fs
+        r = ev[c] if c not in FORGET_SET_ONLY else np.where(rows, ev[c], 0.0)
         if np.isnan(r).any():
             where = " (forget-set rows)" if c in FORGET_SET_ONLY else ""
+            where = " (latent-sample rows)" if "latent" in c else where
             out.append((c, f"missing (NaN){where} on {_first(np.isnan(r))}"))
+        elif "latent" in c and not np.array_equal(np.isnan(ev[c]) & fs, fs & ~sample):
+            out.append((c, "its latent sample differs from latent_rank's"))
         elif ((r < 0) | (r != np.floor(r))).any():  # floor(inf) = inf: absent is fine
             out.append((c, f"not a 0-based rank on {_first((r < 0) | (r != np.floor(r)))}"))
     if (ev["n_candidates"] < 1).any():
@@ -269,6 +277,7 @@ def frame_problems(
         for own, oracle in SELF_COLUMNS.items():
             a, b = ev[own], ev[oracle]
             rows = fs if own in FORGET_SET_ONLY else np.ones(len(a), bool)
+            rows = rows & ~np.isnan(a) if "latent" in own else rows
             if not np.array_equal(a[rows], b[rows]):
                 out.append((own, f"differs from {oracle} in the reference row's evidence"))
     return out, ev

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from benchmark.data import histories, to_codes, training_windows
-from benchmark.model import SIDRecommender
+from benchmark.model import SIDRecommender, sid_logprob  # noqa: F401  (re-exported)
 from benchmark.sid import SemanticIds
 from benchmark.train import finetune as optimise  # noqa: F401  (re-exported for methods)
 from benchmark.train import sequence_loss
@@ -55,13 +55,6 @@ class Examples:
     def batches(self, size: int = 512):
         for s in range(0, len(self.pos), size):
             yield np.arange(s, min(s + size, len(self.pos)))
-
-
-def sid_logprob(logits: list[torch.Tensor], y: torch.Tensor) -> torch.Tensor:
-    """log p(SID y | history) from per-level logits [(N, V_l)] and codes y (N, L): (N,)."""
-    return sum(
-        torch.log_softmax(lg, -1).gather(1, y[:, lv : lv + 1])[:, 0] for lv, lg in enumerate(logits)
-    )
 
 
 @torch.no_grad()

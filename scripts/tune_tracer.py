@@ -50,7 +50,11 @@ def main() -> None:
     from tasks import get_task, prepare_task
 
     configure_device()
-    out, tasks, seeds = sys.argv[1], sys.argv[2].split(","), [int(s) for s in sys.argv[3].split(",")]
+    out, tasks, seeds = (
+        sys.argv[1],
+        sys.argv[2].split(","),
+        [int(s) for s in sys.argv[3].split(",")],
+    )
     with open(out, "a") as fh:
         for name in tasks:
             task = prepare_task(get_task(name))

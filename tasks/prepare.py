@@ -4,8 +4,8 @@ Per user, interactions are ordered by (timestamp, item id) and split chronologic
 under protocol 2.0 ("last-n") the last n_test items are test targets, each predicted from
 everything before it, the one before them the validation target, the rest train; under
 "leave-one-out" (protocol 1.x) the last item is the test target and the second-last the
-validation target. Forget-test targets are test items in F; retain-test targets the others. D_f holds the
-training examples (history -> target) whose target is in F, D_r the rest.
+validation target. Forget-test targets are test items in F; retain-test targets the others.
+D_f holds the training examples (history -> target) whose target is in F, D_r the rest.
 """
 
 from __future__ import annotations

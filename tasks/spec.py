@@ -166,7 +166,9 @@ def _check(spec: TaskSpec, file: str) -> None:
     if not spec.k_values or any(k < 1 for k in spec.k_values):
         raise bad("k_values", "must be a non-empty list of positive integers")
     if 10 not in spec.k_values:
-        raise bad("k_values", f"must include 10 (the headline is taken at @10), got {list(spec.k_values)}")
+        raise bad(
+            "k_values", f"must include 10 (the headline is taken at @10), got {list(spec.k_values)}"
+        )
     if spec.split.n_test < 1:
         raise bad("split.n_test", "must be >= 1")
     if spec.split.forget_set_size < 1:

@@ -94,8 +94,8 @@ label = {fields["label"]}
 
 @pytest.fixture(scope="session")
 def tiny_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real results folder from a tiny grid (toy task, tiny backbone): methods retrain, filter,
-    ga and tracer, seeds 0 and 1, written by the runner exactly as a benchmark run writes it.
+    """A real results folder from a tiny grid (toy task, tiny backbone): methods filter, ga and
+    tracer, seeds 0 and 1, written by the runner exactly as a benchmark run writes it.
     Read-only for tests: copy it (shutil.copytree) before changing anything."""
     import os
 
@@ -112,7 +112,7 @@ def tiny_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
         task_file = str(toy_task_file(base, data))
         out = base / "results"
         run_grid(
-            [task_file], ["retrain", "filter", "ga", "tracer"], [0, 1], out, progress=False,
+            [task_file], ["filter", "ga", "tracer"], [0, 1], out, progress=False,
             backbone=TINY, eval_cfg=SMALL,
         )
         return out

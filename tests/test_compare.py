@@ -176,7 +176,7 @@ def test_real_results_against_themselves_and_a_worse_copy(tiny_results, tmp_path
     result = compare(tiny_results, worse, metrics=["ce@5", "forget_set_recall@5"], n_boot=200)
     bad = [(r.method, r.metric) for r in result.regressions]
     assert bad == [("tracer", "ce@5")]
-    assert len(result.rows) == 8  # retrain, filter, ga, tracer
+    assert len(result.rows) == 6  # filter, ga, tracer
     assert all(r.basis == "paired, seeds 0 1" for r in result.rows)
     assert cli(["compare", str(tiny_results), str(worse), "--metric", "ce@5", "--n-boot",
                 "100"]) == 1  # fmt: skip

@@ -420,14 +420,40 @@ def test_cli_subcommand(results: Path, tmp_path: Path, capsys) -> None:
         parser.parse_args(["leaderboard", str(results), "--format", "xlsx"])
 
 
-def test_real_results(tiny_results: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def with_retrain(tiny_results: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of tiny_results with the retrain rows (seeds 0 and 1) added by the runner; the
+    fixture's cache holds the oracles already, so this takes seconds."""
+    import os
+
+    from test_backbone import TINY
+    from test_evaluation import SMALL
+
+    from benchmark.runner import run_grid
+
+    out = tmp_path_factory.mktemp("with_retrain") / "results"
+    shutil.copytree(tiny_results, out)
+    base, old = tiny_results.parent, os.environ.get("TRACER_BENCH_CACHE")
+    os.environ["TRACER_BENCH_CACHE"] = str(base / "cache")
+    try:
+        task = str(base / "toy.toml")
+        run_grid([task], ["retrain"], [0, 1], out, progress=False, backbone=TINY, eval_cfg=SMALL)
+    finally:
+        if old is None:
+            os.environ.pop("TRACER_BENCH_CACHE")
+        else:
+            os.environ["TRACER_BENCH_CACHE"] = old
+    return out
+
+
+def test_real_results(with_retrain: Path, tmp_path: Path) -> None:
     from benchmark.evidence import Evidence, read_evidence, with_oracle_of
     from benchmark.metrics import compute
     from leaderboard.cli import write_plots
     from leaderboard.html import write_site
 
     folder = tmp_path / "results"
-    shutil.copytree(tiny_results, folder)
+    shutil.copytree(with_retrain, folder)
     failed = folder / "toy-scary" / "ga" / "seed7.failed.json"
     failed.write_text("{}")
     df = load_results(folder)

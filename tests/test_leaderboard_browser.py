@@ -21,7 +21,7 @@ FLAGS = (
     "--window-size=1600,1200",
 )  # fmt: skip
 
-# method: (erasure score, unlearn seconds, fe@10); d has no fe@10 (an empty cell)
+# method: (erasure score, unlearn seconds, ce_excess@10); d has no ce_excess@10 (an empty cell)
 METHODS = {
     "a": (0.6, 10.0, 0.3),
     "b": (0.5, 2.0, 0.9),
@@ -34,10 +34,10 @@ METHODS = {
 def site(tmp_path: Path) -> Path:
     from leaderboard.html import write_site
 
-    for method, (score, seconds, fe) in METHODS.items():
+    for method, (score, seconds, excess) in METHODS.items():
         for seed in range(2):
             m = full_metrics(score, unlearn_seconds=seconds * (1 + seed))
-            m["fe@10"] = math.nan if fe is None else fe
+            m["ce_excess@10"] = math.nan if excess is None else excess
             write(tmp_path / "results", record(method=method, seed=seed, metrics=m))
     return write_site(tmp_path / "results", tmp_path / "site")
 
@@ -119,11 +119,11 @@ def test_page_in_headless_chromium(site: Path, driver) -> None:
     assert _methods(driver) == ["c", "a", "b", "d"]
 
     # an empty cell sorts last both ways
-    fe = _header(driver, "fe@10")
-    fe.click()
+    excess = _header(driver, "ce_excess@10")
+    excess.click()
     assert _methods(driver) == ["c", "a", "b", "d"]
     assert seconds.get_attribute("aria-sort") is None
-    fe.click()
+    excess.click()
     assert _methods(driver) == ["b", "a", "c", "d"]
 
     # text columns sort as text; rank restores the ranking

@@ -14,13 +14,12 @@ import pytest
 from test_leaderboard import record
 
 from benchmark.evidence import COLUMNS, Evidence, evidence_path, with_oracle_of
-from benchmark.metrics import compute, paired_difference, seed_interval
+from benchmark.metrics import compute
 from leaderboard.table import (
     INTERVAL_METRICS,
     format_table,
     leaderboard_table,
     load_results,
-    resampled_means,
 )
 
 N_RETAIN, N_FORGET = 60, 400
@@ -150,12 +149,3 @@ def test_noise_ceiling(tmp_path: Path) -> None:
     assert "retrain 1.0 (noise ceiling)" in md and "noise ceiling: retrain scored" in md
 
 
-def test_joint_bootstrap_reproduces_the_metrics_module(tmp_path: Path) -> None:
-    a = [Evidence.from_frame(frame(matched(300, s))) for s in (0, 1)]
-    b = [Evidence.from_frame(frame(matched(280 + 20 * s, 3))) for s in (0, 1)]
-    boots = resampled_means([a, b], ["erasure_score", "utility_part"], 50, seed=3)
-    assert boots.shape == (50, 2, 2)
-    diff, lo, hi = paired_difference(a, b, "erasure_score", n_boot=50, seed=3)
-    assert np.quantile(boots[:, 1, 0] - boots[:, 0, 0], [0.025, 0.975]) == pytest.approx([lo, hi])
-    mean, lo, hi = seed_interval(b, "erasure_score", n_boot=50, seed=3)
-    assert np.quantile(boots[:, 1, 0], [0.025, 0.975]) == pytest.approx([lo, hi])
