@@ -1,11 +1,12 @@
 """Select TRACER's defaults on validation targets only (DESIGN §4, protocol 2.0).
 
 Runs each variant on each (task, seed) with the evaluation pools built from every user's
-validation target (EvalConfig(split="valid")); test targets are never looked at. Appends one JSON
-line per cell to OUT.jsonl. `--best OUT.jsonl` prints the `--config` flags of the variant with the
-highest mean validation erasure score (for `tracer-bench run`).
+validation target (EvalConfig(split="valid")). Appends one JSON line per cell to OUT.jsonl.
+`--best OUT.jsonl` prints the `--config` flags of the variant with the highest mean validation
+erasure score (for `tracer-bench run`); it reads validation rows only. SPLIT "test" computes the
+same variants on test targets for the report, after the choice: never used to choose.
 
-Usage: python scripts/tune_tracer.py OUT.jsonl TASK[,TASK...] SEED[,SEED...]
+Usage: python scripts/tune_tracer.py OUT.jsonl TASK[,TASK...] SEED[,SEED...] [valid|test]
        python scripts/tune_tracer.py --best OUT.jsonl
 """
 
@@ -15,13 +16,15 @@ import json
 import sys
 from collections import defaultdict
 
+# overrides of TRACER's current defaults (1.2); "default" is TRACER 1.1's configuration, the
+# starting point of the protocol 2.0 selection, and "forget3" the one it chose (1.2's defaults)
 VARIANTS = {
-    "default": {},
-    "steps100": {"steps": 100},
-    "forget3": {"forget_weight": 3.0},
-    "path3": {"path_weight": 3.0},
-    "lr1e-3": {"lr": 1e-3},
-    "steps100-forget3-path3": {"steps": 100, "forget_weight": 3.0, "path_weight": 3.0},
+    "default": {"forget_weight": 1.0},
+    "steps100": {"steps": 100, "forget_weight": 1.0},
+    "forget3": {},
+    "path3": {"path_weight": 3.0, "forget_weight": 1.0},
+    "lr1e-3": {"lr": 1e-3, "forget_weight": 1.0},
+    "steps100-forget3-path3": {"steps": 100, "path_weight": 3.0},
 }
 KEYS = ("erasure_score", "forgetting_part", "utility_part", "served_forgetting", "oracle_match",
         "latent_forget_mean_rank", "oracle_latent_forget_mean_rank")  # fmt: skip
@@ -31,7 +34,8 @@ def best(path: str) -> tuple[str, float]:
     scores = defaultdict(list)
     for line in open(path):
         row = json.loads(line)
-        scores[row["variant"]].append(row["erasure_score"])
+        if row["split"] == "valid":
+            scores[row["variant"]].append(row["erasure_score"])
     name = max(scores, key=lambda v: (sum(scores[v]) / len(scores[v]), v == "default"))
     return name, sum(scores[name]) / len(scores[name])
 
@@ -55,16 +59,17 @@ def main() -> None:
         sys.argv[2].split(","),
         [int(s) for s in sys.argv[3].split(",")],
     )
+    split = sys.argv[4] if len(sys.argv) > 4 else "valid"
     with open(out, "a") as fh:
         for name in tasks:
             task = prepare_task(get_task(name))
             for seed in seeds:
-                cfg = EvalConfig(seed=seed, split="valid")
+                cfg = EvalConfig(seed=seed, split=split)
                 ctx = CellContext(task, seed, BackboneConfig(), cfg, False)
                 for variant, overrides in VARIANTS.items():
                     cell = run_cell(ctx, "tracer", overrides)
                     row = {
-                        "task": name, "seed": seed, "split": "valid", "variant": variant,
+                        "task": name, "seed": seed, "split": split, "variant": variant,
                         **{k: cell["metrics"][k]["value"] for k in KEYS},
                         "unlearn_seconds": cell["cost"]["unlearn_seconds"],
                         "evaluation_seconds": cell["cost"]["evaluation_seconds"],
