@@ -91,8 +91,8 @@ def test_sigkill_and_resume_finishes_the_grid(tmp_path, jobs):
         record = json.loads(path.read_text())  # parses: not truncated
         assert record["method"]["name"] == path.parent.name and record["seed"] in SEEDS
         ev = pd.read_parquet(evidence_path(path))
-        assert len(ev) == record["metrics"]["retained_recall@1"]["n"] + (
-            record["metrics"]["forget_test_recall@1"]["n"] + record["metrics"]["fe@1"]["n"]
-        )
+        n = {p: record["metrics"][f"{p}_recall@1"]["n"] for p in ("retained", "forget_test",
+                                                                    "forget_set")}  # fmt: skip
+        assert len(ev) == record["evidence"]["rows"] == sum(n.values())
     leftovers = [p for p in out.rglob("*") if p.is_file() and p.name.startswith(".")]
     assert leftovers == []

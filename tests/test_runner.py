@@ -18,9 +18,13 @@ def test_grid_writes_skips_and_records_failures(tmp_path, monkeypatch):
     counts = run_grid(
         [task_file], ["filter", "ga"], [0], out, progress=False, backbone=TINY, eval_cfg=SMALL
     )
+    evals = counts.pop("evaluation_seconds")
     assert counts == {"done": 2, "skipped": 0, "failed": 0}
+    assert set(evals) == {"toy-scary seed 0 filter", "toy-scary seed 0 ga"}
+    assert all(v > 0 for v in evals.values())
     record = json.loads(result_path(out, "toy-scary", "filter", 0).read_text())
     assert record["task"]["identity"] == "toy-scary@1.0" and record["seed"] == 0
+    assert record["task"]["protocol"] == "last-n" and record["reference"] is False
     assert record["method"]["name"] == "filter" and record["metrics"]["ce@5"]["value"] == 0.0
     assert len(record["backbone"]["checkpoint_sha256"]) == 64
     assert not list(out.rglob(".*"))  # no temporary files left
@@ -28,18 +32,18 @@ def test_grid_writes_skips_and_records_failures(tmp_path, monkeypatch):
     again = run_grid(
         [task_file], ["filter", "ga"], [0], out, progress=False, backbone=TINY, eval_cfg=SMALL
     )
-    assert again == {"done": 0, "skipped": 2, "failed": 0}
+    assert again == {"done": 0, "skipped": 2, "failed": 0, "evaluation_seconds": {}}
 
     import benchmark.runner as runner
 
-    def boom(ctx, method):
+    def boom(ctx, method, overrides=None):
         raise RuntimeError("simulated failure")
 
     monkeypatch.setattr(runner, "run_cell", boom)
     failed = run_grid(
         [task_file], ["filter", "npo"], [0], out, progress=False, backbone=TINY, eval_cfg=SMALL
     )
-    assert failed == {"done": 0, "skipped": 1, "failed": 1}
+    assert failed == {"done": 0, "skipped": 1, "failed": 1, "evaluation_seconds": {}}
     err = json.loads(failure_path(out, "toy-scary", "npo", 0).read_text())
     assert "simulated failure" in err["error"]
     assert not result_path(out, "toy-scary", "npo", 0).exists()
