@@ -112,11 +112,17 @@ def resample_indices(strata: list[np.ndarray], rng: np.random.Generator) -> np.n
     return np.concatenate([s[rng.integers(0, len(s), len(s))] for s in strata])
 
 
+def same_examples(a: Evidence, b: Evidence) -> bool:
+    """Whether two evidence frames hold the same examples in the same order (pairable)."""
+    return len(a) == len(b) and all(
+        np.array_equal(a[c], b[c]) for c in ("pool", "position", "target")
+    )
+
+
 def with_oracle_of(ev: Evidence, other: Evidence) -> Evidence:
     """`ev` scored against the oracle recorded in `other` (another seed's cell of the same task):
     the retrain row's noise ceiling. Both must hold the same examples in the same order."""
-    same = all(np.array_equal(ev[c], other[c]) for c in ("pool", "position", "target"))
-    if not same:
+    if not same_examples(ev, other):
         raise ValueError("the two evidence frames do not hold the same examples")
     return ev.with_columns(**{c: other[c] for c in ORACLE_COLUMNS})
 

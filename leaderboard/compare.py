@@ -27,9 +27,9 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from benchmark.evidence import Evidence, read_evidence
+from benchmark.evidence import Evidence, read_evidence, same_examples
 from benchmark.metrics import METRICS, N_BOOT, compute, interval, seed_resampled_means
-from leaderboard.table import load_results, same_examples
+from leaderboard.table import load_results
 from tasks.errors import BenchError
 
 DEFAULT_METRICS = (

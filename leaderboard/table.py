@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmark.evidence import Evidence, read_evidence, with_oracle_of
+from benchmark.evidence import Evidence, read_evidence, same_examples, with_oracle_of
 from benchmark.metrics import N_BOOT, compute, interval, seed_resampled_means
 from benchmark.schema import schema_problems
 from tasks.errors import BenchError
@@ -204,12 +204,6 @@ def section_metrics(section: pd.DataFrame) -> list[str]:
 
 
 # ---- evidence, resampling and significance ------------------------------------------------------
-
-
-def same_examples(a: Evidence, b: Evidence) -> bool:
-    return len(a) == len(b) and all(
-        np.array_equal(a[c], b[c]) for c in ("pool", "position", "target")
-    )
 
 
 def _load_evidence(paths: Sequence[str]) -> list[Evidence | None]:

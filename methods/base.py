@@ -1,7 +1,8 @@
 """The method API: an unlearning method turns the base model into an unlearned one.
 
-A method receives the trained base model, its tokenizer and the prepared task, and returns the
-unlearned model, the tokenizer it serves with (possibly changed) and any decode-time ban. It may
+A method receives its own copy of the trained base model (the harness keeps the original as the
+evaluation reference), its tokenizer and the prepared task, and returns the unlearned model, the
+tokenizer it serves with (possibly changed) and any decode-time ban. It may
 read training data (D_f = task.d_forget, D_r = task.d_retain, via task.train_pos), the concept's
 items (task.forget_mask) and validation targets (task.valid_pos) — never test targets: the test
 suite checks that every method's output is unchanged when the test items are scrambled.

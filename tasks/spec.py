@@ -158,7 +158,7 @@ def _check(spec: TaskSpec, file: str) -> None:
     if spec.main_score not in MAIN_SCORES:
         raise bad("main_score", f"must be one of {list(MAIN_SCORES)}, got {spec.main_score!r}")
     if spec.preprocess.user_core < 3:
-        raise bad("preprocess.user_core", "must be >= 3 (leave-one-out needs train, valid, test)")
+        raise bad("preprocess.user_core", "must be >= 3 (a user needs train, valid and test)")
     if spec.preprocess.item_core < 1:
         raise bad("preprocess.item_core", "must be >= 1")
     if spec.preprocess.max_history < 1:
