@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+
 import nox
 
 nox.options.sessions = ["lint", "tests"]
@@ -18,8 +22,33 @@ def install(session: nox.Session, extras: str = "dev") -> None:
     session.install("-e", f".[{extras}]")
 
 
+def ensure_chromium(session: nox.Session) -> None:
+    """The leaderboard page's browser test needs Chromium and ChromeDriver: on Debian, as root
+    (or with password-less sudo), install them; elsewhere stop with a one-line instruction."""
+    if shutil.which("chromium") and shutil.which("chromedriver"):
+        return
+    root = hasattr(os, "geteuid") and os.geteuid() == 0
+    sudo = not root and shutil.which("sudo") and subprocess.run(
+        ["sudo", "-n", "true"], capture_output=True
+    ).returncode == 0
+    if (root or sudo) and shutil.which("apt-get"):
+        prefix = [] if root else ["sudo", "-n", "env", "DEBIAN_FRONTEND=noninteractive"]
+        env = {"DEBIAN_FRONTEND": "noninteractive"}
+        session.run(*prefix, "apt-get", "update", "-qq", external=True, env=env)
+        session.run(
+            *prefix, "apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium",
+            "chromium-driver", external=True, env=env,
+        )  # fmt: skip
+        return
+    session.error(
+        "the page test needs Chromium and ChromeDriver on PATH: "
+        "`sudo apt-get install chromium chromium-driver` (Debian/Ubuntu) or your system's packages"
+    )
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
+    ensure_chromium(session)
     install(session, "dev,text")
     session.run("pytest", *session.posargs)
 

@@ -111,9 +111,14 @@ def _run_group(
             emit("failed", f"{method}: {type(exc).__name__}: {exc}")
 
 
-def _worker_init(threads: int, parent: int) -> None:
+_EVENTS = None  # in a worker process: the queue its groups report through
+
+
+def _worker_init(threads: int, parent: int, events) -> None:
     import torch
 
+    global _EVENTS
+    _EVENTS = events
     torch.set_num_threads(threads)
     configure_device()
 
@@ -124,6 +129,12 @@ def _worker_init(threads: int, parent: int) -> None:
             time.sleep(0.5)
 
     threading.Thread(target=watch, daemon=True).start()
+
+
+def _run_group_in_worker(
+    group: Group, out: Path, backbone: BackboneConfig, eval_cfg: EvalConfig
+) -> None:
+    _run_group(group, out, backbone, eval_cfg, _EVENTS.put)
 
 
 def plan_groups(
@@ -202,24 +213,34 @@ def run_grid(
     else:
         threads = max(1, (os.cpu_count() or 1) // jobs)
         ctx = mp.get_context("spawn")
-        with ctx.Manager() as manager:
-            events = manager.Queue()
-            with ProcessPoolExecutor(
-                jobs, mp_context=ctx, initializer=_worker_init, initargs=(threads, os.getpid())
-            ) as pool:
-                futures = [
-                    pool.submit(_run_group, g, out, backbone, eval_cfg, events.put) for g in groups
-                ]
-                while not all(f.done() for f in futures) or not events.empty():
-                    try:
-                        handle(events.get(timeout=0.2))
-                    except queue.Empty:
-                        pass
-                for f, g in zip(futures, groups, strict=True):
-                    if f.exception() is not None:  # a worker died (e.g. out of memory)
-                        lost = len(g.methods) - finished.get(f"{g.name} seed {g.seed}", 0)
-                        counts["failed"] += lost
-                        bar.update(lost)
-                        tqdm.write(f"failed: {g.name} seed {g.seed}: {f.exception()}")
+        # a plain queue handed to the workers at start (no Manager: a manager is a server process
+        # of its own, which outlives a SIGKILLed run); the workers watch their parent
+        events = ctx.Queue()
+        with ProcessPoolExecutor(
+            jobs, mp_context=ctx, initializer=_worker_init,
+            initargs=(threads, os.getpid(), events),
+        ) as pool:  # fmt: skip
+            futures = [
+                pool.submit(_run_group_in_worker, g, out, backbone, eval_cfg) for g in groups
+            ]
+            # a worker's last events can still be in its queue's feeder thread when its future
+            # completes: read until every finished group has reported each of its cells
+            expected, deadline = None, 0.0
+            while expected is None or (
+                sum(finished.values()) < expected and time.monotonic() < deadline
+            ):
+                if expected is None and all(f.done() for f in futures):
+                    ok = [g for f, g in zip(futures, groups, strict=True) if not f.exception()]
+                    expected, deadline = sum(len(g.methods) for g in ok), time.monotonic() + 10
+                try:
+                    handle(events.get(timeout=0.2))
+                except queue.Empty:
+                    pass
+            for f, g in zip(futures, groups, strict=True):
+                if f.exception() is not None:  # a worker died (e.g. out of memory)
+                    lost = len(g.methods) - finished.get(f"{g.name} seed {g.seed}", 0)
+                    counts["failed"] += lost
+                    bar.update(lost)
+                    tqdm.write(f"failed: {g.name} seed {g.seed}: {f.exception()}")
     bar.close()
     return counts

@@ -7,10 +7,8 @@ import math
 import numpy as np
 import pytest
 
-pytest.importorskip("transformers")
-
-from benchmark.model import ModelConfig  # noqa: E402
-from benchmark.perf import (  # noqa: E402
+from benchmark.model import ModelConfig
+from benchmark.perf import (
     allowed_next_tokens,
     format_perf_table,
     item_tokens,
@@ -47,6 +45,8 @@ def test_token_trie_covers_exactly_the_items():
 
 
 def test_run_perf_smoke(ml100k_horror):
+    # the peer is a Hugging Face T5 (the dev extra installs transformers, so CI runs this)
+    pytest.importorskip("transformers", reason="needs transformers (pip install -e '.[dev]')")
     codes, sizes = radix_codes(ml100k_horror.n_items)
     cfg = ModelConfig(
         sizes=sizes, d_model=32, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=64, max_history=10
