@@ -21,7 +21,7 @@ import torch
 
 from benchmark.data import histories, seen_items, to_codes
 from benchmark.decoding import Trie, score_items_above
-from benchmark.evidence import COLUMNS, forget_slots, slot_bits, target_ranks
+from benchmark.evidence import COLUMNS, forget_slots, latent_rows, slot_bits, target_ranks
 from benchmark.metrics import HEADLINE_K, ranks_from_scores
 from benchmark.model import SIDRecommender, sid_logprob
 from benchmark.sid import SemanticIds
@@ -90,11 +90,6 @@ def make_pools(
         latent_rows=latent_rows(len(task.forget_set), latent_sample, task.spec.split.seed),
     )
 
-
-def latent_rows(n_forget_set: int, sample: int, seed: int) -> np.ndarray:
-    if sample >= n_forget_set:
-        return np.arange(n_forget_set)
-    return np.sort(np.random.default_rng(seed).choice(n_forget_set, sample, replace=False))
 
 
 def served_topk(task: PreparedTask, sm: ServedModel, positions: np.ndarray, kmax: int, beam: int):

@@ -55,6 +55,13 @@ def forget_slots(topk: np.ndarray, forget_mask: np.ndarray) -> np.ndarray:
     return forget_mask[np.maximum(topk, 0)] & (topk >= 0)
 
 
+def latent_rows(n_forget_set: int, sample: int, seed: int) -> np.ndarray:
+    """The latent sample: `sample` forget-set rows drawn (sorted) with the task's split seed."""
+    if sample >= n_forget_set:
+        return np.arange(n_forget_set)
+    return np.sort(np.random.default_rng(seed).choice(n_forget_set, sample, replace=False))
+
+
 def target_ranks(topk: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """0-based rank of each target in its row of `topk` (N, K); inf where absent."""
     hit = topk == targets[:, None]

@@ -11,14 +11,19 @@ its own):
   on every forget-set row); then every metric computable from the evidence is recomputed with the
   harness's functions (`compute_all`) and must equal the recorded value — the headline and its
   parts included;
+- the evidence against the prepared task: the exact row set (every test target in its pool, in
+  order, then the forget set), targets, candidate counts, served item ids in the catalogue, the
+  exposure bits against the served lists and the task's forget items, and the latent sample
+  against its seeded draw;
 - the retrain row is the reference (scored against itself), no other row is;
 - across a folder: file placement, duplicate and missing seeds, and one original model and one
   oracle per (task, seed) — the same checkpoints and the same original and oracle evidence columns
   in every method's file.
 
-What this cannot check: a method's own latent and relearned ranks are self-reported; a forged
-evidence file whose JSON is recomputed and rehashed passes these checks (artifact verification
-re-evaluates the model itself).
+What stays self-reported: the method's own served lists (which items it served, hence its ranks),
+its latent and relearned ranks, the original model's and the oracle's ranks (checked for agreement
+across a submission's cells, not re-evaluated), and the model-level measurements (geometry, code
+purity, cost). A forger who edits only those and recomputes the JSON passes.
 """
 
 from __future__ import annotations
@@ -44,7 +49,10 @@ from benchmark.evidence import (
     POOLS,
     Evidence,
     evidence_path,
+    forget_slots,
+    latent_rows,
     read_evidence,
+    slot_bits,
     target_ranks,
 )
 from benchmark.metrics import HEADLINE_K, METRICS, compute_all, evidence_metric_names, metric_base
@@ -141,17 +149,32 @@ class Validator:
 
         self.specs = {s.identity: s for s in standard_tasks().values()}
         self.specs.update({s.identity: s for s in (get_task(str(f)) for f in task_files)})
-        self._hashes: dict[str, str | BenchError] = {}
+        self._tasks: dict[str, Any] = {}
 
-    def data_hash(self, identity: str) -> str | BenchError:
-        if identity not in self._hashes:
+    def task(self, identity: str):
+        """The prepared task (or the BenchError preparing it raised), once per identity."""
+        if identity not in self._tasks:
             from tasks import prepare_task
 
             try:
-                self._hashes[identity] = prepare_task(self.specs[identity]).content_hash
+                self._tasks[identity] = prepare_task(self.specs[identity])
             except (BenchError, OSError) as exc:
-                self._hashes[identity] = BenchError(str(exc))
-        return self._hashes[identity]
+                self._tasks[identity] = BenchError(str(exc))
+        return self._tasks[identity]
+
+    def data_hash(self, identity: str) -> str | BenchError:
+        task = self.task(identity)
+        return task if isinstance(task, BenchError) else task.content_hash
+
+    def task_problems(self, rec: dict, frame: pd.DataFrame | None) -> list[tuple[str, str]]:
+        """The evidence against the prepared task, when the record's data hash is the task's."""
+        identity = rec["task"]["identity"]
+        if frame is None or identity not in self.specs:
+            return []
+        task = self.task(identity)
+        if isinstance(task, BenchError) or task.content_hash != rec["task"]["data_hash"]:
+            return []
+        return evidence_vs_task(frame, task)
 
     def identity(self, rec: dict) -> list[tuple[str, str]]:
         """Task identity and data hash, config hashes, timestamp."""
@@ -336,6 +359,43 @@ def recompute_problems(metrics: dict, ev: Evidence, ks: set[int]) -> list[tuple[
     return out
 
 
+def evidence_vs_task(df: pd.DataFrame, task) -> list[tuple[str, str]]:
+    """(field, message) where the evidence is not the task's: the exact rows (pools, positions,
+    targets, in order), candidate counts, served ids, exposure bits and the latent sample."""
+    in_f = task.forget_mask[task.test_items]
+    pools = np.where(in_f, "forget_test", "retain_test")
+    fs_pos = task.train_pos[task.forget_set]
+    want_pool = np.concatenate([pools, np.full(len(fs_pos), "forget_set")])
+    want_pos = np.concatenate([task.test_pos, fs_pos])
+    pool, pos = df["pool"].astype(str).to_numpy(), df["position"].to_numpy()
+    if len(df) != len(want_pos) or not (np.array_equal(pool, want_pool)
+                                         and np.array_equal(pos, want_pos)):  # fmt: skip
+        return [("evidence.position", f"the rows are not the task's evaluation examples: "
+                 f"{len(df)} rows, the task has {len(want_pos)} ({len(task.test_pos)} test targets "
+                 f"and {len(fs_pos)} forget-set examples, in order)")]  # fmt: skip
+    out = []
+    if not np.array_equal(df["target"].to_numpy(), task.seq_items[want_pos]):
+        out.append(("evidence.target", "differs from the task's item at the example's position"))
+    users = np.searchsorted(task.seq_offsets, want_pos, side="right") - 1
+    if not np.array_equal(df["n_candidates"].to_numpy(),
+                          task.n_items - (want_pos - task.seq_offsets[users])):  # fmt: skip
+        out.append(("evidence.n_candidates", "is not the catalogue minus the user's seen items"))
+    topk = _topk_matrix(df["topk"])
+    if ((topk < -1) | (topk >= task.n_items)).any():
+        out.append(("evidence.topk", f"item ids outside the catalogue (0..{task.n_items - 1})"))
+    else:
+        bits = slot_bits(forget_slots(topk, task.forget_mask))
+        bad = df["forget_bits"].to_numpy() != bits
+        if bad.any():
+            out.append(("evidence.forget_bits", f"not the forget items in topk on {_first(bad)}"))
+    lat = np.flatnonzero(~np.isnan(df["latent_rank"].to_numpy()[len(task.test_pos):]))
+    draw = latent_rows(len(fs_pos), len(lat), task.spec.split.seed)
+    if not np.array_equal(lat, draw):
+        out.append(("evidence.latent_rank", f"the latent sample ({len(lat)} forget-set rows) is "
+                    "not the seeded draw of that size"))  # fmt: skip
+    return out
+
+
 # ---- a submission -------------------------------------------------------------------------------
 
 
@@ -372,7 +432,7 @@ def validate(path: str | Path, task_files: Iterable[str | Path] = ()) -> list[Pr
         ev_bad, frame = evidence_problems(rec, f)
         found = (
             checker.identity(rec) + metric_problems(rec["metrics"]) + reference_problems(rec)
-            + ev_bad
+            + ev_bad + checker.task_problems(rec, frame)
         )  # fmt: skip
         problems += [Problem(str(f), fld, msg) for fld, msg in found]
         task, method, seed = rec["task"], rec["method"]["name"], rec["seed"]

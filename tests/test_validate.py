@@ -124,7 +124,8 @@ def test_standard_task_identity_and_data_hash(tiny_results, tmp_path, ml100k_hor
     spec = ml100k_horror.spec
     claim = {"name": spec.name, "version": spec.version, "identity": spec.identity}
     edit(f, lambda r: r["task"].update(claim, data_hash=ml100k_horror.content_hash))
-    assert validate(f) == []
+    # the claim passes the identity checks, but its evidence is not that task's examples
+    assert [p.field for p in validate(f)] == ["evidence.position"]
     edit(f, lambda r: r["task"].update(data_hash="f" * 64))
     [problem] = validate(f)
     assert problem.field == "task.data_hash" and ml100k_horror.content_hash in problem.message
@@ -344,6 +345,52 @@ def test_edited_evidence_with_its_hash_updated_is_caught_by_recomputation(tiny_r
     fields = {x[2] for x in found(root, tiny_results)}
     assert "evidence.sha256" not in fields
     assert "metrics.latent_forget_mean_rank.value" in fields
+
+
+def forge(f: Path, change: Callable[[pd.DataFrame], pd.DataFrame]) -> None:
+    """Rewrite a cell's evidence and make its JSON agree: metrics recomputed, sha256 and row count
+    updated: what a dishonest submitter would do."""
+    path = evidence_path(f)
+    df = change(pd.read_parquet(path)).reset_index(drop=True)
+    df.to_parquet(path, index=False)
+    record = json.loads(f.read_text())
+    names = evidence_metric_names([1, 5, 10])
+    record["metrics"].update(metric_stats(Evidence.from_frame(df), names, n_boot=20))
+    record["evidence"].update(sha256=hashlib.sha256(path.read_bytes()).hexdigest(), rows=len(df))
+    f.write_text(json.dumps(record, allow_nan=True))
+
+
+def test_the_issue_forgery_fails_validation(tiny_results, tmp_path):
+    """The forgery that passed protocol 1.x's validate: retain rows where the method got worse
+    dropped, exposure bits cleared, forget-set latent and relearned ranks pushed to the oracle's,
+    and the JSON recomputed. The row set and the exposure bits are checked against the task."""
+    root = copy_results(tiny_results, tmp_path)
+    f = root / TASK / "ga" / "seed1.json"
+
+    def flatter(df: pd.DataFrame) -> pd.DataFrame:
+        worse = (df["pool"] == "retain_test") & (df["rank"] > df["original_rank"])
+        df = df[~worse].copy()
+        df["forget_bits"] = 0
+        fs = df["pool"] == "forget_set"
+        for own in ("latent_rank", "relearn_rank"):
+            df.loc[fs, own] = df.loc[fs, f"oracle_{own}"]
+        return df
+
+    forge(f, flatter)
+    fields = {x[2] for x in found(root, tiny_results) if x[:2] == ("ga", "seed1.json")}
+    assert "evidence.position" in fields  # rows dropped: not the task's examples
+    only_bits = copy_results(tiny_results, tmp_path / "bits")
+    g = only_bits / TASK / "ga" / "seed1.json"
+
+    def hide_exposure(df: pd.DataFrame) -> pd.DataFrame:
+        df["forget_bits"] = 0
+        return df
+
+    forge(g, hide_exposure)
+    problems = validate(only_bits, task_files(tiny_results))
+    assert [(Path(p.file).parent.name, p.field) for p in problems] == [
+        ("ga", "evidence.forget_bits")
+    ]
 
 
 def test_forged_pair_passes_these_checks(tiny_results, tmp_path):
