@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from benchmark.backbone import BackboneConfig, get_backbone
@@ -25,7 +26,8 @@ from benchmark.features import item_features
 from benchmark.metrics import evidence_metric_names, metric_stats
 from methods.base import MethodInputs, Unlearned
 from methods.registry import get_method
-from tasks.prepare import PreparedTask
+from tasks.errors import BenchError
+from tasks.prepare import PreparedTask, method_view
 
 
 class PeakRSS:
@@ -72,11 +74,15 @@ class CellContext:
     _cache: dict = field(default_factory=dict)
 
     def inputs(self) -> MethodInputs:
-        """A method's inputs, with its own copy of the base model (the reference stays intact)."""
+        """A method's inputs: its own copy of the base model (the reference stays intact) and the
+        task without its test targets, read-only (`tasks.prepare.method_view`)."""
         bb = self.base()
+        if "view" not in self._cache:
+            self._cache["view"] = method_view(self.task)
         return MethodInputs(
-            copy.deepcopy(bb.model), bb.sids, self.task, self.backbone_cfg, self.seed, self.progress
-        )
+            copy.deepcopy(bb.model), bb.sids, self._cache["view"], self.backbone_cfg, self.seed,
+            self.progress,
+        )  # fmt: skip
 
     def base(self):
         if "base" not in self._cache:
@@ -108,6 +114,35 @@ class CellContext:
         return self._cache["ref"]
 
 
+def check_unlearned(method, unl: Unlearned, task: PreparedTask, base_sids) -> None:
+    """What a method returns is checked before it is evaluated: a served SID table with one
+    unique, in-range SID per item that the model's codebooks can emit; retain items' SIDs
+    unchanged unless the method declares otherwise; a ban that is one bool per item."""
+    name = method.name
+    codes, sizes = np.asarray(unl.sids.codes), tuple(unl.sids.sizes)
+
+    def bad(why: str) -> BenchError:
+        return BenchError(f"method {name!r} returned {why}")
+
+    if codes.ndim != 2 or codes.shape[0] != task.n_items or codes.shape[1] != len(sizes):
+        raise bad(f"a SID table of shape {codes.shape}, want ({task.n_items}, {len(sizes)})")
+    if (codes < 0).any() or (codes >= np.asarray(sizes)).any():
+        raise bad("SID codes outside their codebooks")
+    if len(np.unique(codes, axis=0)) != task.n_items:
+        raise bad("a SID table in which two items share a SID")
+    if tuple(unl.model.cfg.sizes) != sizes:
+        raise bad(f"a model whose codebooks {tuple(unl.model.cfg.sizes)} are not the SIDs' {sizes}")
+    if not method.changes_retain_sids:
+        same_shape = base_sids.codes.shape == codes.shape
+        retain = ~task.forget_mask
+        if not same_shape or not np.array_equal(base_sids.codes[retain], codes[retain]):
+            raise bad("changed retain items' SIDs (declare changes_retain_sids to allow it)")
+    if unl.banned is not None:
+        ban = np.asarray(unl.banned)
+        if ban.dtype != bool or ban.shape != (task.n_items,):
+            raise bad(f"a ban of {ban.dtype} {ban.shape}, want bool ({task.n_items},)")
+
+
 def cell_metrics(
     task: PreparedTask, frame: pd.DataFrame, cfg: EvalConfig
 ) -> dict[str, dict]:
@@ -128,6 +163,7 @@ def run_cell(ctx: CellContext, method_name: str, config_overrides: dict | None =
         start = time.perf_counter()
         unl = oracle if method_name == "retrain" else method.unlearn(inputs)
         seconds = time.perf_counter() - start
+    check_unlearned(method, unl, ctx.task, ctx.base().sids)
     retrain_seconds = oracle.log.get("total_seconds", oracle.log.get("seconds", float("nan")))
     if method_name == "retrain":
         seconds = retrain_seconds  # the oracle costs what its training cost

@@ -2,10 +2,11 @@
 
 A method receives its own copy of the trained base model (the harness keeps the original as the
 evaluation reference), its tokenizer and the prepared task, and returns the unlearned model, the
-tokenizer it serves with (possibly changed) and any decode-time ban. It may
-read training data (D_f = task.d_forget, D_r = task.d_retain, via task.train_pos), the concept's
-items (task.forget_mask) and validation targets (task.valid_pos) — never test targets: the test
-suite checks that every method's output is unchanged when the test items are scrambled.
+tokenizer it serves with (possibly changed) and any decode-time ban. Its task is a
+`tasks.prepare.MethodTaskView`: training data (D_f = task.d_forget, D_r = task.d_retain, via
+task.train_pos), the concept's items (task.forget_mask) and validation targets (task.valid_pos),
+as read-only arrays — the test targets are not in it. What it returns is checked
+(`benchmark.cell.check_unlearned`) before evaluation.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ class UnlearningMethod:
     name: ClassVar[str]
     version: ClassVar[str]
     Config: ClassVar[type]
+    # may the served tokenizer give retain items other SIDs than the base tokenizer? (checked)
+    changes_retain_sids: ClassVar[bool] = False
 
     def __init__(self, config: Any = None, **overrides: Any):
         base = config if config is not None else self.Config()

@@ -40,6 +40,7 @@ class Retrain(UnlearningMethod):
     users. Cached like base models."""
 
     name, version, Config = "retrain", "2.0", NoConfig
+    changes_retain_sids = True  # its own tokenizer, fitted without the concept's interactions
 
     def unlearn(self, inputs: MethodInputs) -> Unlearned:
         task, cfg, seed = inputs.task, inputs.backbone, inputs.seed

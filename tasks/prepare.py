@@ -200,6 +200,31 @@ class PreparedTask:
         }
 
 
+@dataclass(frozen=True, eq=False)
+class MethodTaskView(PreparedTask):
+    """What an unlearning method may see (DESIGN §6): the task without its test targets. Each
+    user's sequence ends at its validation target, and the arrays are read-only. Positions are the
+    view's own (not the full task's), consistently for every derived index."""
+
+    @cached_property
+    def n_test_per_user(self) -> np.ndarray:
+        return np.zeros(self.n_users, dtype=np.int64)
+
+
+def method_view(task: PreparedTask) -> MethodTaskView:
+    """The task as a method sees it: test targets removed, arrays read-only, same identity."""
+    keep = task.valid_pos - task.seq_offsets[:-1] + 1  # up to and including validation
+    idx = _ranges(task.seq_offsets[:-1], keep)
+    arrays = {name: np.array(getattr(task, name)) for name in ARRAYS}
+    arrays["seq_items"], arrays["seq_times"] = task.seq_items[idx], task.seq_times[idx]
+    arrays["seq_offsets"] = np.concatenate([[0], np.cumsum(keep)]).astype(np.int64)
+    for a in arrays.values():
+        a.flags.writeable = False
+    return MethodTaskView(
+        spec=task.spec, raw_stats=dict(task.raw_stats), content_hash=task.content_hash, **arrays
+    )
+
+
 def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Concatenation of range(s, s + c) for each (s, c), vectorised."""
     counts = np.asarray(counts, dtype=np.int64)

@@ -3,6 +3,7 @@ a tiny model, and that no method reads test targets."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import sys
 import textwrap
@@ -14,8 +15,9 @@ from conftest import toy_rows, toy_task_file, write_atomic
 from test_backbone import TINY
 
 from benchmark.backbone import get_backbone
-from methods.base import MethodInputs, UnlearningMethod
-from methods.common import Examples, reference_logprob
+from benchmark.sid import SemanticIds
+from methods.base import MethodInputs, Unlearned, UnlearningMethod
+from methods.common import Examples, grow_level, reference_logprob
 from methods.registry import available_methods, get_method
 from methods.tracer import reassign, retain_continuations
 from tasks import load_task_file, prepare_task
@@ -136,17 +138,65 @@ def test_retain_finetune_and_filter_and_retrain(toy):
     assert get_method("retrain")().unlearn(inputs_for(task, bb)).log["reused_cached_oracle"]
 
 
-@pytest.mark.parametrize("name", sorted(BUILTIN - {"retrain", "filter"}))
+@pytest.mark.parametrize("name", sorted(available_methods()))
 def test_methods_never_read_test_targets(toy, name):
+    """Every registered method (built-ins, retrain and filter included, and any entry-point
+    plugin installed) runs on the harness's view of the task: scrambling the test targets changes
+    nothing it returns — weights, served SIDs, ban, and the lists it serves."""
+    from benchmark.evaluation import ServedModel, served_topk
+    from tasks.prepare import method_view
+
     task, bb = toy
     scrambled_items = task.seq_items.copy()
     rng = np.random.default_rng(0)
     scrambled_items[task.test_pos] = rng.integers(0, task.n_items, size=len(task.test_pos))
-    scrambled = dataclasses.replace(task, seq_items=scrambled_items)
-    a = get_method(name)(**overrides(name)).unlearn(inputs_for(task, bb))
-    b = get_method(name)(**overrides(name)).unlearn(inputs_for(scrambled, bb))
+    # another content hash: the retrain oracle's cache cannot hand back the first run's model
+    scrambled = dataclasses.replace(task, seq_items=scrambled_items, content_hash="0" * 64)
+    runs = []
+    for t in (task, scrambled):
+        view = method_view(t)
+        assert len(view.test_pos) == 0 and not view.seq_items.flags.writeable
+        inputs = MethodInputs(copy.deepcopy(bb.model), bb.sids, view, TINY, seed=0)
+        runs.append(get_method(name)(**overrides(name)).unlearn(inputs))
+    a, b = runs
     for x, y in zip(a.model.state_dict().values(), b.model.state_dict().values(), strict=True):
         assert torch.equal(x, y)
+    assert np.array_equal(a.sids.codes, b.sids.codes)
+    assert (a.banned is None) == (b.banned is None)
+    if a.banned is not None:
+        assert np.array_equal(a.banned, b.banned)
+    lists = [served_topk(task, ServedModel(u.model, u.sids, u.banned), task.valid_pos, 5, 8)
+             for u in (a, b)]  # fmt: skip
+    assert np.array_equal(*lists)
+
+
+def test_returned_outputs_are_checked(toy):
+    from benchmark.cell import check_unlearned
+
+    task, bb = toy
+    method = get_method("ga")()
+    ok = Unlearned(bb.model, bb.sids)
+    check_unlearned(method, ok, task, bb.sids)
+    twin = bb.sids.codes.copy()
+    twin[1] = twin[0]
+    cases = {
+        # built without SemanticIds.validate, as a plugin's own code could
+        "share a SID": Unlearned(bb.model, SemanticIds(twin, bb.sids.sizes)),
+        "outside their codebooks": Unlearned(
+            bb.model, SemanticIds(bb.sids.codes + 100, bb.sids.sizes)
+        ),
+        "ban of": Unlearned(bb.model, bb.sids, banned=np.zeros(3, dtype=bool)),
+    }
+    retain = int(task.retain_items[0])
+    moved = bb.sids.codes.copy()
+    moved[retain, -1] = moved[:, -1].max() + 1  # a fresh, unique last code for a retain item
+    sizes = (*bb.sids.sizes[:-1], int(moved[:, -1].max()) + 1)
+    grown = copy.deepcopy(bb.model)
+    grow_level(grown, len(sizes) - 1, np.zeros(sizes[-1] - bb.sids.sizes[-1], dtype=np.int64))
+    cases["changed retain items' SIDs"] = Unlearned(grown, SemanticIds(moved, sizes))
+    for why, unl in cases.items():
+        with pytest.raises(BenchError, match=why):
+            check_unlearned(method, unl, task, bb.sids)
 
 
 def test_method_config_overrides_and_hash():
