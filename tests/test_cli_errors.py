@@ -84,6 +84,20 @@ def test_data_file_unparsable_row(tmp_path, capsys):
     assert_one_line_error(code, err, f"{data / 'toy.inter'}:8", "fields")
 
 
+def test_data_file_not_utf8_names_line_and_byte_offset(tmp_path, capsys):
+    data = write_atomic(tmp_path / "d", *toy_rows())
+    item = data / "toy.item"
+    raw = item.read_bytes()
+    offset = raw.index(b"Movie 3")
+    item.write_bytes(raw[:offset] + b"Movi\xe9 3" + raw[offset + len(b"Movie 3") :])  # latin-1 é
+    line = raw[:offset].count(b"\n") + 1
+    cache = Path(os.environ["TRACER_BENCH_CACHE"]) / "tasks" / "toy-scary@1.0"
+    before = set(cache.iterdir()) if cache.exists() else set()
+    code, _, err = run_cli(capsys, "tasks", "prepare", str(toy_task_file(tmp_path, data)))
+    assert_one_line_error(code, err, f"{item}:{line}", "not UTF-8", f"offset {offset + 4}")
+    assert (set(cache.iterdir()) if cache.exists() else set()) == before  # nothing cached
+
+
 def test_checksum_mismatch_writes_nothing(tmp_path, capsys):
     data = write_atomic(tmp_path / "d", *toy_rows())
     task = toy_task_file(tmp_path, data)

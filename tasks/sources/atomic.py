@@ -5,6 +5,7 @@ Many public recommendation datasets circulate in this format; ML-100k's embedded
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -28,13 +29,27 @@ DEFAULT_FIELDS = {
 REQUIRED = {"inter": ("user", "item", "timestamp"), "item": ("item", "concepts")}
 
 
-def _read_table(path: Path, wanted: dict[str, tuple[str, ...]], required: tuple[str, ...]):
-    """Read an atomic file into {our column: list of raw strings}, checking every row."""
+def _utf8_text(path: Path) -> io.StringIO:
+    """The file decoded strictly as UTF-8, read as `open` reads text (universal newlines): a byte
+    that is not UTF-8 is a one-line error naming the file, the line and the byte offset."""
     try:
-        fh = path.open(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise DataFormatError(f"{path}: file not found") from None
-    with fh:
+    except OSError as exc:
+        raise DataFormatError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        return io.StringIO(data.decode("utf-8"), newline=None)
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DataFormatError(
+            f"{path}:{line}: not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})"
+        ) from None
+
+
+def _read_table(path: Path, wanted: dict[str, tuple[str, ...]], required: tuple[str, ...]):
+    """Read an atomic file into {our column: list of raw strings}, checking every row."""
+    with _utf8_text(path) as fh:
         header = fh.readline().rstrip("\n").split("\t")
         names = [h.split(":", 1)[0] for h in header]
         index: dict[str, int] = {}
