@@ -98,6 +98,18 @@ def test_data_file_not_utf8_names_line_and_byte_offset(tmp_path, capsys):
     assert (set(cache.iterdir()) if cache.exists() else set()) == before  # nothing cached
 
 
+def test_duplicate_item_rows_and_unknown_items_are_errors(tmp_path, capsys):
+    inter, items = toy_rows()
+    data = write_atomic(tmp_path / "d", inter, items + [items[2]])  # item 3 listed twice
+    code, _, err = run_cli(capsys, "tasks", "prepare", str(toy_task_file(tmp_path, data)))
+    assert_one_line_error(code, err, f"{data / 'toy.item'}:{len(items) + 2}", "'3' listed twice",
+                          "first on line 4")  # fmt: skip
+    data = write_atomic(tmp_path / "d", inter + ["1\t99\t4\t5000"], items)  # no item 99
+    code, _, err = run_cli(capsys, "tasks", "prepare", str(toy_task_file(tmp_path, data)))
+    assert_one_line_error(code, err, f"{data / 'toy.inter'}:{len(inter) + 2}", "'99'",
+                          "no metadata row")  # fmt: skip
+
+
 def test_checksum_mismatch_writes_nothing(tmp_path, capsys):
     data = write_atomic(tmp_path / "d", *toy_rows())
     task = toy_task_file(tmp_path, data)

@@ -62,7 +62,8 @@ def _read_table(path: Path, wanted: dict[str, tuple[str, ...]], required: tuple[
         if missing:
             asked = [wanted[c][0] if len(wanted[c]) == 1 else "|".join(wanted[c]) for c in missing]
             raise DataFormatError(f"{path}:1: missing column(s) {asked} in header {header}")
-        columns: dict[str, list[str]] = {c: [] for c in index}
+        columns: dict[str, list] = {c: [] for c in index}
+        columns["_line"] = []  # each row's line number in the file
         for lineno, line in enumerate(fh, start=2):
             line = line.rstrip("\n")
             if not line:
@@ -75,6 +76,7 @@ def _read_table(path: Path, wanted: dict[str, tuple[str, ...]], required: tuple[
                 )
             for c, i in index.items():
                 columns[c].append(parts[i])
+            columns["_line"].append(lineno)
     return columns
 
 
@@ -90,6 +92,24 @@ def _numbers(values: list[str], path: Path, column: str, dtype: type) -> np.ndar
                     f"{path}:{lineno}: column '{column}' is not a number: {v!r}"
                 ) from None
         raise
+
+
+def _check_items(meta: dict, inter: dict, item_path: Path, inter_path: Path) -> None:
+    """An item listed twice, or an interaction with an item the item file does not list (it would
+    have no concept labels, so a forget item could count as retain), is an error, never silent."""
+    first: dict[str, int] = {}
+    for lineno, item in zip(meta["_line"], meta["item"], strict=True):
+        if item in first:
+            raise DataFormatError(
+                f"{item_path}:{lineno}: item {item!r} listed twice (first on line {first[item]})"
+            )
+        first[item] = lineno
+    for lineno, item in zip(inter["_line"], inter["item"], strict=True):
+        if item not in first:
+            raise DataFormatError(
+                f"{inter_path}:{lineno}: item {item!r} is not in {item_path.name} (no metadata "
+                "row: its concept labels are unknown)"
+            )
 
 
 def read_atomic(inter_path: Path, item_path: Path, name: str, fields: dict[str, str]) -> RawDataset:
@@ -113,6 +133,7 @@ def read_atomic(inter_path: Path, item_path: Path, name: str, fields: dict[str, 
         {k: wanted[k] for k in ("item", "title", "year", "concepts", "text")},
         REQUIRED["item"],
     )
+    _check_items(meta, inter, item_path, inter_path)
     n = len(meta["item"])
     items = pd.DataFrame(
         {
