@@ -252,7 +252,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     counts = run_grid(
         tasks, methods, seeds, out, args.overwrite, progress=not args.quiet, jobs=args.jobs,
-        method_configs=parse_method_configs(args.config),
+        method_configs=parse_method_configs(args.config), save_artifacts=args.save_artifacts,
     )  # fmt: skip
     wall = time.perf_counter() - start
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
@@ -278,6 +278,34 @@ def _cmd_run(args: argparse.Namespace) -> int:
         f"peak RSS {max(_peak_rss_mib(), children):.0f} MiB (largest process)"
     )
     return 1 if counts["failed"] else 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    """Exit 0 when every cell reproduced (verified results written), 1 on a mismatch, 2 on bad
+    input (a missing or tampered artifact, an unknown task)."""
+    from pathlib import Path
+
+    from benchmark.backbone import set_threads
+    from benchmark.verify import verify_result
+    from leaderboard.validate import result_files
+
+    set_threads(args.threads)
+    root = Path(args.submission)
+    if not root.exists():
+        raise BenchError(f"no such file or folder: {root}")
+    files = [root] if root.is_file() else result_files(root)
+    if not files:
+        raise BenchError(f"{root}: no result files (<task>/<method>/seed<N>.json)")
+    failed = 0
+    for f in files:
+        path, mismatches = verify_result(f, Path(args.out), args.task_file)
+        if mismatches:
+            failed += 1
+            print(f"{f}: NOT verified: {'; '.join(mismatches[:3])}"
+                  + (f" (+{len(mismatches) - 3} more)" if len(mismatches) > 3 else ""))
+        else:
+            print(f"{f}: verified -> {path}")
+    return 1 if failed else 0
 
 
 def _cmd_methods(args: argparse.Namespace) -> int:
@@ -344,6 +372,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="results", help="results folder (default: ./results)")
     p.add_argument("--overwrite", action="store_true", help="redo finished cells")
     p.add_argument(
+        "--save-artifacts",
+        action="store_true",
+        help="also write each cell's unlearned model (safetensors), served SIDs and ban beside its "
+        "result, for `tracer-bench verify`",
+    )
+    p.add_argument(
         "--config",
         action="append",
         default=[],
@@ -365,6 +399,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_leaderboard_parsers(sub)
     add_hub_parsers(sub)
+
+    p = sub.add_parser(
+        "verify", help="re-evaluate a submission's artifacts here; write the verified results"
+    )
+    p.add_argument("submission", help="a result JSON or a results folder, with artifacts beside")
+    p.add_argument("--out", default="verified", help="verified results go here (default: verified)")
+    p.add_argument("--task-file", action="append", default=[], help="a task .toml (repeatable)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    p.set_defaults(func=_cmd_verify)
 
     p = sub.add_parser("methods", help="the registered unlearning methods (markdown)")
     p.set_defaults(func=_cmd_methods)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from benchmark.artifacts import artifacts_dir, save_artifacts
 from benchmark.backbone import BackboneConfig
 from benchmark.cell import CellContext, run_cell
 from benchmark.device import configure_device
@@ -64,6 +65,7 @@ def _run_group(
     backbone: BackboneConfig,
     eval_cfg: EvalConfig,
     report: Callable[[tuple[str, str, str]], None],  # gets (kind, group label, payload)
+    keep_artifacts: bool = False,
 ) -> None:
     label = f"{group.name} seed {group.seed}"
 
@@ -94,6 +96,9 @@ def _run_group(
             start = time.perf_counter()
             cell = run_cell(ctx, method, dict(dict(group.configs).get(method, ())))
             path = result_path(out, group.name, method, group.seed)
+            if keep_artifacts:  # before the JSON: a JSON on disk has everything beside it
+                unl = cell["unlearned"]
+                save_artifacts(artifacts_dir(path), unl.model, unl.sids, unl.banned)
             save_result(path, ctx, cell, {"cell_seconds": time.perf_counter() - start})
             failure_path(out, group.name, method, group.seed).unlink(missing_ok=True)
             emit("done", f"{method}\t{cell['cost']['evaluation_seconds']:.3f}")
@@ -132,9 +137,9 @@ def _worker_init(threads: int, parent: int, events) -> None:
 
 
 def _run_group_in_worker(
-    group: Group, out: Path, backbone: BackboneConfig, eval_cfg: EvalConfig
+    group: Group, out: Path, backbone: BackboneConfig, eval_cfg: EvalConfig, keep: bool
 ) -> None:
-    _run_group(group, out, backbone, eval_cfg, _EVENTS.put)
+    _run_group(group, out, backbone, eval_cfg, _EVENTS.put, keep)
 
 
 def plan_groups(
@@ -175,6 +180,7 @@ def run_grid(
     eval_cfg: EvalConfig | None = None,
     jobs: int = 1,
     method_configs: dict[str, dict] | None = None,
+    save_artifacts: bool = False,
 ) -> dict:
     """Run every missing cell; returns counts {'done', 'skipped', 'failed'} and
     'evaluation_seconds' ({"<task> seed <s> <method>": seconds after the method returned})."""
@@ -209,7 +215,7 @@ def run_grid(
 
     if jobs <= 1 or len(groups) <= 1:
         for g in groups:
-            _run_group(g, out, backbone, eval_cfg, handle)
+            _run_group(g, out, backbone, eval_cfg, handle, save_artifacts)
     else:
         threads = max(1, (os.cpu_count() or 1) // jobs)
         ctx = mp.get_context("spawn")
@@ -221,7 +227,8 @@ def run_grid(
             initargs=(threads, os.getpid(), events),
         ) as pool:  # fmt: skip
             futures = [
-                pool.submit(_run_group_in_worker, g, out, backbone, eval_cfg) for g in groups
+                pool.submit(_run_group_in_worker, g, out, backbone, eval_cfg, save_artifacts)
+                for g in groups
             ]
             # a worker's last events can still be in its queue's feeder thread when its future
             # completes: read until every finished group has reported each of its cells

@@ -41,7 +41,8 @@ FAILED_NAME = re.compile(r"seed(\d+)\.failed\.json")
 # a row of the leaderboard never mixes two values of these (DESIGN §6)
 GROUP_KEYS = ["task_identity", "task_data_hash", "backbone_hash"]
 ROW_KEYS = [*GROUP_KEYS, "method", "method_version", "config_hash"]
-ID_COLUMNS = [*ROW_KEYS, "task_name", "seed", "harness_version", "reference", "evidence", "path"]
+ID_COLUMNS = [*ROW_KEYS, "task_name", "seed", "harness_version", "reference", "verified",
+              "evidence", "path"]  # fmt: skip
 
 # the columns of the leaderboard, headline first; "@10" metrics fall back to the largest K
 COMPACT_METRICS = [  # what `run` prints, and `leaderboard --compact`
@@ -109,6 +110,8 @@ def read_result(path: Path) -> dict:
         "seed": data["seed"],
         "harness_version": data["harness_version"],
         "reference": data["reference"],
+        # re-evaluated from its artifacts by `tracer-bench verify`, or self-reported
+        "verified": (data.get("verification") or {}).get("verified") is True,
         "evidence": str(evidence) if evidence.is_file() else "",
         "path": str(path),
     }
@@ -317,6 +320,7 @@ def _group_rows(
         seed_evs.append(by_seed if role != "reference" else None)
         row = dict(zip(ROW_KEYS, keys, strict=True))
         row["role"] = role
+        row["verified"] = bool(runs["verified"].all())  # every seed re-evaluated from artifacts
         row["n_seeds"] = len(runs)
         row["seeds"] = " ".join(str(s) for s in sorted(runs["seed"]))
         row["harness_versions"] = " ".join(sorted(set(runs["harness_version"])))
@@ -374,7 +378,8 @@ def leaderboard_table(df: pd.DataFrame, *, n_boot: int = N_BOOT, seed: int = 0) 
         .drop(columns="_order")
         .reset_index(drop=True)
     )
-    fixed = [*ROW_KEYS, "rank", "role", "rank_basis", "n_seeds", "seeds", "harness_versions"]
+    fixed = [*ROW_KEYS, "rank", "role", "verified", "rank_basis", "n_seeds", "seeds",
+             "harness_versions"]  # fmt: skip
     stats = [c for c in table.columns if c not in fixed]
     order = {m: i for i, m in enumerate(LEADERBOARD_METRICS)}
 
@@ -467,7 +472,8 @@ def rank_text(rank: object, role: str) -> str:
 
 def method_text(row: pd.Series) -> str:
     label = f"{row['method']} {row['method_version']}"
-    return label if row["role"] == "method" else f"{label} ({row['role']})"
+    label = label if row["role"] == "method" else f"{label} ({row['role']})"
+    return label + (" ✓" if row.get("verified") is True else "")
 
 
 def section_title(keys: tuple[str, str, str]) -> str:

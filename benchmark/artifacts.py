@@ -1,0 +1,139 @@
+"""A cell's unlearned model as submission artifacts (DESIGN §6): `seed<N>.artifacts/` beside the
+result JSON, holding the weights (safetensors), the served SID table and the decode-time ban
+(JSON), and a manifest with every file's size and SHA-256. `tracer-bench verify` loads them with
+checks only — sizes and hashes first, tensor names and shapes read from the safetensors header
+before any data, SIDs unique and in range — so no submitter code runs and nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from benchmark.model import ModelConfig, SIDRecommender
+from benchmark.sid import SemanticIds
+from tasks.errors import BenchError
+
+ARTIFACT_FORMAT = 1
+FILES = ("model.safetensors", "model.json", "sids.json", "ban.json")
+MAX_BYTES = 512 * 2**20  # a larger file is refused before it is read
+
+
+def artifacts_dir(result_json: Path) -> Path:
+    return result_json.with_name(result_json.name.removesuffix(".json") + ".artifacts")
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def save_artifacts(folder: Path, model: SIDRecommender, sids: SemanticIds, banned) -> dict:
+    """Write the artifacts into a temporary sibling folder, then rename it into place. Returns
+    the manifest."""
+    from safetensors.torch import save_file
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    try:
+        tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        save_file(tensors, str(tmp / "model.safetensors"))
+        (tmp / "model.json").write_text(json.dumps(model.cfg.to_dict(), sort_keys=True))
+        SemanticIds(sids.codes, sids.sizes).save(tmp / "sids.json")
+        ban = [] if banned is None else np.flatnonzero(banned).tolist()
+        (tmp / "ban.json").write_text(json.dumps({"banned": ban, "applies": banned is not None}))
+        manifest = {
+            "format": ARTIFACT_FORMAT,
+            "files": {n: {"bytes": (tmp / n).stat().st_size, "sha256": _sha256(tmp / n)}
+                      for n in FILES},
+        }  # fmt: skip
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return manifest
+
+
+def _json(path: Path) -> object:
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BenchError(f"{path}: not valid JSON ({exc})") from None
+
+
+def load_artifacts(folder: Path, n_items: int):
+    """(model, served SIDs, ban or None) from a submission's artifacts, every file checked; a
+    BenchError naming the file and the problem otherwise."""
+    import torch
+    from safetensors import SafetensorError, safe_open
+
+    if not (folder / "manifest.json").is_file():
+        raise BenchError(f"{folder}: no artifacts (manifest.json missing)")
+    manifest = _json(folder / "manifest.json")
+    if not isinstance(manifest, dict) or manifest.get("format") != ARTIFACT_FORMAT:
+        raise BenchError(f"{folder / 'manifest.json'}: not an artifact manifest of format 1")
+    files = manifest.get("files")
+    if not isinstance(files, dict) or set(files) != set(FILES):
+        raise BenchError(f"{folder / 'manifest.json'}: must list exactly {list(FILES)}")
+    for name, meta in files.items():
+        path = folder / name
+        if not path.is_file():
+            raise BenchError(f"{path}: missing")
+        size = path.stat().st_size
+        if size > MAX_BYTES or not isinstance(meta, dict) or size != meta.get("bytes"):
+            raise BenchError(f"{path}: {size} bytes, the manifest says {meta.get('bytes')}")
+        if _sha256(path) != meta.get("sha256"):
+            raise BenchError(f"{path}: sha256 differs from the manifest's")
+    try:
+        sids = SemanticIds.load(folder / "sids.json")
+    except (BenchError, KeyError, TypeError, ValueError) as exc:
+        raise BenchError(f"{folder / 'sids.json'}: invalid SID table ({exc})") from None
+    if sids.codes.shape[0] != n_items:
+        raise BenchError(f"{folder / 'sids.json'}: {sids.codes.shape[0]} items, the task has "
+                         f"{n_items}")  # fmt: skip
+    try:
+        cfg = ModelConfig.from_dict(_json(folder / "model.json"))
+    except (TypeError, KeyError) as exc:
+        raise BenchError(f"{folder / 'model.json'}: not a model config ({exc})") from None
+    if tuple(cfg.sizes) != tuple(sids.sizes):
+        raise BenchError(f"{folder / 'model.json'}: codebooks {cfg.sizes} are not the SIDs' "
+                         f"{sids.sizes}")  # fmt: skip
+    model = SIDRecommender(cfg)
+    want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    path = folder / "model.safetensors"
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            have = {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
+            biases = {k for k in have if k.startswith("head_bias.")}
+            for k in biases:  # optional per-level output biases (TRACER's fresh tokens)
+                level = k.split(".", 1)[1]
+                if not level.isdigit() or have[k] != (cfg.sizes[int(level)],):
+                    raise BenchError(f"{path}: tensor {k} has shape {have[k]}")
+            if {k: s for k, s in have.items() if k not in biases} != want:
+                diff = sorted(set(have) ^ set(want)) or [
+                    k for k in want if have.get(k) != want[k]
+                ]
+                raise BenchError(f"{path}: tensors do not match the model config ({diff[:3]})")
+            state = {k: fh.get_tensor(k) for k in have}
+    except SafetensorError as exc:
+        raise BenchError(f"{path}: not a safetensors file ({exc})") from None
+    for k in biases:
+        model.head_bias[k.split(".", 1)[1]] = torch.nn.Parameter(torch.zeros_like(state[k]))
+    model.load_state_dict(state)
+    model.eval()
+    ban = _json(folder / "ban.json")
+    ids = ban.get("banned") if isinstance(ban, dict) else None
+    if not isinstance(ids, list) or not all(isinstance(i, int) and 0 <= i < n_items for i in ids):
+        raise BenchError(f"{folder / 'ban.json'}: 'banned' must list item ids in 0..{n_items - 1}")
+    banned = None
+    if ban.get("applies"):
+        banned = np.zeros(n_items, dtype=bool)
+        banned[ids] = True
+    return model, sids, banned

@@ -1,0 +1,122 @@
+"""`tracer-bench verify`: re-evaluate a submitted cell from its artifacts with this harness
+(DESIGN §6) and, when every evidence metric it recomputes equals the submitted value, write the
+verified result. The submitter's code never runs: the artifacts are data (`benchmark.artifacts`).
+The base model and the oracle are this machine's (trained or cached); verification needs them to
+be the checkpoints the submission recorded (CPU runs reproduce them bit for bit)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+from benchmark.artifacts import artifacts_dir, load_artifacts
+from benchmark.schema import schema_problems
+from tasks.errors import BenchError
+
+TOLERANCE = 1e-9
+
+
+def _from_dict(cls, data: dict):
+    """A (nested) config dataclass from its asdict() form."""
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name in data:
+            value = data[f.name]
+            inner = f.type if isinstance(f.type, type) else None
+            if dataclasses.is_dataclass(inner) and isinstance(value, dict):
+                value = _from_dict(inner, value)
+            elif isinstance(value, list):
+                value = tuple(value)
+            kwargs[f.name] = value
+    return cls(**kwargs)
+
+
+def backbone_config(record: dict):
+    from benchmark.backbone import ArchConfig, BackboneConfig
+    from benchmark.features import FeatureConfig
+    from benchmark.sid import SIDConfig
+    from benchmark.train import TrainConfig
+
+    d = record["backbone"]["config"]
+    cfg = BackboneConfig(
+        features=FeatureConfig(**d["features"]), sid=SIDConfig(**d["sid"]),
+        arch=ArchConfig(**d["arch"]), train=TrainConfig(**d["train"]),
+    )  # fmt: skip
+    if cfg.config_hash() != record["backbone"]["config_hash"]:
+        raise BenchError("backbone.config does not reproduce backbone.config_hash")
+    return cfg
+
+
+def verify_result(result_json: Path, out: Path, task_files=()) -> tuple[Path, list[str]]:
+    """Re-evaluate one cell. Returns (verified result path, mismatches); the verified result is
+    written only when there is no mismatch."""
+    from benchmark.cell import CellContext, cell_metrics, check_unlearned
+    from benchmark.evaluation import (
+        EvalConfig,
+        ServedModel,
+        evaluate_unlearning,
+        evidence_frame,
+        run_model,
+    )
+    from benchmark.results import save_verified
+    from tasks import get_task, prepare_task
+
+    try:
+        record = json.loads(result_json.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise BenchError(f"{result_json}: not a readable result JSON ({exc})") from None
+    problems = schema_problems(record)
+    if problems:
+        field, message = problems[0]
+        raise BenchError(f"{result_json}: {field or 'record'}: {message}")
+    specs = {get_task(str(f)).identity: get_task(str(f)) for f in task_files}
+    identity = record["task"]["identity"]
+    spec = specs.get(identity) or get_task(record["task"]["name"])
+    if spec.identity != identity:
+        raise BenchError(f"{result_json}: task {identity} is not known here (pass its task file)")
+    task = prepare_task(spec)
+    if task.content_hash != record["task"]["data_hash"]:
+        raise BenchError(f"{result_json}: task.data_hash is not this task's ({task.content_hash})")
+    folder = artifacts_dir(result_json)
+    model, sids, banned = load_artifacts(folder, task.n_items)
+    cfg = _from_dict(EvalConfig, record.get("evaluation") or {"seed": record["seed"]})
+    ctx = CellContext(task, record["seed"], backbone_config(record), cfg, progress=False)
+    for what, have, field in (
+        ("base model", ctx.base().checkpoint_hash, "backbone"),
+        ("retrain oracle", ctx.oracle().log["checkpoint_sha256"], "oracle"),
+    ):
+        if have != record[field]["checkpoint_sha256"]:
+            raise BenchError(f"{result_json}: this machine's {what} ({have[:12]}) is not the "
+                             f"submission's ({record[field]['checkpoint_sha256'][:12]}): cannot "
+                             "verify against another reference")  # fmt: skip
+
+    class Declared:  # what the checks need to know of the method; none of its code
+        name = record["method"]["name"]
+        changes_retain_sids = name == "retrain"
+
+    from methods.base import Unlearned
+
+    check_unlearned(Declared, Unlearned(model, sids, banned), task, ctx.base().sids)
+    ref = ctx.reference()
+    served = ServedModel(model, sids, banned)
+    if record["reference"]:  # the oracle: scored on its own SIDs, as the reference was
+        ran = run_model(task, ref.pools, served, cfg, [sids.codes], with_relearn=True)
+        frame = evidence_frame(task, ref, ran)
+    else:
+        frame, _, _ = evaluate_unlearning(task, ref, served, cfg)
+    metrics = cell_metrics(task, frame, cfg)
+    mismatches = []
+    for name, stat in metrics.items():
+        have = record["metrics"].get(name, {}).get("value")
+        want = stat["value"]
+        same = have is not None and (
+            (math.isnan(want) and math.isnan(have)) or math.isclose(have, want, abs_tol=TOLERANCE)
+        )
+        if not same:
+            mismatches.append(f"{name}: submitted {have}, re-evaluated {want}")
+    path = out / record["task"]["name"] / record["method"]["name"] / result_json.name
+    if not mismatches:
+        save_verified(path, record, frame, folder)
+    return path, mismatches
