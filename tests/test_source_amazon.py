@@ -157,6 +157,16 @@ def test_5core_bad_row(data: Path):
         load(data, interactions="5core")
 
 
+def test_5core_not_utf8_names_line_and_offset(data: Path):
+    csv = data / "benchmark" / "5core" / "rating_only" / "X.csv"
+    csv.parent.mkdir(parents=True)
+    head = b"user_id,parent_asin,rating,timestamp\nU1,P1,5.0,1600000000000\n"
+    csv.write_bytes(head + b"U\xff2,P2,3.0,1600000000500\n")
+    where = rf"X\.csv:3: not UTF-8 \(byte 0xff at offset {len(head) + 1}\)"
+    with pytest.raises(DataFormatError, match=where):
+        load(data, interactions="5core")
+
+
 def test_5core_missing_column(data: Path):
     csv = data / "benchmark" / "5core" / "rating_only" / "X.csv"
     csv.parent.mkdir(parents=True)

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from tasks.dataset import RawDataset
 from tasks.errors import BenchError, DataFormatError, TaskFileError
-from tasks.sources.common import cache_root, verify_checksums
+from tasks.sources.common import cache_root, utf8_problem, verify_checksums
 from tasks.spec import DatasetSpec
 
 REPO_ID = "McAuley-Lab/Amazon-Reviews-2023"
@@ -191,11 +191,13 @@ def _read_ratings_csv(path: Path) -> pa.Table:
         try:
             table = _load("csv", path, features, usecols=list(RATING_COLUMNS))
         except _LoadFailed as exc:
-            message = _bad_csv_line(path) or f"{path}: cannot be read ({exc})"
+            message = utf8_problem(path) or _bad_csv_line(path) or f"{path}: cannot be read ({exc})"
             raise DataFormatError(message) from None
     except FileNotFoundError:
         raise DataFormatError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError:
+        raise DataFormatError(utf8_problem(path)) from None
+    except OSError as exc:
         raise DataFormatError(f"{path}: cannot be read ({exc})") from None
     for column in ("user_id", "parent_asin", "timestamp"):
         if table[column].null_count:

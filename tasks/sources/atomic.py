@@ -13,6 +13,7 @@ import pandas as pd
 
 from tasks.dataset import RawDataset
 from tasks.errors import DataFormatError, TaskFileError
+from tasks.sources.common import utf8_problem
 from tasks.spec import DatasetSpec
 
 # Our column -> candidate atomic field names, first present wins; `fields` in the task overrides.
@@ -38,13 +39,10 @@ def _utf8_text(path: Path) -> io.StringIO:
         raise DataFormatError(f"{path}: file not found") from None
     except OSError as exc:
         raise DataFormatError(f"{path}: cannot read ({exc.strerror})") from None
-    try:
-        return io.StringIO(data.decode("utf-8"), newline=None)
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise DataFormatError(
-            f"{path}:{line}: not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})"
-        ) from None
+    problem = utf8_problem(path, data)
+    if problem:
+        raise DataFormatError(problem)
+    return io.StringIO(data.decode("utf-8"), newline=None)
 
 
 def _read_table(path: Path, wanted: dict[str, tuple[str, ...]], required: tuple[str, ...]):

@@ -21,6 +21,18 @@ def cache_root() -> Path:
     return Path(platformdirs.user_cache_dir("tracer-bench"))
 
 
+def utf8_problem(path: Path, data: bytes | None = None) -> str:
+    """'<file>:<line>: not UTF-8 (byte 0x.. at offset N)' for the first byte that is not UTF-8,
+    or '' when the whole file decodes."""
+    data = path.read_bytes() if data is None else data
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        return f"{path}:{line}: not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})"
+    return ""
+
+
 def file_digest(path: Path, algo: str = "sha256") -> str:
     h = hashlib.new(algo)
     with path.open("rb") as fh:
