@@ -262,6 +262,23 @@ def build_arrays(spec: TaskSpec, raw: RawDataset) -> tuple[dict[str, np.ndarray]
         "items": int(len(pd.unique(pd.concat([df["item"], raw.items["item"]])))),
         "interactions": len(df),
     }
+    listed = raw.items["item"]
+    if listed.duplicated().any():
+        item = listed[listed.duplicated()].iloc[0]
+        raise BenchError(f"task {spec.identity}: {raw.name}: item {item!r} has more than one "
+                         "metadata row")  # fmt: skip
+    missing = ~df["item"].isin(set(listed))
+    if missing.any():
+        first, n_items = df["item"][missing].iloc[0], df["item"][missing].nunique()
+        if pp.on_missing_item == "error":
+            raise BenchError(
+                f"task {spec.identity}: {raw.name}: {int(missing.sum())} interactions name "
+                f"{n_items} items without a metadata row (first: {first!r}); their concept is "
+                "unknown: add the rows, or set [preprocess] on_missing_item = \"drop\""
+            )
+        _log(f"dropping {int(missing.sum())} interactions with {n_items} items without metadata")
+        raw_stats["dropped_missing_item_interactions"] = int(missing.sum())
+        df = df[~missing]
     if pp.min_rating > 0:
         df = df[df["rating"] >= pp.min_rating]
     # a repeated (user, item) keeps its first occurrence: a sequence recommends new items

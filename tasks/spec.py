@@ -37,6 +37,9 @@ class PreprocessSpec:
     user_core: int = 5  # iterative k-core: every user keeps >= user_core interactions
     item_core: int = 5  # ... and every item >= item_core
     max_history: int = 50  # the model sees at most this many most recent items
+    # an interaction whose item has no metadata row (no concept labels, so a forget item could
+    # count as retain): "error" (the default) or "drop" (drop those interactions, counted)
+    on_missing_item: str = "error"
 
 
 @dataclass(frozen=True)
@@ -81,11 +84,17 @@ class TaskSpec:
         d = self.to_dict()
         d.pop("description")
         d["concept"].pop("description")
+        # options added after protocol 2.0 count only when set, so no existing identity moves
+        for table, name, default in ADDED_OPTIONS:
+            if d[table][name] == default:
+                d[table].pop(name)
         blob = json.dumps(d, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()
 
 
 PROTOCOLS = ("last-n", "leave-one-out")
+ON_MISSING_ITEM = ("error", "drop")
+ADDED_OPTIONS = (("preprocess", "on_missing_item", "error"),)
 MIN_TRAIN = 3  # last-n keeps at least this many training interactions per user
 MAIN_SCORES = ("erasure_score",)
 
@@ -159,6 +168,9 @@ def _check(spec: TaskSpec, file: str) -> None:
         raise bad("main_score", f"must be one of {list(MAIN_SCORES)}, got {spec.main_score!r}")
     if spec.preprocess.user_core < 3:
         raise bad("preprocess.user_core", "must be >= 3 (a user needs train, valid and test)")
+    if spec.preprocess.on_missing_item not in ON_MISSING_ITEM:
+        raise bad("preprocess.on_missing_item", f"must be one of {list(ON_MISSING_ITEM)}, got "
+                  f"{spec.preprocess.on_missing_item!r}")  # fmt: skip
     if spec.preprocess.item_core < 1:
         raise bad("preprocess.item_core", "must be >= 1")
     if spec.preprocess.max_history < 1:

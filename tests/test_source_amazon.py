@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -109,7 +110,8 @@ def test_reviews_and_meta(data: Path):
     assert inter["rating"].dtype == "float64" and inter["rating"].tolist() == [5, 3, 4, 1, 2]
 
     items = raw.items.set_index("item")
-    assert sorted(items.index) == ["P1", "P2", "P3", "P9"]
+    # P9 was reviewed but has no metadata row: left out, for the task to refuse or drop
+    assert sorted(items.index) == ["P1", "P2", "P3"]
     assert items.loc["P1", "concepts"] == (
         "Health & Household",
         "Sexual Wellness",
@@ -118,7 +120,6 @@ def test_reviews_and_meta(data: Path):
     assert items.loc["P2", "concepts"] == ("Health & Household", "Vitamins")
     assert items.loc["P2", "title"] == "Vitamin C" and items.loc["P2", "year"] == ""
     assert items.loc["P3", "concepts"] == ()
-    assert items.loc["P9", "title"] == "" and items.loc["P9", "concepts"] == ()
     text = items.loc["P1", "text"]
     assert text.startswith("Acme | Health & Household > Sexual Wellness")
     assert "First feature line" in text and "Third feature line" not in text
@@ -144,7 +145,7 @@ def test_5core_csv(data: Path):
     assert len(raw.interactions) == 3
     assert raw.interactions["timestamp"].tolist()[2] == 1_600_000_001_000
     items = raw.items.set_index("item")
-    assert items.loc["P7", "concepts"] == () and items.loc["P1", "title"] == "Massager"
+    assert "P7" not in items.index and items.loc["P1", "title"] == "Massager"
 
 
 def test_5core_bad_row(data: Path):
@@ -276,3 +277,30 @@ def test_hub_failure_is_one_line(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", failing)
     with pytest.raises(BenchError, match=r"Amazon-Reviews-2023/raw/review_categories/X\.jsonl"):
         Amazon2023Source().fetch(DatasetSpec(source="amazon-2023", category="X"))
+
+
+def test_items_without_metadata_are_refused_or_dropped_never_retained(data: Path):
+    """A reviewed item with no metadata row has no concept labels: a task refuses it by default
+    and drops its interactions only when told to (`on_missing_item = "drop"`)."""
+    from tasks.prepare import build_arrays
+    from tasks.spec import spec_from_dict
+
+    raw = load(data)  # P9 is reviewed, without metadata
+    table = {"name": "amz", "version": "2.0", "concept": {"label": "Sexual Wellness"},
+             "dataset": {"source": "amazon-2023", "category": "X", "path": str(data)},
+             "preprocess": {"user_core": 3, "item_core": 1}, "split": {"n_test": 1}}  # fmt: skip
+    with pytest.raises(BenchError, match=r"1 interactions name 1 items without a metadata row "
+                       r"\(first: 'P9'\).*on_missing_item = \"drop\""):  # fmt: skip
+        build_arrays(spec_from_dict(table), raw)
+    table["preprocess"]["on_missing_item"] = "drop"
+    drop = spec_from_dict(table)
+    tiny = dataclasses.replace(drop, preprocess=dataclasses.replace(drop.preprocess, user_core=1))
+    arrays, stats = build_arrays(tiny, raw)  # user_core 1 (below what a task file may ask)
+    assert "P9" not in arrays["item_ids"] and stats["dropped_missing_item_interactions"] == 1
+    # the option counts in the task's identity only when set
+    table["preprocess"]["on_missing_item"] = "error"
+    assert spec_from_dict(table).spec_hash() != drop.spec_hash()
+    table["preprocess"].pop("on_missing_item")
+    assert spec_from_dict(table).spec_hash() == spec_from_dict(
+        {**table, "preprocess": {**table["preprocess"], "on_missing_item": "error"}}
+    ).spec_hash()

@@ -263,7 +263,7 @@ def _item_text(meta: pa.Table) -> pa.ChunkedArray:
     return pc.utf8_slice_codeunits(joined, len(SEP), len(SEP) + TEXT_CHARS)
 
 
-def _items(meta: pa.Table, interaction_items: pd.Series) -> pd.DataFrame:
+def _items(meta: pa.Table) -> pd.DataFrame:
     categories = meta["categories"].to_pylist()
     items = pd.DataFrame(
         {
@@ -273,13 +273,9 @@ def _items(meta: pa.Table, interaction_items: pd.Series) -> pd.DataFrame:
             "text": _item_text(meta).to_pandas(),
             "concepts": [tuple(c for c in cs if c) if cs else () for cs in categories],
         }
-    ).drop_duplicates("item", ignore_index=True)
-    unseen = pd.Index(interaction_items.unique()).difference(pd.Index(items["item"]))
-    if len(unseen):  # reviewed items without metadata: no title, no concepts
-        extra = pd.DataFrame(
-            {"item": unseen, "title": "", "year": "", "text": "", "concepts": [()] * len(unseen)}
-        )
-        items = pd.concat([items, extra], ignore_index=True)
+    ).drop_duplicates("item", ignore_index=True)  # a parent_asin's first metadata row wins
+    # reviewed items without a metadata row are left out: the task refuses them, or drops their
+    # interactions with [preprocess] on_missing_item = "drop" (never silently retain)
     return items
 
 
@@ -359,5 +355,5 @@ class Amazon2023Source:
             }
         )
         meta = _read_jsonl(meta_path, _meta_types(), META_REQUIRED, META_NOT_NULL, {})
-        items = _items(meta, interactions["item"])
+        items = _items(meta)
         return RawDataset(f"amazon-2023-{ds.category}", interactions, items)
