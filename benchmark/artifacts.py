@@ -16,8 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.model import ModelConfig, SIDRecommender
-from benchmark.sid import SemanticIds
 from tasks.errors import BenchError
 
 ARTIFACT_FORMAT = 1
@@ -33,10 +31,12 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def save_artifacts(folder: Path, model: SIDRecommender, sids: SemanticIds, banned) -> dict:
+def save_artifacts(folder: Path, model, sids, banned) -> dict:
     """Write the artifacts into a temporary sibling folder, then rename it into place. Returns
     the manifest."""
     from safetensors.torch import save_file
+
+    from benchmark.sid import SemanticIds
 
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
@@ -68,12 +68,9 @@ def _json(path: Path) -> object:
         raise BenchError(f"{path}: not valid JSON ({exc})") from None
 
 
-def load_artifacts(folder: Path, n_items: int):
-    """(model, served SIDs, ban or None) from a submission's artifacts, every file checked; a
-    BenchError naming the file and the problem otherwise."""
-    import torch
-    from safetensors import SafetensorError, safe_open
-
+def check_files(folder: Path) -> str:
+    """The artifacts' manifest and every file's size and hash (no loading): the manifest's own
+    sha256, for the result to record. A BenchError naming the file otherwise. Torch-free."""
     if not (folder / "manifest.json").is_file():
         raise BenchError(f"{folder}: no artifacts (manifest.json missing)")
     manifest = _json(folder / "manifest.json")
@@ -91,6 +88,19 @@ def load_artifacts(folder: Path, n_items: int):
             raise BenchError(f"{path}: {size} bytes, the manifest says {meta.get('bytes')}")
         if _sha256(path) != meta.get("sha256"):
             raise BenchError(f"{path}: sha256 differs from the manifest's")
+    return _sha256(folder / "manifest.json")
+
+
+def load_artifacts(folder: Path, n_items: int):
+    """(model, served SIDs, ban or None) from a submission's artifacts, every file checked; a
+    BenchError naming the file and the problem otherwise."""
+    import torch
+    from safetensors import SafetensorError, safe_open
+
+    from benchmark.model import ModelConfig, SIDRecommender
+    from benchmark.sid import SemanticIds
+
+    check_files(folder)
     try:
         sids = SemanticIds.load(folder / "sids.json")
     except (BenchError, KeyError, TypeError, ValueError) as exc:

@@ -95,7 +95,9 @@ def oracle_version() -> str:
     return get_method("retrain").version
 
 
-def save_result(path: Path, ctx, cell: dict, extra_cost: dict | None = None) -> dict:
+def save_result(
+    path: Path, ctx, cell: dict, extra_cost: dict | None = None, artifacts: Path | None = None
+) -> dict:
     """The evidence parquet first, then the result JSON (which records the evidence's hash): a
     JSON on disk always has its evidence, and a run killed in between simply redoes the cell."""
     import hashlib
@@ -111,6 +113,10 @@ def save_result(path: Path, ctx, cell: dict, extra_cost: dict | None = None) -> 
     }
     record = result_record(ctx, cell, evidence)
     record["cost"].update(extra_cost or {})
+    if artifacts is not None:  # the unlearned model's files: `validate` checks their hashes
+        from benchmark.artifacts import check_files
+
+        record["artifacts"] = {"folder": artifacts.name, "manifest_sha256": check_files(artifacts)}
     write_json_atomic(path, record)
     return record
 
@@ -131,7 +137,21 @@ def save_verified(path: Path, record: dict, frame, artifacts: Path) -> dict:
         "sha256": hashlib.sha256(ev_path.read_bytes()).hexdigest(),
         "rows": len(frame),
     }
-    manifest = artifacts / "manifest.json"
+    from benchmark.artifacts import artifacts_dir
+
+    target = artifacts_dir(path)  # the verified model travels with its verified result
+    if target.resolve() != artifacts.resolve():
+        import os
+        import shutil
+        import tempfile
+
+        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{target.name}."))
+        shutil.rmtree(tmp)
+        shutil.copytree(artifacts, tmp)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    manifest = target / "manifest.json"
     out["verification"] = {
         "verified": True,
         "harness_version": __version__,

@@ -96,10 +96,12 @@ def _run_group(
             start = time.perf_counter()
             cell = run_cell(ctx, method, dict(dict(group.configs).get(method, ())))
             path = result_path(out, group.name, method, group.seed)
+            artifacts = None
             if keep_artifacts:  # before the JSON: a JSON on disk has everything beside it
                 unl = cell["unlearned"]
                 save_artifacts(artifacts_dir(path), unl.model, unl.sids, unl.banned)
-            save_result(path, ctx, cell, {"cell_seconds": time.perf_counter() - start})
+                artifacts = artifacts_dir(path)
+            save_result(path, ctx, cell, {"cell_seconds": time.perf_counter() - start}, artifacts)
             failure_path(out, group.name, method, group.seed).unlink(missing_ok=True)
             emit("done", f"{method}\t{cell['cost']['evaluation_seconds']:.3f}")
         except Exception as exc:  # one failing cell must not stop the grid

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmark.artifacts import artifacts_dir, check_files
 from benchmark.evidence import (
     COLUMNS,
     FORGET_SET_ONLY,
@@ -396,6 +397,28 @@ def evidence_vs_task(df: pd.DataFrame, task) -> list[tuple[str, str]]:
     return out
 
 
+def artifact_problems(rec: dict, json_path: Path) -> list[tuple[str, str]]:
+    """A record that names artifacts: the folder beside it, every file's size and hash against
+    the manifest, and the manifest's hash against the record (no file is loaded)."""
+    meta = rec.get("artifacts")
+    if meta is None:
+        return []
+    if not isinstance(meta, dict) or not all(isinstance(meta.get(k), str)
+                                             for k in ("folder", "manifest_sha256")):  # fmt: skip
+        return [("artifacts", "must be an object with strings folder and manifest_sha256")]
+    folder = artifacts_dir(json_path)
+    if meta["folder"] != folder.name or not folder.is_dir():
+        return [("artifacts.folder", f"{meta['folder']!r}: must be the folder {folder.name}, "
+                 "beside the JSON")]  # fmt: skip
+    try:
+        digest = check_files(folder)
+    except BenchError as exc:
+        return [("artifacts", str(exc))]
+    if digest != meta["manifest_sha256"]:
+        return [("artifacts.manifest_sha256", "is not the sha256 of the artifacts' manifest")]
+    return []
+
+
 # ---- a submission -------------------------------------------------------------------------------
 
 
@@ -432,7 +455,7 @@ def validate(path: str | Path, task_files: Iterable[str | Path] = ()) -> list[Pr
         ev_bad, frame = evidence_problems(rec, f)
         found = (
             checker.identity(rec) + metric_problems(rec["metrics"]) + reference_problems(rec)
-            + ev_bad + checker.task_problems(rec, frame)
+            + ev_bad + checker.task_problems(rec, frame) + artifact_problems(rec, f)
         )  # fmt: skip
         problems += [Problem(str(f), fld, msg) for fld, msg in found]
         task, method, seed = rec["task"], rec["method"]["name"], rec["seed"]

@@ -133,3 +133,20 @@ def test_tampered_artifacts_are_refused(submission, tmp_path, monkeypatch, capsy
                            str(submission[1]))  # fmt: skip
     assert_one_line_error(code, err, *needles)
     assert not (tmp_path / "v").exists()
+
+
+def test_validate_checks_artifact_files_when_present(submission, tmp_path, monkeypatch, capsys):
+    root = _copy(submission, tmp_path, monkeypatch)
+    task_file = str(submission[1])
+    f = result_path(root, "toy-scary", "tracer", 0)
+    assert json.loads(f.read_text())["artifacts"]["folder"] == "seed0.artifacts"
+    code, out, _ = run_cli(capsys, "validate", str(root), "--task-file", task_file)
+    assert code == 0, out
+    folder = artifacts_dir(f)
+    data = (folder / "model.safetensors").read_bytes()
+    (folder / "model.safetensors").write_bytes(data[:-8] + bytes(8))  # same size, other weights
+    code, out, _ = run_cli(capsys, "validate", str(root), "--task-file", task_file)
+    assert code == 1 and "model.safetensors: sha256 differs from the manifest's" in out
+    _rehash(folder)  # the manifest rewritten too: no longer the one the result recorded
+    code, out, _ = run_cli(capsys, "validate", str(root), "--task-file", task_file)
+    assert code == 1 and "artifacts.manifest_sha256" in out
