@@ -7,16 +7,14 @@ before any data, SIDs unique and in range — so no submitter code runs and noth
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from benchmark.atomic import folder_atomic
 from tasks.errors import BenchError
+from tasks.sources.common import file_digest
 
 ARTIFACT_FORMAT = 1
 FILES = ("model.safetensors", "model.json", "sids.json", "ban.json")
@@ -27,10 +25,6 @@ def artifacts_dir(result_json: Path) -> Path:
     return result_json.with_name(result_json.name.removesuffix(".json") + ".artifacts")
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def save_artifacts(folder: Path, model, sids, banned) -> dict:
     """Write the artifacts into a temporary sibling folder, then rename it into place. Returns
     the manifest."""
@@ -38,9 +32,7 @@ def save_artifacts(folder: Path, model, sids, banned) -> dict:
 
     from benchmark.sid import SemanticIds
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-    try:
+    with folder_atomic(folder) as tmp:
         tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(tensors, str(tmp / "model.safetensors"))
         (tmp / "model.json").write_text(json.dumps(model.cfg.to_dict(), sort_keys=True))
@@ -49,15 +41,10 @@ def save_artifacts(folder: Path, model, sids, banned) -> dict:
         (tmp / "ban.json").write_text(json.dumps({"banned": ban, "applies": banned is not None}))
         manifest = {
             "format": ARTIFACT_FORMAT,
-            "files": {n: {"bytes": (tmp / n).stat().st_size, "sha256": _sha256(tmp / n)}
+            "files": {n: {"bytes": (tmp / n).stat().st_size, "sha256": file_digest(tmp / n)}
                       for n in FILES},
         }  # fmt: skip
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return manifest
 
 
@@ -86,9 +73,9 @@ def check_files(folder: Path) -> str:
         size = path.stat().st_size
         if size > MAX_BYTES or not isinstance(meta, dict) or size != meta.get("bytes"):
             raise BenchError(f"{path}: {size} bytes, the manifest says {meta.get('bytes')}")
-        if _sha256(path) != meta.get("sha256"):
+        if file_digest(path) != meta.get("sha256"):
             raise BenchError(f"{path}: sha256 differs from the manifest's")
-    return _sha256(folder / "manifest.json")
+    return file_digest(folder / "manifest.json")
 
 
 def load_artifacts(folder: Path, n_items: int):

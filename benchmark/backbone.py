@@ -6,9 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -17,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmark.atomic import folder_atomic
 from benchmark.features import FeatureConfig, item_features
 from benchmark.model import ModelConfig, SIDRecommender, load_checkpoint, save_checkpoint
 from benchmark.sid import SemanticIds, SIDConfig, fit_semantic_ids
@@ -102,9 +101,7 @@ def cached_model(
                 file=sys.stderr,
             )
     model, log = build()
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-    try:
+    with folder_atomic(folder) as tmp:
         if files is not None:
             files(tmp)
         save_checkpoint(model, tmp)
@@ -118,11 +115,6 @@ def cached_model(
             "log": log,
         }
         save_checkpoint(model, tmp, extra=meta)
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     model.eval()
     return model, log, False
 

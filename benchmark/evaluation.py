@@ -72,7 +72,7 @@ class Pools:
 
 
 def make_pools(
-    task: PreparedTask, base_sids: SemanticIds, split: str = "test", latent_sample: int = 800
+    task: PreparedTask, base_sids: SemanticIds, split: str, latent_sample: int
 ) -> Pools:
     """split="valid" evaluates each user's validation target instead (hyper-parameter choice).
     The latent sample is seeded by the task's split seed: the same examples for every model."""
@@ -89,7 +89,6 @@ def make_pools(
         forget_set_pos=task.train_pos[task.forget_set],
         latent_rows=latent_rows(len(task.forget_set), latent_sample, task.spec.split.seed),
     )
-
 
 
 def served_topk(task: PreparedTask, sm: ServedModel, positions: np.ndarray, kmax: int, beam: int):
@@ -253,12 +252,6 @@ def make_reference(
     return Reference(pools, original, orig, orc, features)
 
 
-def _n_candidates(task: PreparedTask, positions: np.ndarray) -> np.ndarray:
-    """Items a target is ranked among: the catalogue minus the user's (distinct) seen items."""
-    users = np.searchsorted(task.seq_offsets, positions, side="right") - 1
-    return task.n_items - (positions - task.seq_offsets[users])
-
-
 def evidence_frame(
     task: PreparedTask, ref: Reference, method: ModelEvidence
 ) -> pd.DataFrame:
@@ -285,7 +278,7 @@ def evidence_frame(
         "position": positions.astype(np.int64),
         "target": targets.astype(np.int64),
         "topk": list(method.topk.astype(np.int32)),
-        "n_candidates": _n_candidates(task, positions).astype(np.int64),
+        "n_candidates": task.n_candidates(positions),
     }
     for prefix, ev in models.items():
         frame[f"{prefix}rank"] = target_ranks(ev.topk, targets).astype(float)

@@ -97,9 +97,6 @@ class Evidence:
     def mask(self, pool: str) -> np.ndarray:
         return self.cols["pool"] == pool
 
-    def take(self, idx: np.ndarray) -> Evidence:
-        return Evidence({c: v[idx] for c, v in self.cols.items()})
-
     def with_columns(self, **new: np.ndarray) -> Evidence:
         return Evidence({**self.cols, **new})
 

@@ -537,18 +537,15 @@ def seed_resampled_means(
     return out / n_seeds
 
 
-def seed_interval(evs: Sequence[Evidence], name: str, n_boot: int = N_BOOT, seed: int = 0):
-    """(mean over seeds, ci_low, ci_high) with the interval over (seed, example) resamples."""
-    mean = float(np.mean([compute(e, name) for e in evs]))
-    boots = seed_resampled_means([list(evs)], [name], n_boot, seed)[:, 0, 0]
-    return (mean, *interval(boots))
-
-
-def paired_difference(
-    a: Sequence[Evidence], b: Sequence[Evidence], name: str, n_boot: int = N_BOOT, seed: int = 0
-) -> tuple[float, float, float]:
-    """(mean_b - mean_a, ci_low, ci_high) over seeds, a and b aligned by seed and holding the
-    same examples; the interval from paired (seed, example) resamples."""
-    diff = float(np.mean([compute(e, name) for e in b]) - np.mean([compute(e, name) for e in a]))
-    boots = seed_resampled_means([list(a), list(b)], [name], n_boot, seed)[:, :, 0]
-    return (diff, *interval(boots[:, 1] - boots[:, 0]))
+def paired_differences(
+    a: Sequence[Evidence], b: Sequence[Evidence], names: Sequence[str], n_boot: int = N_BOOT,
+    seed: int = 0,
+) -> dict[str, tuple[float, float, float]]:
+    """{name: (mean_b - mean_a, ci_low, ci_high)} over seeds, a and b aligned by seed and holding
+    the same examples; the intervals from one paired (seed, example) bootstrap."""
+    boots = seed_resampled_means([list(a), list(b)], names, n_boot, seed)
+    out = {}
+    for j, name in enumerate(names):
+        diff = np.mean([compute(e, name) for e in b]) - np.mean([compute(e, name) for e in a])
+        out[name] = (float(diff), *interval(boots[:, 1, j] - boots[:, 0, j]))
+    return out

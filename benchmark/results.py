@@ -141,16 +141,12 @@ def save_verified(path: Path, record: dict, frame, artifacts: Path) -> dict:
 
     target = artifacts_dir(path)  # the verified model travels with its verified result
     if target.resolve() != artifacts.resolve():
-        import os
         import shutil
-        import tempfile
 
-        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{target.name}."))
-        shutil.rmtree(tmp)
-        shutil.copytree(artifacts, tmp)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+        from benchmark.atomic import folder_atomic
+
+        with folder_atomic(target) as tmp:
+            shutil.copytree(artifacts, tmp, dirs_exist_ok=True)
     manifest = target / "manifest.json"
     out["verification"] = {
         "verified": True,

@@ -49,6 +49,17 @@ def backbone_config(record: dict):
     return cfg
 
 
+def _declares_retain_sid_changes(name: str) -> bool:
+    """A registered method's declaration (a class attribute: nothing is called); False for a
+    method not installed here."""
+    from methods.registry import get_method
+
+    try:
+        return bool(get_method(name).changes_retain_sids)
+    except BenchError:
+        return False
+
+
 def verify_result(result_json: Path, out: Path, task_files=()) -> tuple[Path, list[str]]:
     """Re-evaluate one cell. Returns (verified result path, mismatches); the verified result is
     written only when there is no mismatch."""
@@ -92,9 +103,9 @@ def verify_result(result_json: Path, out: Path, task_files=()) -> tuple[Path, li
                              f"submission's ({record[field]['checkpoint_sha256'][:12]}): cannot "
                              "verify against another reference")  # fmt: skip
 
-    class Declared:  # what the checks need to know of the method; none of its code
+    class Declared:  # what the checks need to know of the method; none of its code runs
         name = record["method"]["name"]
-        changes_retain_sids = name == "retrain"
+        changes_retain_sids = _declares_retain_sid_changes(name)
 
     from methods.base import Unlearned
 

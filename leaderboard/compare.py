@@ -5,7 +5,7 @@ significantly:
 
 - with evidence on both sides (metrics computable from evidence, the seeds both sides share, the
   same examples): the 95 % interval of the paired difference B − A over (seed, example) resamples
-  (the draws of `benchmark.metrics.paired_difference`, shared by all metrics of a method) must
+  (`benchmark.metrics.paired_differences`: one paired bootstrap for all metrics of a method) must
   exclude 0; B − A is then the mean over the shared seeds;
 - otherwise (no evidence, a model-level measurement such as unlearn_seconds, or examples that
   differ): the per-seed-mean intervals from the JSON files (mean over seeds of ci_low and of
@@ -28,7 +28,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from benchmark.evidence import Evidence, read_evidence, same_examples
-from benchmark.metrics import METRICS, N_BOOT, compute, interval, seed_resampled_means
+from benchmark.metrics import METRICS, N_BOOT, paired_differences
 from leaderboard.table import load_results
 from tasks.errors import BenchError
 
@@ -178,14 +178,8 @@ def paired_intervals(
     shared = sorted(s for s in ea.keys() & eb.keys() if same_examples(ea[s], eb[s]))
     if not shared:
         return {}, []
-    boots = seed_resampled_means(
-        [[ea[s] for s in shared], [eb[s] for s in shared]], names, n_boot, seed
-    )
-    out = {}
-    for j, name in enumerate(names):
-        value = np.mean([compute(eb[s], name) - compute(ea[s], name) for s in shared])
-        out[name] = (float(value), *interval(boots[:, 1, j] - boots[:, 0, j]))
-    return out, shared
+    a_evs, b_evs = [ea[s] for s in shared], [eb[s] for s in shared]
+    return paired_differences(a_evs, b_evs, names, n_boot, seed), shared
 
 
 def _status(delta: float, significant: bool, up: bool, tol: float) -> str:

@@ -7,8 +7,8 @@ counted) and anything else is ignored. Protocol 1.x files (schema version 1) are
 Ranks (DESIGN §5): within a task group (identity, data hash, backbone) a row's rank is 1 + the
 number of rows whose erasure score is significantly better: the 95 % interval of the paired
 difference over the seeds the two rows share, from one joint (seed, example) bootstrap of the
-evidence (the draws of `benchmark.metrics.seed_resampled`, so an interval equals
-`paired_difference`'s with the same seed). Rows that cannot be told apart share a rank. A pair
+evidence (`benchmark.metrics.seed_resampled_means`, the same draws as
+`paired_differences` with the same seed). Rows that cannot be told apart share a rank. A pair
 where either row has no evidence (or no seed in common) is compared by mean instead: the higher
 mean counts as better (`rank_basis` is then "mean", and a note says so).
 

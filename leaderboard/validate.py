@@ -377,9 +377,7 @@ def evidence_vs_task(df: pd.DataFrame, task) -> list[tuple[str, str]]:
     out = []
     if not np.array_equal(df["target"].to_numpy(), task.seq_items[want_pos]):
         out.append(("evidence.target", "differs from the task's item at the example's position"))
-    users = np.searchsorted(task.seq_offsets, want_pos, side="right") - 1
-    if not np.array_equal(df["n_candidates"].to_numpy(),
-                          task.n_items - (want_pos - task.seq_offsets[users])):  # fmt: skip
+    if not np.array_equal(df["n_candidates"].to_numpy(), task.n_candidates(want_pos)):
         out.append(("evidence.n_candidates", "is not the catalogue minus the user's seen items"))
     topk = _topk_matrix(df["topk"])
     if ((topk < -1) | (topk >= task.n_items)).any():

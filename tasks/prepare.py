@@ -167,6 +167,12 @@ class PreparedTask:
         rng = np.random.default_rng(self.spec.split.seed)
         return np.sort(rng.choice(self.d_forget, size=n, replace=False))
 
+    def n_candidates(self, positions: np.ndarray) -> np.ndarray:
+        """Items a target at each position is ranked among: the catalogue minus the user's seen
+        items (each item appears once per user)."""
+        users = np.searchsorted(self.seq_offsets, positions, side="right") - 1
+        return (self.n_items - (positions - self.seq_offsets[users])).astype(np.int64)
+
     def history(self, pos: int) -> np.ndarray:
         """The (at most max_history) items before absolute position `pos` in its user's sequence."""
         user = int(np.searchsorted(self.seq_offsets, pos, side="right") - 1)

@@ -15,7 +15,7 @@ from test_leaderboard import cli, copy_results, record
 from test_leaderboard_significance import N_FORGET, frame, matched, write_cell
 
 from benchmark.evidence import Evidence, evidence_path, read_evidence
-from benchmark.metrics import compute, paired_difference
+from benchmark.metrics import compute, paired_differences
 from leaderboard.compare import compare, parse_tolerances
 from leaderboard.table import find_result_files
 from tasks.errors import BenchError
@@ -151,7 +151,8 @@ def test_noise_is_not_a_regression_a_real_drop_is(tmp_path):
                                                  f"seed{s}.evidence.parquet")) for s in (0, 1)]
         for side in ("a", "b")
     }  # fmt: skip
-    assert same.diff == pytest.approx(paired_difference(evs["a"], evs["b"], "oracle_match"))
+    want = paired_differences(evs["a"], evs["b"], ["oracle_match"])["oracle_match"]
+    assert same.diff == pytest.approx(want)
     assert "[-0.0" in result.table() and "within noise" in result.table()
     # without the evidence, degenerate JSON intervals cannot tell noise from a drop
     for f in (tmp_path / "b").rglob("*.parquet"):

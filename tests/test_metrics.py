@@ -17,14 +17,15 @@ from benchmark.metrics import (
     compute,
     evidence_metric_names,
     higher_is_better,
+    interval,
     ks_statistic,
     metric_stats,
     ndcg_at_k,
     oracle_match_value,
-    paired_difference,
+    paired_differences,
     ranks_from_scores,
     recall_at_k,
-    seed_interval,
+    seed_resampled_means,
     served_forgetting_value,
 )
 
@@ -175,12 +176,15 @@ def test_intervals_are_seeded_paired_and_contain_the_value():
     s = a["oracle_match"]
     assert s["ci_low"] < s["value"] < s["ci_high"] and s["n"] == 50
     # the same model against itself: a paired difference of exactly 0 in every resample
-    diff, lo, hi = paired_difference([ev, ev], [ev, ev], "erasure_score", n_boot=100)
+    diff, lo, hi = paired_differences([ev, ev], [ev, ev], ["erasure_score"], 100)["erasure_score"]
     assert diff == lo == hi == 0.0
     better = frame(latent=np.minimum(latent + 30, 100), original_latent=[10] * 50)
-    diff, lo, hi = paired_difference([ev], [better], "oracle_match", n_boot=200)
+    diff, lo, hi = paired_differences([ev], [better], ["oracle_match"], 200)["oracle_match"]
     assert diff > 0 and lo > 0  # clearly better on the same examples
-    mean, lo, hi = seed_interval([ev, better], "oracle_match", n_boot=200)
+    # a model's interval over (seed, example) resamples holds its mean over seeds
+    boots = seed_resampled_means([[ev, better]], ["oracle_match"], 200)[:, 0, 0]
+    lo, hi = interval(boots)
+    mean = np.mean([compute(e, "oracle_match") for e in (ev, better)])
     assert lo <= mean <= hi
 
 
@@ -204,8 +208,8 @@ def test_every_metric_is_registered_once_with_a_direction():
 
 def test_metric_modules_do_not_import_torch():
     code = (
-        "import sys, benchmark.metrics, benchmark.evidence, benchmark.schema; "
-        "print('torch' in sys.modules)"
+        "import sys, benchmark.metrics, benchmark.evidence, benchmark.schema, "
+        "leaderboard.validate; print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

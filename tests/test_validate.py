@@ -9,13 +9,13 @@ import hashlib
 import json
 import math
 import shutil
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from test_leaderboard import copy_results, edit, task_files
 
 from benchmark.evidence import Evidence, evidence_path
 from benchmark.metrics import METRICS, compute_all, evidence_metric_names, metric_stats
@@ -24,23 +24,6 @@ from leaderboard.validate import metric_range, reference_problems, result_files,
 from tasks.errors import BenchError
 
 TASK = "toy-scary"
-
-
-def task_files(results: Path) -> list[Path]:
-    """The toy task file the tiny_results fixture was run on (beside the results folder)."""
-    return [results.parent / "toy.toml"]
-
-
-def copy_results(results: Path, tmp_path: Path) -> Path:
-    out = tmp_path / "results"
-    shutil.copytree(results, out)
-    return out
-
-
-def edit(path: Path, change: Callable[[dict], None]) -> None:
-    record = json.loads(path.read_text())
-    change(record)
-    path.write_text(json.dumps(record, allow_nan=True))
 
 
 def edit_evidence(json_path: Path, change: Callable[[pd.DataFrame], None]) -> pd.DataFrame:
@@ -100,17 +83,6 @@ def test_every_evidence_metric_is_recorded_and_recomputed(tiny_results):
             assert math.isclose(values[name], want, abs_tol=1e-9) or (
                 math.isnan(values[name]) and math.isnan(want)
             ), (f, name)
-
-
-def test_validate_imports_no_torch():
-    import subprocess
-
-    code = (
-        "import sys; import leaderboard.validate, benchmark.schema, benchmark.evidence, "
-        "benchmark.metrics; print('torch' in sys.modules)"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
 
 
 def test_unknown_task_without_its_task_file(tiny_results):
