@@ -60,12 +60,41 @@ def _declares_retain_sid_changes(name: str) -> bool:
         return False
 
 
+def _context(record: dict, task, where: str):
+    """The (task, seed) context of a record, with this machine's base model and oracle; a
+    BenchError when either is not the checkpoint the record names."""
+    from benchmark.cell import CellContext
+    from benchmark.evaluation import EvalConfig
+
+    cfg = _from_dict(EvalConfig, record.get("evaluation") or {"seed": record["seed"]})
+    ctx = CellContext(task, record["seed"], backbone_config(record), cfg, progress=False)
+    for what, have, field in (
+        ("base model", ctx.base().checkpoint_hash, "backbone"),
+        ("retrain oracle", ctx.oracle().log["checkpoint_sha256"], "oracle"),
+    ):
+        if have != record[field]["checkpoint_sha256"]:
+            raise BenchError(f"{where}: this machine's {what} ({have[:12]}) is not the "
+                             f"submission's ({record[field]['checkpoint_sha256'][:12]}): cannot "
+                             "verify against another reference")  # fmt: skip
+    return ctx, cfg
+
+
+def reference_frame(record: dict, task):
+    """The evidence columns of the original model and the oracle for a record's (task, seed),
+    recomputed with this machine's models (`validate --recompute-reference`). Any method's frame
+    from this reference shares them; the oracle's own evidence stands in for the method."""
+    from benchmark.evaluation import evidence_frame
+
+    ctx, _ = _context(record, task, f"{record['task']['identity']} seed {record['seed']}")
+    ref = ctx.reference()
+    return evidence_frame(task, ref, ref.oracle_evidence)
+
+
 def verify_result(result_json: Path, out: Path, task_files=()) -> tuple[Path, list[str]]:
     """Re-evaluate one cell. Returns (verified result path, mismatches); the verified result is
     written only when there is no mismatch."""
-    from benchmark.cell import CellContext, cell_metrics, check_unlearned
+    from benchmark.cell import cell_metrics, check_unlearned
     from benchmark.evaluation import (
-        EvalConfig,
         ServedModel,
         evaluate_unlearning,
         evidence_frame,
@@ -92,16 +121,7 @@ def verify_result(result_json: Path, out: Path, task_files=()) -> tuple[Path, li
         raise BenchError(f"{result_json}: task.data_hash is not this task's ({task.content_hash})")
     folder = artifacts_dir(result_json)
     model, sids, banned = load_artifacts(folder, task.n_items)
-    cfg = _from_dict(EvalConfig, record.get("evaluation") or {"seed": record["seed"]})
-    ctx = CellContext(task, record["seed"], backbone_config(record), cfg, progress=False)
-    for what, have, field in (
-        ("base model", ctx.base().checkpoint_hash, "backbone"),
-        ("retrain oracle", ctx.oracle().log["checkpoint_sha256"], "oracle"),
-    ):
-        if have != record[field]["checkpoint_sha256"]:
-            raise BenchError(f"{result_json}: this machine's {what} ({have[:12]}) is not the "
-                             f"submission's ({record[field]['checkpoint_sha256'][:12]}): cannot "
-                             "verify against another reference")  # fmt: skip
+    ctx, cfg = _context(record, task, str(result_json))
 
     class Declared:  # what the checks need to know of the method; none of its code runs
         name = record["method"]["name"]

@@ -34,7 +34,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     from leaderboard.validate import validate
 
-    problems = validate(args.path, args.task_file)
+    problems = validate(args.path, args.task_file, args.recompute_reference)
     for p in problems:
         print(p)
     print(f"{len(problems)} problem(s)" if problems else f"{args.path}: valid")
@@ -71,6 +71,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("validate", help="check a submission (results folder or result JSON)")
     p.add_argument("path", metavar="PATH")
     p.add_argument("--task-file", action="append", default=[], help=TASK_FILE_HELP)
+    p.add_argument(
+        "--recompute-reference",
+        action="store_true",
+        help="also recompute the original model's and the oracle's evidence with this machine's "
+        "models (cached or trained; they must be the checkpoints the results name)",
+    )
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser(

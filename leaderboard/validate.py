@@ -427,9 +427,14 @@ class _Seen:
     evidence: pd.DataFrame | None
 
 
-def validate(path: str | Path, task_files: Iterable[str | Path] = ()) -> list[Problem]:
+def validate(
+    path: str | Path, task_files: Iterable[str | Path] = (), recompute_reference: bool = False
+) -> list[Problem]:
     """Every problem of a submission (a results folder or one result JSON); [] when clean.
-    `task_files`: task .toml files that count as known besides the standard suite."""
+    `task_files`: task .toml files that count as known besides the standard suite.
+    `recompute_reference`: also recompute the original model's and the oracle's evidence columns
+    with this machine's models (trained, or read from the cache; needs torch), which must be the
+    checkpoints the records name."""
     root = Path(path)
     if not root.exists():
         raise BenchError(f"no such file or folder: {root}")
@@ -466,7 +471,10 @@ def validate(path: str | Path, task_files: Iterable[str | Path] = ()) -> list[Pr
             problems.append(Problem(str(f), "seed", f"duplicate of {seeds[key][seed]}"))
         seeds[key][seed] = f
         cells[(task["identity"], seed)].append(_Seen(f, rec, frame))
-    return problems + _seed_problems(seeds) + _shared_problems(cells)
+    problems += _seed_problems(seeds) + _shared_problems(cells)
+    if recompute_reference:
+        problems += _recomputed_problems(cells, checker)
+    return problems
 
 
 def _seed_problems(seeds: dict[tuple[str, str], dict[int, Path]]) -> list[Problem]:
@@ -506,6 +514,33 @@ def _shared_problems(cells: dict[tuple[str, int], list[_Seen]]) -> list[Problem]
             differ = [c for c in SHARED_COLUMNS if not _same(a[c], b[c])]
             if differ:
                 msg = f"columns {differ} differ from {base.file}'s ({ONE_ORACLE})"
+                out.append(Problem(str(s.file), "evidence", msg))
+    return out
+
+
+def _recomputed_problems(cells: dict[tuple[str, int], list[_Seen]], checker: Validator):
+    """Each (task, seed)'s original and oracle columns against this machine's recomputation."""
+    from benchmark.verify import reference_frame
+
+    out = []
+    for (identity, seed), seen in sorted(cells.items()):
+        have = [s for s in seen if s.evidence is not None]
+        task = checker.task(identity) if identity in checker.specs else None
+        if not have or task is None or isinstance(task, BenchError):
+            continue  # already reported: unknown task, unpreparable task, or no evidence
+        first = have[0]
+        try:
+            want = reference_frame(first.rec, task)
+        except BenchError as exc:
+            out.append(Problem(str(first.file), "reference", f"not recomputed: {exc}"))
+            continue
+        for s in have:
+            a = s.evidence
+            if len(a) != len(want) or any(c not in a for c in SHARED_COLUMNS):
+                continue  # already reported against the task's row set
+            differ = [c for c in SHARED_COLUMNS if not _same(a[c], want[c])]
+            if differ:
+                msg = f"columns {differ} differ from this machine's recomputation (seed {seed})"
                 out.append(Problem(str(s.file), "evidence", msg))
     return out
 

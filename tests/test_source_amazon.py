@@ -224,6 +224,14 @@ def test_null_rating_and_title_are_allowed(data: Path):
     assert p3["title"] == "" and p3["concepts"] == ()
 
 
+def test_a_product_listed_twice_is_an_error(data: Path):
+    """Two metadata records of one parent_asin: which one's categories count is undecidable."""
+    write_files(data, metas=[*METAS, {**METAS[0], "categories": ["Toys"]}])
+    with pytest.raises(DataFormatError, match=r"meta_X\.jsonl: parent_asin 'P1' has more than one "
+                       r"metadata record \(records 1 and 4\)"):
+        load(data)
+
+
 def test_missing_file(data: Path):
     (data / "raw" / "meta_categories" / "meta_X.jsonl").unlink()
     with pytest.raises(DataFormatError, match=r"meta_X\.jsonl: file not found"):

@@ -441,6 +441,38 @@ def test_one_original_and_one_oracle_per_task_and_seed(tiny_results, tmp_path):
     assert any("oracle_latent_rank" in p.message for p in problems)
 
 
+def test_every_cell_of_a_seed_forged_alike_needs_the_models(tiny_results, tmp_path, monkeypatch):
+    """The same oracle edit in every file of seed 0 (metrics recomputed, rehashed) agrees across
+    cells, so only recomputing the reference with the models catches it; the clean folder agrees
+    with the recomputation, and a machine whose models differ says it cannot check."""
+    monkeypatch.setenv("TRACER_BENCH_CACHE", str(tiny_results.parent / "cache"))  # the run's models
+    clean = copy_results(tiny_results, tmp_path / "clean")
+    assert validate(clean, task_files(tiny_results), recompute_reference=True) == []
+    root = copy_results(tiny_results, tmp_path / "forged")
+
+    def oracle_forgets_less(df: pd.DataFrame) -> pd.DataFrame:
+        fs = df["pool"] == "forget_set"
+        assert (df.loc[fs, "oracle_latent_rank"] != df.loc[fs, "original_latent_rank"]).any()
+        df.loc[fs, "oracle_latent_rank"] = df.loc[fs, "original_latent_rank"]
+        return df
+
+    for method in ("filter", "ga", "tracer"):
+        forge(root / TASK / method / "seed0.json", oracle_forgets_less)
+    assert validate(root, task_files(tiny_results)) == []
+    problems = validate(root, task_files(tiny_results), recompute_reference=True)
+    assert {(Path(p.file).parent.name, Path(p.file).name, p.field) for p in problems} == {
+        (m, "seed0.json", "evidence") for m in ("filter", "ga", "tracer")
+    }
+    assert all("oracle_latent_rank" in p.message for p in problems)
+    other = copy_results(tiny_results, tmp_path / "other")
+    for method in ("filter", "ga", "tracer"):  # records naming a base model this machine lacks
+        for seed in (0, 1):
+            edit(other / TASK / method / f"seed{seed}.json",
+                 lambda r: r["backbone"].update(checkpoint_sha256="f" * 64))
+    fields = {p.field for p in validate(other, task_files(tiny_results), recompute_reference=True)}
+    assert fields == {"reference"}
+
+
 # --- the folder ----------------------------------------------------------------------------------
 
 

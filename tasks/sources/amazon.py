@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -273,7 +274,7 @@ def _items(meta: pa.Table) -> pd.DataFrame:
             "text": _item_text(meta).to_pandas(),
             "concepts": [tuple(c for c in cs if c) if cs else () for cs in categories],
         }
-    ).drop_duplicates("item", ignore_index=True)  # a parent_asin's first metadata row wins
+    )
     # reviewed items without a metadata row are left out: the task refuses them, or drops their
     # interactions with [preprocess] on_missing_item = "drop" (never silently retain)
     return items
@@ -356,4 +357,11 @@ class Amazon2023Source:
         )
         meta = _read_jsonl(meta_path, _meta_types(), META_REQUIRED, META_NOT_NULL, {})
         items = _items(meta)
+        repeated = items["item"].duplicated(keep=False)
+        if repeated.any():
+            rows = np.flatnonzero(items["item"] == items["item"][repeated].iloc[0])
+            raise DataFormatError(
+                f"{meta_path}: parent_asin {items['item'][rows[0]]!r} has more than one metadata "
+                f"record (records {rows[0] + 1} and {rows[1] + 1})"
+            )
         return RawDataset(f"amazon-2023-{ds.category}", interactions, items)
