@@ -34,6 +34,7 @@ class ArchConfig:
     n_dec_layers: int = 2
     d_ff: int = 256
     dropout: float = 0.1
+    attn_dropout: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -130,32 +131,40 @@ def train_backbone(
     seed: int,
     target_ok: np.ndarray | None = None,
     progress: bool = True,
+    report: Callable[[str], None] | None = None,
 ) -> tuple[SIDRecommender, SemanticIds, dict]:
     """Features, tokenizer and a freshly trained model (not cached; see `get_backbone`). With
     `target_ok` (the retrain oracle: D_r only) the tokenizer's collaborative features come from
     retain-only interactions too, and validation uses retain-validation users only."""
     start = time.perf_counter()
     retain_only = target_ok is not None
+    if report is not None:
+        report("semantic IDs")
     sids = fit_semantic_ids(item_features(task, cfg.features, retain_only), cfg.sid)
     seed_everything(seed)
     model = SIDRecommender(cfg.model_config(sids.sizes, task.spec.preprocess.max_history))
     valid_users = task.retain_valid_users if retain_only else None
     log = train_model(
-        model, task, sids.codes, sids.sizes, cfg.train, seed, target_ok, valid_users, progress
-    )
+        model, task, sids.codes, sids.sizes, cfg.train, seed, target_ok, valid_users, progress,
+        report,
+    )  # fmt: skip
     log["total_seconds"] = time.perf_counter() - start
     return model, sids, log
 
 
 def get_backbone(
-    task: PreparedTask, cfg: BackboneConfig, seed: int, progress: bool = True
+    task: PreparedTask,
+    cfg: BackboneConfig,
+    seed: int,
+    progress: bool = True,
+    report: Callable[[str], None] | None = None,
 ) -> tuple[Backbone, bool]:
     """The cached base model for (task, config, seed), training it first if needed.
     Returns (backbone, reused)."""
     built = {}
 
     def build() -> tuple[SIDRecommender, dict]:
-        model, built["sids"], log = train_backbone(task, cfg, seed, progress=progress)
+        model, built["sids"], log = train_backbone(task, cfg, seed, None, progress, report)
         return model, log
 
     _, _, reused = cached_model(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,6 +72,7 @@ class CellContext:
     backbone_cfg: BackboneConfig
     eval_cfg: EvalConfig
     progress: bool = True
+    report: Callable[[str], None] | None = None  # status lines of the base model and oracle
     _cache: dict = field(default_factory=dict)
 
     def inputs(self) -> MethodInputs:
@@ -81,13 +83,13 @@ class CellContext:
             self._cache["view"] = method_view(self.task)
         return MethodInputs(
             copy.deepcopy(bb.model), bb.sids, self._cache["view"], self.backbone_cfg, self.seed,
-            self.progress,
+            self.progress, self.report,
         )  # fmt: skip
 
     def base(self):
         if "base" not in self._cache:
             self._cache["base"], _ = get_backbone(
-                self.task, self.backbone_cfg, self.seed, self.progress
+                self.task, self.backbone_cfg, self.seed, self.progress, self.report
             )
         return self._cache["base"]
 
@@ -185,6 +187,7 @@ def run_cell(ctx: CellContext, method_name: str, config_overrides: dict | None =
         "memory_increase_mib": mem.peak - mem.base,
         "speedup_over_retrain": retrain_seconds / seconds if seconds > 0 else float("nan"),
         "retrain_seconds": retrain_seconds,
+        "base_seconds": ctx.base().log["total_seconds"],  # tokenizer and training
         "evaluation_seconds": time.perf_counter() - eval_start,
         "evaluation_parts": {k: round(v, 3) for k, v in parts.items()},
         "reference_seconds": ctx._cache.get("ref_seconds", float("nan")),

@@ -176,6 +176,16 @@ def _cmd_unlearn(args: argparse.Namespace) -> int:
 
 
 def _cmd_perf(args: argparse.Namespace) -> int:
+    if args.breakdown:
+        from benchmark.backbone import set_threads
+        from benchmark.breakdown import breakdown, format_breakdown
+        from benchmark.perf import matmul_gflops
+
+        rows = breakdown(args.breakdown)
+        set_threads(args.threads)
+        print(f"time of the run in {args.breakdown} ({args.threads} threads for the matmul peak)")
+        print(format_breakdown(rows, matmul_gflops()))
+        return 0
     from benchmark.backbone import BackboneConfig
     from benchmark.features import item_features
     from benchmark.perf import print_perf_table, run_perf
@@ -355,6 +365,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("perf", help="speed and memory against a Hugging Face T5 of the same size")
     p.add_argument("--task", default="ml100k-horror")
     p.add_argument("--batches", type=int, default=3, help="timed training batches")
+    p.add_argument(
+        "--breakdown",
+        metavar="RESULTS",
+        help="instead: where a run's time went (base, oracle, unlearning, evaluation parts), "
+        "from the costs its results recorded, beside this machine's matmul peak",
+    )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_perf)

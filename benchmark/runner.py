@@ -72,12 +72,17 @@ def _run_group(
     def emit(kind: str, payload: str = "") -> None:
         report((kind, label, payload))
 
-    ctx = None
+    ctx, doing = None, {"step": ""}
+
+    def step(what: str) -> None:
+        doing["step"] = what
+        emit("step", what)
+
     for method in group.methods:
-        emit("step", f"{method}")
+        step(method)
         try:
             if ctx is None:
-                emit("step", "preparing the task")
+                step("preparing the task")
                 task = prepare_task(get_task(group.task))
                 ctx = CellContext(
                     task,
@@ -85,14 +90,15 @@ def _run_group(
                     backbone,
                     dataclasses.replace(eval_cfg, seed=group.seed),
                     progress=False,
+                    report=lambda line: emit("step", f"{doing['step']}: {line}"),
                 )
-                emit("step", "base model")
+                step("base model")
                 ctx.base()
-                emit("step", "retrain oracle")
+                step("retrain oracle")
                 ctx.oracle()
-                emit("step", "original and oracle evidence")
+                step("original and oracle evidence")
                 ctx.reference()
-                emit("step", f"{method}")
+                step(method)
             start = time.perf_counter()
             cell = run_cell(ctx, method, dict(dict(group.configs).get(method, ())))
             path = result_path(out, group.name, method, group.seed)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -41,6 +42,8 @@ class MethodInputs:
     backbone: BackboneConfig  # how the base model was built and trained (the oracle reuses it)
     seed: int
     progress: bool = False
+    # a one-line status sink for long steps (the runner's progress bar shows it), or None
+    report: Callable[[str], None] | None = None
 
 
 class UnlearningMethod:

@@ -48,7 +48,9 @@ class Retrain(UnlearningMethod):
 
         def build() -> tuple[SIDRecommender, dict]:
             ok = ~task.forget_mask[task.seq_items]
-            model, built["sids"], log = train_backbone(task, cfg, seed, ok, inputs.progress)
+            model, built["sids"], log = train_backbone(
+                task, cfg, seed, ok, inputs.progress, inputs.report
+            )
             return model, log
 
         def files(folder: Path) -> None:

@@ -191,3 +191,48 @@ def test_single_target_decoding_matches_the_training_pass(tiny_model):
     single = model.decode_targets(memory, mask, target)
     for lv in range(len(sizes)):
         assert torch.allclose(logits[lv][:, -1], single[lv], atol=1e-5)
+
+
+def test_epoch_selection_is_not_fooled_by_validation_noise():
+    """A dip within noise does not count against training and the latest epoch level with the
+    best is kept (the most annealed); only significant drops count toward stopping."""
+    from benchmark.train import EpochSelector
+
+    rng = np.random.default_rng(0)
+    users = rng.random(900)  # per-user NDCG of the best epoch
+    sel = EpochSelector(patience=2, z=2.0)
+    assert sel.update(1, users * 0.5)  # the first epoch is kept
+    assert sel.update(2, users)  # a new best is kept
+    # below the best's mean but within noise: kept, being the later epoch
+    dip = users + rng.normal(0, 0.01, users.size) - 0.0003
+    assert dip.mean() < users.mean() and sel.update(3, dip)
+    assert (sel.best_epoch, sel.kept_epoch, sel.stop) == (2, 3, False)
+    assert not sel.update(4, users - 0.05) and not sel.stop  # significantly worse: not kept
+    assert not sel.update(5, users - 0.05) and sel.stop  # twice in a row: stop
+    assert (sel.best_epoch, sel.kept_epoch) == (2, 3)
+
+
+def test_training_reports_epochs_loss_and_validation(tmp_path):
+    """The status line the runner's progress bar shows while a model trains."""
+    task = _toy_task(tmp_path)
+    lines: list[str] = []
+    get_backbone(task, TINY, seed=5, progress=False, report=lines.append)
+    assert lines[0] == "semantic IDs"
+    assert any(x.startswith("epoch 1/3 loss ") and "valid ndcg@10" not in x for x in lines)
+    last = lines[-1]
+    assert last.startswith("epoch 3/3 loss ") and "| valid ndcg@10 " in last and "(best " in last
+
+
+def test_dropout_drops_p_and_keeps_the_mean():
+    from benchmark.model import Dropout
+
+    drop = Dropout(0.25)
+    x = torch.ones(200_000)
+    torch.manual_seed(0)
+    y = drop.train()(x)
+    assert abs((y == 0).float().mean().item() - 0.25) < 0.01
+    assert abs(y.mean().item() - 1.0) < 0.01
+    assert torch.allclose(y.unique(), torch.tensor([0.0, 4 / 3]))
+    torch.manual_seed(0)
+    assert torch.equal(drop(x), y)  # seeded
+    assert torch.equal(drop.eval()(x), x)

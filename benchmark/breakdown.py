@@ -1,0 +1,72 @@
+"""Where a benchmark run's time went (`tracer-bench perf --breakdown RESULTS`): read from the cost
+every result records, so the numbers are the run's own measurements, not a re-run.
+
+Per (task, seed) group: base-model training and oracle training (the recorded training time of
+each checkpoint, SID fitting included), the reference evidence (the original model's and the
+oracle's lists, latent ranks and relearning, computed once), then per cell the method's unlearning
+and the evaluation's parts (decode, latent scoring, relearning, geometry, bootstrap)."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+from tasks.errors import BenchError
+
+
+def _records(root: Path) -> list[dict]:
+    files = sorted(root.rglob("seed*.json")) if root.is_dir() else [root]
+    out = []
+    for f in files:
+        if f.name.endswith(".failed.json"):
+            continue
+        try:
+            out.append(json.loads(f.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise BenchError(f"{f}: not a readable result JSON ({exc})") from None
+    if not out:
+        raise BenchError(f"{root}: no result files (<task>/<method>/seed<N>.json)")
+    return out
+
+
+def breakdown(root: str | Path) -> list[tuple[str, float]]:
+    """[(step, seconds)] summed over the run's groups and cells, in pipeline order."""
+    steps: dict[str, float] = defaultdict(float)
+    groups: dict[tuple[str, int], dict] = {}
+    for rec in _records(Path(root)):
+        cost = rec.get("cost") or {}
+        key = (rec["task"]["identity"], rec["seed"])
+        groups.setdefault(key, cost)
+        method = rec["method"]["name"]
+        if method != "retrain":  # the oracle's "unlearning" is its training, counted once below
+            steps[f"unlearning: {method}"] += float(cost.get("unlearn_seconds", 0.0))
+        for part, secs in (cost.get("evaluation_parts") or {}).items():
+            if part != "reused_oracle_evidence":
+                steps[f"evaluation: {part}"] += float(secs)
+    shared = defaultdict(float)
+    for cost in groups.values():
+        shared["base model training"] += float(cost.get("base_seconds", float("nan")))
+        shared["oracle training"] += float(cost.get("retrain_seconds", float("nan")))
+        shared["reference evidence"] += float(cost.get("reference_seconds", float("nan")))
+    ordered = list(shared.items())
+    ordered += sorted((k, v) for k, v in steps.items() if k.startswith("unlearning"))
+    ordered += sorted((k, v) for k, v in steps.items() if k.startswith("evaluation"))
+    return ordered
+
+
+def format_breakdown(rows: list[tuple[str, float]], matmul_gflops: float | None = None) -> str:
+    from tabulate import tabulate
+
+    known = [s for _, s in rows if s == s]  # NaN: a result written before the field existed
+    total = sum(known)
+    table = [
+        (name, f"{secs:.1f}" if secs == secs else "n/a",
+         f"{secs / total:.1%}" if secs == secs and total else "n/a")
+        for name, secs in rows
+    ]  # fmt: skip
+    table.append(("total", f"{total:.1f}", "100.0%"))
+    text = tabulate(table, headers=["step", "seconds", "share"], disable_numparse=True)
+    if matmul_gflops is not None:
+        text += f"\nfp32 matmul peak of this machine: {matmul_gflops:.0f} GFLOP/s"
+    return text
