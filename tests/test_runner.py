@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 from conftest import toy_rows, toy_task_file, write_atomic
 from test_backbone import TINY
@@ -19,6 +20,7 @@ def test_grid_writes_skips_and_records_failures(tmp_path, monkeypatch):
         [task_file], ["filter", "ga"], [0], out, progress=False, backbone=TINY, eval_cfg=SMALL
     )
     evals = counts.pop("evaluation_seconds")
+    assert counts.pop("workers") == {f"local process {os.getpid()}": 1}
     assert counts == {"done": 2, "skipped": 0, "failed": 0}
     assert set(evals) == {"toy-scary seed 0 filter", "toy-scary seed 0 ga"}
     assert all(v > 0 for v in evals.values())
@@ -32,7 +34,7 @@ def test_grid_writes_skips_and_records_failures(tmp_path, monkeypatch):
     again = run_grid(
         [task_file], ["filter", "ga"], [0], out, progress=False, backbone=TINY, eval_cfg=SMALL
     )
-    assert again == {"done": 0, "skipped": 2, "failed": 0, "evaluation_seconds": {}}
+    assert again == {"done": 0, "skipped": 2, "failed": 0, "evaluation_seconds": {}, "workers": {}}
 
     import benchmark.runner as runner
 
@@ -43,6 +45,7 @@ def test_grid_writes_skips_and_records_failures(tmp_path, monkeypatch):
     failed = run_grid(
         [task_file], ["filter", "npo"], [0], out, progress=False, backbone=TINY, eval_cfg=SMALL
     )
+    assert failed.pop("workers") == {f"local process {os.getpid()}": 1}
     assert failed == {"done": 0, "skipped": 1, "failed": 1, "evaluation_seconds": {}}
     err = json.loads(failure_path(out, "toy-scary", "npo", 0).read_text())
     assert "simulated failure" in err["error"]
