@@ -138,11 +138,13 @@ def dask_executor(
         raise BenchError("--executor dask needs dask: pip install 'dask[distributed]'") from None
     if kind == "scheduler":
         with _connect(Client, scheduler) as client:
+            _check_resources(client, resources)
             yield DaskExecutor(client, None, resources)
     elif kind == "local":
         with LocalCluster(
             n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-            dashboard_address=None, memory_limit=0, silence_logs=logging.ERROR,
+            dashboard_address="127.0.0.1:0", scheduler_kwargs={"dashboard": False},
+            memory_limit=0, silence_logs=logging.ERROR,
         ) as local, Client(local) as client:  # fmt: skip
             yield DaskExecutor(client, max(1, usable_cores() // n), resources)
     else:
@@ -161,6 +163,21 @@ def _connect(client_type, scheduler: str) -> Iterator:
         raise BenchError(f"--scheduler {scheduler}: no Dask scheduler answered ({why})") from None
     with client:
         yield client
+
+
+def _check_resources(client, resources: dict[str, float] | None) -> None:
+    """Groups that need resources no connected worker has would wait forever: refuse them (a
+    scheduler with no worker yet is let through: workers may still join)."""
+    workers = client.scheduler_info(n_workers=-1)["workers"].values()
+    held = [w.get("resources", {}) for w in workers]
+    if resources and held and not any(
+        all(have.get(k, 0) >= v for k, v in resources.items()) for have in held
+    ):
+        want = ",".join(f"{k}={v:g}" for k, v in resources.items())
+        raise BenchError(
+            f"--resources {want}: no worker of the scheduler has them (start workers with "
+            f"`dask worker --resources {want}`)"
+        )
 
 
 @contextmanager

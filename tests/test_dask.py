@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import MARK, survivors, toy_rows, toy_task_file, write_atomic
 
 from benchmark.runner import result_path, run_grid
@@ -49,10 +50,15 @@ def grid(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     data = write_atomic(base / "data", *toy_rows(n_users=30, n_items=12, per_user=9))
     task_file = toy_task_file(base, data)
     out = base / "local"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TRACER_BENCH_CACHE", str(base / "cache"))
-        run_grid([str(task_file)], METHODS, SEEDS, out, progress=False, backbone=TINY,
-                 eval_cfg=SMALL)  # fmt: skip
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each worker below (and each process of `--jobs 2` here)
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("TRACER_BENCH_CACHE", str(base / "cache"))
+            run_grid([str(task_file)], METHODS, SEEDS, out, progress=False, backbone=TINY,
+                     eval_cfg=SMALL)  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
     return task_file, _metrics(out)
 
 
@@ -104,6 +110,32 @@ def _stop(procs: list[subprocess.Popen], marker: Path) -> None:
     assert survivors(marker) == [], "processes of the test are still alive"
 
 
+def _listeners(marker: Path) -> list[str]:
+    """The addresses that the test's live processes listen on (TCP, IPv4 and IPv6)."""
+    inodes = set()
+    for pid in survivors(marker):
+        try:
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    addresses = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for row in Path(table).read_text().splitlines()[1:]:
+            cols = row.split()
+            if cols[3] == "0A" and cols[9] in inodes:  # LISTEN
+                raw = bytes.fromhex(cols[1].split(":")[0])
+                ip = ".".join(str(b) for b in raw[::-1]) if len(raw) == 4 else raw.hex()
+                addresses.append(ip)
+    return addresses
+
+
 def _models(cache: Path) -> list[Path]:
     return sorted(cache.glob("models/*/*/config.json"))
 
@@ -114,17 +146,20 @@ def test_scheduler_and_workers_survive_a_killed_worker(tmp_path, grid):
     caches = [tmp_path / "cache-a", tmp_path / "cache-b"]  # no shared cache: each its own
     env = _env(tmp_path, tmp_path / "cache-client")
     procs = [_dask(tmp_path / "scheduler.log", env, "scheduler", "--host", "127.0.0.1", "--port",
-                   "0", "--no-dashboard", "--scheduler-file", str(sched_file))]  # fmt: skip
+                   "0", "--no-dashboard", "--dashboard-address", "127.0.0.1:0", "--scheduler-file",
+                   str(sched_file))]  # fmt: skip
     try:
         workers = [
             _dask(cache.with_suffix(".log"), _env(tmp_path, cache), "worker", "--host", "127.0.0.1",
-                  "--no-dashboard", "--nthreads", "1", "--no-nanny", "--scheduler-file",
-                  str(sched_file))
+                  "--no-dashboard", "--dashboard-address", "127.0.0.1:0", "--nthreads", "1",
+                  "--no-nanny", "--resources", "GPU=1", "--scheduler-file", str(sched_file))
             for cache in caches
         ]  # fmt: skip
         procs += workers
         _wait_for_workers(sched_file, 2)
-        client = _cli(task_file, out, env, "--scheduler", str(sched_file))
+        address = json.loads(sched_file.read_text())["address"]  # tcp://127.0.0.1:PORT
+        # each group holds GPU=1 (a resource label here): one group at a time per worker
+        client = _cli(task_file, out, env, "--scheduler", address, "--resources", "GPU=1")
         procs.append(client)
 
         deadline = time.time() + 120  # SIGKILL the first worker to have trained its base model
@@ -133,6 +168,7 @@ def test_scheduler_and_workers_survive_a_killed_worker(tmp_path, grid):
             time.sleep(0.05)
         victim = 0 if _models(caches[0]) else 1
         assert not out.exists() or not list(out.rglob("*.json"))  # its group is unfinished
+        assert _listeners(tmp_path) and set(_listeners(tmp_path)) == {"127.0.0.1"}
         workers[victim].send_signal(signal.SIGKILL)
 
         stdout, stderr = client.communicate(timeout=300)
@@ -170,6 +206,11 @@ def test_local_cluster_matches_the_local_run(tmp_path, grid):
     out = tmp_path / "results"
     client = _cli(task_file, out, _env(tmp_path, tmp_path / "cache"), "--cluster", "local:2")
     try:
+        deadline = time.time() + 60  # the client and its two workers are up: where they listen
+        while len(survivors(tmp_path)) < 3 or not _listeners(tmp_path):
+            assert client.poll() is None and time.time() < deadline, client.communicate()
+            time.sleep(0.1)
+        assert set(_listeners(tmp_path)) == {"127.0.0.1"}
         stdout, stderr = client.communicate(timeout=300)
         assert client.returncode == 0, stderr
         assert "grid: 4 run, 0 already done, 0 failed" in stdout
