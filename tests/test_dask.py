@@ -219,3 +219,28 @@ def test_local_cluster_matches_the_local_run(tmp_path, grid):
         _check_grid(out, task_file, local)
     finally:
         _stop([client], tmp_path)
+
+
+def test_slurm_config_makes_the_job_script(tmp_path):
+    """No Slurm here: the config -> SLURMCluster arguments -> the job script dask-jobqueue
+    would submit (the cluster itself is dask-jobqueue's)."""
+    from dask_jobqueue.slurm import SLURMJob
+
+    from benchmark.clusters import load_slurm_config, slurm_cluster_kwargs
+
+    config = tmp_path / "slurm.toml"
+    config.write_text(
+        '[slurm]\nqueue = "gpu"\naccount = "my-lab"\ncores = 8\nmemory = "32GB"\n'
+        'walltime = "04:00:00"\ngpus = 1\njobs = 4\njob_extra = ["--qos=normal"]\n'
+        'prologue = ["source ~/venv/bin/activate"]\n'
+    )
+    kwargs, jobs, threads, resources = slurm_cluster_kwargs(load_slurm_config(config))
+    assert (jobs, threads, resources) == (4, 8, {"group": 1.0, "GPU": 1.0})
+    script = SLURMJob(scheduler="tcp://127.0.0.1:8786", name="w", **kwargs).job_script()
+    for line in ("#SBATCH -p gpu", "#SBATCH -A my-lab", "#SBATCH --cpus-per-task=8",
+                 "#SBATCH -t 04:00:00", "#SBATCH --qos=normal", "#SBATCH --gres=gpu:1",
+                 "source ~/venv/bin/activate", "export TRACER_BENCH_DEVICE=cuda"):  # fmt: skip
+        assert line in script.splitlines(), (line, script)
+    assert "--resources group=1,GPU=1" in script and "--nthreads 8" in script
+    cpu = slurm_cluster_kwargs({"cores": 8, "processes": 2})
+    assert cpu[0]["worker_extra_args"] == ["--resources", "group=1"] and cpu[2] == 4
