@@ -220,5 +220,6 @@ class DaskExecutor:
                     future.release()
                 for event in outputs:
                     handle(event)
+                handle(Event("step", group.label, "finished", worker))
                 workers[worker] += 1
         return dict(workers)

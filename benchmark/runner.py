@@ -163,8 +163,8 @@ class ResultWriter:
         self.steps: dict[str, str] = {}
 
     def __call__(self, event: Event) -> None:
-        if event.kind == "step" and event.worker:
-            self.steps[event.worker] = f"{event.label}: {event.payload}"
+        if event.kind == "step" and event.worker:  # e.g. "127.0.0.1:40321: toy seed 0: ga"
+            self.steps[event.worker.split("://")[-1]] = f"{event.label}: {event.payload}"
         elif event.kind == "step":
             self.steps[event.label] = str(event.payload)
         elif event.kind == "cell":
