@@ -243,6 +243,7 @@ def test_run_names_an_unreachable_scheduler(tmp_path, capsys):
     import socket
 
     import dask
+    import distributed  # noqa: F401  (its config defaults exist before the override below)
 
     with socket.socket() as s:  # a loopback port nobody listens on
         s.bind(("127.0.0.1", 0))
