@@ -146,6 +146,7 @@ def dask_executor(
             dashboard_address="127.0.0.1:0", scheduler_kwargs={"dashboard": False},
             memory_limit=0, silence_logs=logging.ERROR,
         ) as local, Client(local) as client:  # fmt: skip
+            _check_resources(client, resources)
             yield DaskExecutor(client, max(1, usable_cores() // n), resources)
     else:
         with _slurm(Client, load_slurm_config(cluster_config), resources) as executor:
@@ -175,7 +176,7 @@ def _check_resources(client, resources: dict[str, float] | None) -> None:
     ):
         want = ",".join(f"{k}={v:g}" for k, v in resources.items())
         raise BenchError(
-            f"--resources {want}: no worker of the scheduler has them (start workers with "
+            f"--resources {want}: no worker of the cluster has them (start workers with "
             f"`dask worker --resources {want}`)"
         )
 

@@ -230,6 +230,8 @@ def test_run_writes_results_then_prints_the_leaderboard(tmp_path, capsys, monkey
         (("--executor", "dask", "--cluster", "local:2", "--resources", "GPU"), "--resources 'GPU'"),
         (("--executor", "dask", "--cluster", "local:2", "--cluster-config", "x.toml"),
          "--cluster-config is the Slurm config"),
+        (("--executor", "dask", "--cluster", "local:1", "--resources", "GPU=1"),
+         "--resources GPU=1: no worker of the cluster has them"),
     ],
 )  # fmt: skip
 def test_run_rejects_bad_executor_options(tmp_path, capsys, argv, needle):
