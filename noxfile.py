@@ -49,7 +49,7 @@ def ensure_chromium(session: nox.Session) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     ensure_chromium(session)
-    install(session, "dev,text")
+    install(session, "dev,text,slurm")  # slurm: the Slurm job-script test needs dask-jobqueue
     session.run("pytest", *session.posargs)
 
 

@@ -8,6 +8,7 @@ before any data, SIDs unique and in range — so no submitter code runs and noth
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -25,14 +26,15 @@ def artifacts_dir(result_json: Path) -> Path:
     return result_json.with_name(result_json.name.removesuffix(".json") + ".artifacts")
 
 
-def save_artifacts(folder: Path, model, sids, banned) -> dict:
-    """Write the artifacts into a temporary sibling folder, then rename it into place. Returns
-    the manifest."""
+def artifact_files(model, sids, banned) -> dict[str, bytes]:
+    """The artifacts as bytes ({file name: bytes}, the manifest last), built in a temporary
+    folder of this process: a worker returns them to the client, which writes them."""
     from safetensors.torch import save_file
 
     from benchmark.sid import SemanticIds
 
-    with folder_atomic(folder) as tmp:
+    with tempfile.TemporaryDirectory(prefix="tracer-bench-artifacts-") as name:
+        tmp = Path(name)
         tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(tensors, str(tmp / "model.safetensors"))
         (tmp / "model.json").write_text(json.dumps(model.cfg.to_dict(), sort_keys=True))
@@ -45,7 +47,14 @@ def save_artifacts(folder: Path, model, sids, banned) -> dict:
                       for n in FILES},
         }  # fmt: skip
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
-    return manifest
+        return {n: (tmp / n).read_bytes() for n in (*FILES, "manifest.json")}
+
+
+def write_artifacts(folder: Path, files: dict[str, bytes]) -> None:
+    """Write artifact files into a temporary sibling folder, then rename it into place."""
+    with folder_atomic(folder) as tmp:
+        for name, data in files.items():
+            (tmp / name).write_bytes(data)
 
 
 def _json(path: Path) -> object:

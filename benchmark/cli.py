@@ -7,6 +7,7 @@ import json
 import statistics
 import sys
 import time
+from pathlib import Path
 
 from tabulate import tabulate
 
@@ -243,6 +244,37 @@ def parse_method_configs(specs: list[str]) -> dict[str, dict]:
     return out
 
 
+DASK_OPTIONS = ("scheduler", "cluster", "cluster_config", "resources")
+
+
+def _executor(args: argparse.Namespace):
+    """The executor the options name, as a context manager (None: the local one), with every
+    option checked before anything starts."""
+    from contextlib import nullcontext
+
+    given = [f"--{o.replace('_', '-')}" for o in DASK_OPTIONS if getattr(args, o) is not None]
+    if args.executor == "local":
+        if given:
+            raise BenchError(f"{given[0]} needs --executor dask")
+        return nullcontext(None)
+    if args.jobs > 1:
+        raise BenchError("--jobs is the local executor's: with --executor dask, --cluster local:N")
+    from benchmark.clusters import dask_executor, parse_cluster, parse_resources
+
+    if args.cluster:
+        parse_cluster(args.cluster)
+    resources = parse_resources(args.resources) if args.resources else None
+    return dask_executor(args.scheduler, args.cluster, args.cluster_config, resources)
+
+
+def _workers_line(workers: dict[str, int]) -> str:
+    if not workers:
+        return "workers: none (nothing to run)"
+    return "workers: " + ", ".join(
+        f"{w} ({n} group{'s' * (n != 1)})" for w, n in sorted(workers.items())
+    )
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     import resource
     from pathlib import Path
@@ -254,16 +286,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     if args.jobs < 1:
         raise BenchError(f"--jobs must be at least 1, got {args.jobs}")
+    executor = _executor(args)
     set_threads(args.threads)
     tasks, seeds = suite(args.suite) if args.suite else ([QUICK_TASK], [0])
     tasks, seeds = args.tasks or tasks, args.seeds or seeds
     methods = args.methods or sorted(available_methods())
     out = Path(args.out)
     start = time.perf_counter()
-    counts = run_grid(
-        tasks, methods, seeds, out, args.overwrite, progress=not args.quiet, jobs=args.jobs,
-        method_configs=parse_method_configs(args.config), save_artifacts=args.save_artifacts,
-    )  # fmt: skip
+    with executor as chosen:
+        counts = run_grid(
+            tasks, methods, seeds, out, args.overwrite, progress=not args.quiet, jobs=args.jobs,
+            method_configs=parse_method_configs(args.config), save_artifacts=args.save_artifacts,
+            executor=chosen,
+        )  # fmt: skip
     wall = time.perf_counter() - start
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     if not args.no_leaderboard and any(out.rglob("seed*.json")):
@@ -282,10 +317,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
             f"evaluation per cell (after the method returns): median "
             f"{statistics.median(evals.values()):.1f} s, max {evals[slowest]:.1f} s ({slowest})"
         )
+    print(_workers_line(counts["workers"]))
     print(
         f"grid: {counts['done']} run, {counts['skipped']} already done, "
         f"{counts['failed']} failed; {wall:.0f} s wall ({wall / 60:.1f} min), "
-        f"peak RSS {max(_peak_rss_mib(), children):.0f} MiB (largest process)"
+        f"peak RSS {max(_peak_rss_mib(), children):.0f} MiB (largest local process)"
     )
     return 1 if counts["failed"] else 0
 
@@ -409,6 +445,38 @@ def build_parser() -> argparse.ArgumentParser:
         "with its share of the cores (default: 1)",
     )
     p.add_argument("--threads", type=int, default=None, help="torch threads with --jobs 1")
+    p.add_argument(
+        "--executor",
+        choices=("local", "dask"),
+        default="local",
+        help="local: this machine (--jobs N processes); dask: the workers of a Dask cluster "
+        "(--scheduler or --cluster), which return their results to this process to write",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="with --executor dask: a running `dask scheduler` (tcp://HOST:PORT, or the path of "
+        "its --scheduler-file)",
+    )
+    p.add_argument(
+        "--cluster",
+        metavar="local:N|slurm",
+        help="with --executor dask: start a local cluster of N worker processes (each with its "
+        "share of the cores), or Slurm jobs through dask-jobqueue (see --cluster-config)",
+    )
+    p.add_argument(
+        "--cluster-config",
+        type=Path,
+        metavar="FILE",
+        help="with --cluster slurm: a TOML file with a [slurm] table (queue, account, cores, "
+        "memory, walltime, processes, gpus, jobs, job_extra, prologue, python, interface)",
+    )
+    p.add_argument(
+        "--resources",
+        metavar="NAME=N[,NAME=N]",
+        help="with --executor dask: what each (task, seed) group holds while it runs, e.g. "
+        "GPU=1 (workers started with --resources GPU=1 then take one group at a time)",
+    )
     p.add_argument("--no-leaderboard", action="store_true", help="do not print the leaderboard")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_run)

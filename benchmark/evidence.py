@@ -135,7 +135,12 @@ def read_evidence(path: Path) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
-def write_evidence_atomic(path: Path, frame: pd.DataFrame) -> None:
+def evidence_bytes(frame: pd.DataFrame) -> bytes:
+    """The evidence parquet file's bytes (zstd)."""
     buf = io.BytesIO()
     frame.to_parquet(buf, index=False, compression="zstd")
-    write_bytes_atomic(path, buf.getvalue())
+    return buf.getvalue()
+
+
+def write_evidence_atomic(path: Path, frame: pd.DataFrame) -> None:
+    write_bytes_atomic(path, evidence_bytes(frame))

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from benchmark import __version__
-from benchmark.atomic import write_text_atomic
+from benchmark.atomic import write_bytes_atomic
 from benchmark.schema import SCHEMA_VERSION
 
 
@@ -85,8 +85,12 @@ def result_record(ctx, cell: dict, evidence: dict) -> dict:
     }
 
 
+def json_bytes(data: dict) -> bytes:
+    return json.dumps(data, indent=2, sort_keys=True, allow_nan=True).encode("utf-8")
+
+
 def write_json_atomic(path: Path, data: dict) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, allow_nan=True))
+    write_bytes_atomic(path, json_bytes(data))
 
 
 def oracle_version() -> str:
@@ -95,30 +99,57 @@ def oracle_version() -> str:
     return get_method("retrain").version
 
 
-def save_result(
-    path: Path, ctx, cell: dict, extra_cost: dict | None = None, artifacts: Path | None = None
-) -> dict:
-    """The evidence parquet first, then the result JSON (which records the evidence's hash): a
-    JSON on disk always has its evidence, and a run killed in between simply redoes the cell."""
+@dataclasses.dataclass(frozen=True)
+class CellFiles:
+    """A finished cell's files as bytes, made where the cell ran and written where the results
+    live: the evidence parquet, the artifacts (when saved) and the result JSON, in that order and
+    each atomically, so a JSON on disk always has everything beside it."""
+
+    result: bytes
+    evidence: bytes
+    artifacts: dict[str, bytes] | None = None
+
+    def write(self, path: Path) -> None:
+        from benchmark.artifacts import artifacts_dir, write_artifacts
+        from benchmark.evidence import evidence_path
+
+        write_bytes_atomic(evidence_path(path), self.evidence)
+        if self.artifacts is not None:
+            write_artifacts(artifacts_dir(path), self.artifacts)
+        write_bytes_atomic(path, self.result)
+
+
+def result_files(
+    path: Path, ctx, cell: dict, extra_cost: dict | None = None,
+    artifacts: dict[str, bytes] | None = None,
+) -> CellFiles:  # fmt: skip
+    """The files of the result to be written at `path`: the JSON records the evidence file's
+    name and hash, and the artifacts' manifest hash (`validate` checks both)."""
     import hashlib
 
-    from benchmark.evidence import evidence_path, write_evidence_atomic
+    from benchmark.artifacts import artifacts_dir
+    from benchmark.evidence import evidence_bytes, evidence_path
 
-    ev_path = evidence_path(path)
-    write_evidence_atomic(ev_path, cell["evidence"])
+    ev = evidence_bytes(cell["evidence"])
     evidence = {
-        "file": ev_path.name,
-        "sha256": hashlib.sha256(ev_path.read_bytes()).hexdigest(),
+        "file": evidence_path(path).name,
+        "sha256": hashlib.sha256(ev).hexdigest(),
         "rows": len(cell["evidence"]),
     }
     record = result_record(ctx, cell, evidence)
     record["cost"].update(extra_cost or {})
-    if artifacts is not None:  # the unlearned model's files: `validate` checks their hashes
-        from benchmark.artifacts import check_files
+    if artifacts is not None:
+        record["artifacts"] = {
+            "folder": artifacts_dir(path).name,
+            "manifest_sha256": hashlib.sha256(artifacts["manifest.json"]).hexdigest(),
+        }
+    return CellFiles(json_bytes(record), ev, artifacts)
 
-        record["artifacts"] = {"folder": artifacts.name, "manifest_sha256": check_files(artifacts)}
-    write_json_atomic(path, record)
-    return record
+
+def save_result(path: Path, ctx, cell: dict, extra_cost: dict | None = None) -> None:
+    """The evidence parquet first, then the result JSON (which records the evidence's hash): a
+    JSON on disk always has its evidence, and a run killed in between simply redoes the cell."""
+    result_files(path, ctx, cell, extra_cost).write(path)
 
 
 def save_verified(path: Path, record: dict, frame, artifacts: Path) -> dict:

@@ -1,33 +1,29 @@
 """Runs a (task x method x seed) grid: one result JSON (and its evidence parquet) per cell, written
 atomically; finished cells are skipped on a re-run; a failing cell is recorded and the others go
 on. Cells of one (task, seed) share the base model, the retrain oracle and the original model's
-reference lists, so a (task, seed) group is the unit of work: `jobs` local processes run groups
-side by side, each with its share of the cores (two torch processes on the same cores slow each
-other down sharply). A run killed at any moment and started again finishes the grid: every write
-is a rename of a finished temporary file, and leftover temporary files are removed on start."""
+reference lists, so a (task, seed) group is the unit of work. An executor (`benchmark.executors`:
+this process, `jobs` local processes, or Dask workers) runs the groups; a group hands each finished
+cell back as bytes and this process writes it, the same way for every executor. A run killed at
+any moment and started again finishes the grid: every write is a rename of a finished temporary
+file, and leftover temporary files are removed on start."""
 
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing as mp
-import os
-import queue
 import sys
-import threading
 import time
 import traceback
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from tqdm import tqdm
 
-from benchmark.artifacts import artifacts_dir, save_artifacts
+from benchmark.artifacts import artifact_files
 from benchmark.backbone import BackboneConfig
 from benchmark.cell import CellContext, run_cell
-from benchmark.device import configure_device
 from benchmark.evaluation import EvalConfig
-from benchmark.results import save_result, write_json_atomic
+from benchmark.executors import Event, Executor, InProcess, ProcessPool
+from benchmark.results import CellFiles, result_files, write_json_atomic
 from methods.registry import get_method
 from tasks import get_task, prepare_task
 
@@ -58,96 +54,79 @@ class Group:
     methods: tuple[str, ...]
     configs: tuple[tuple[str, tuple[tuple[str, object], ...]], ...] = ()  # method -> overrides
 
-
-def _run_group(
-    group: Group,
-    out: Path,
-    backbone: BackboneConfig,
-    eval_cfg: EvalConfig,
-    report: Callable[[tuple[str, str, str]], None],  # gets (kind, group label, payload)
-    keep_artifacts: bool = False,
-) -> None:
-    label = f"{group.name} seed {group.seed}"
-
-    def emit(kind: str, payload: str = "") -> None:
-        report((kind, label, payload))
-
-    ctx, doing = None, {"step": ""}
-
-    def step(what: str) -> None:
-        doing["step"] = what
-        emit("step", what)
-
-    for method in group.methods:
-        step(method)
-        try:
-            if ctx is None:
-                step("preparing the task")
-                task = prepare_task(get_task(group.task))
-                ctx = CellContext(
-                    task,
-                    group.seed,
-                    backbone,
-                    dataclasses.replace(eval_cfg, seed=group.seed),
-                    progress=False,
-                    report=lambda line: emit("step", f"{doing['step']}: {line}"),
-                )
-                step("base model")
-                ctx.base()
-                step("retrain oracle")
-                ctx.oracle()
-                step("original and oracle evidence")
-                ctx.reference()
-                step(method)
-            start = time.perf_counter()
-            cell = run_cell(ctx, method, dict(dict(group.configs).get(method, ())))
-            path = result_path(out, group.name, method, group.seed)
-            artifacts = None
-            if keep_artifacts:  # before the JSON: a JSON on disk has everything beside it
-                unl = cell["unlearned"]
-                save_artifacts(artifacts_dir(path), unl.model, unl.sids, unl.banned)
-                artifacts = artifacts_dir(path)
-            save_result(path, ctx, cell, {"cell_seconds": time.perf_counter() - start}, artifacts)
-            failure_path(out, group.name, method, group.seed).unlink(missing_ok=True)
-            emit("done", f"{method}\t{cell['cost']['evaluation_seconds']:.3f}")
-        except Exception as exc:  # one failing cell must not stop the grid
-            write_json_atomic(
-                failure_path(out, group.name, method, group.seed),
-                {
-                    "task": group.name,
-                    "method": method,
-                    "seed": group.seed,
-                    "error": f"{type(exc).__name__}: {exc}",
-                    "traceback": traceback.format_exc(),
-                },
-            )
-            emit("failed", f"{method}: {type(exc).__name__}: {exc}")
+    @property
+    def label(self) -> str:
+        return f"{self.name} seed {self.seed}"
 
 
-_EVENTS = None  # in a worker process: the queue its groups report through
+@dataclasses.dataclass(frozen=True)
+class CellOutput:
+    """A finished cell as the worker hands it to the client: its files, or its failure record."""
+
+    task: str
+    method: str
+    seed: int
+    files: CellFiles | None = None
+    failure: dict | None = None
+    evaluation_seconds: float = 0.0
 
 
-def _worker_init(threads: int, parent: int, events) -> None:
-    import torch
+@dataclasses.dataclass(frozen=True)
+class GroupWork:
+    """What every executor runs for a group, wherever it runs: `work(group, emit)` emits the
+    group's progress steps and each finished cell's output (`Event`s); it writes nothing."""
 
-    global _EVENTS
-    _EVENTS = events
-    torch.set_num_threads(threads)
-    configure_device()
+    backbone: BackboneConfig
+    eval_cfg: EvalConfig
+    keep_artifacts: bool = False
 
-    def watch() -> None:  # a worker whose parent was killed stops instead of running on
-        while True:
-            if os.getppid() != parent:
-                os._exit(1)
-            time.sleep(0.5)
+    def __call__(self, group: Group, emit: Callable[[Event], None]) -> None:
+        ctx = None
+        for method in group.methods:
+            emit(Event("step", group.label, method))
+            try:
+                if ctx is None:
+                    ctx = self._context(group, emit)
+                    emit(Event("step", group.label, method))
+                start = time.perf_counter()
+                cell = run_cell(ctx, method, dict(dict(group.configs).get(method, ())))
+                files = self._files(group, method, ctx, cell, start)
+                seconds = cell["cost"]["evaluation_seconds"]
+                output = CellOutput(group.name, method, group.seed, files, None, seconds)
+            except Exception as exc:  # one failing cell must not stop the grid
+                output = CellOutput(group.name, method, group.seed, failure={
+                    "task": group.name, "method": method, "seed": group.seed,
+                    "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(),
+                })  # fmt: skip
+            emit(Event("cell", group.label, output))
 
-    threading.Thread(target=watch, daemon=True).start()
+    def _context(self, group: Group, emit: Callable[[Event], None]) -> CellContext:
+        emit(Event("step", group.label, "preparing the task"))
+        task = prepare_task(get_task(group.task))
+        eval_cfg = dataclasses.replace(self.eval_cfg, seed=group.seed)
+        doing = {"step": ""}  # a training model's status lines extend the step's name
 
+        def report(line: str) -> None:
+            emit(Event("step", group.label, f"{doing['step']}: {line}"))
 
-def _run_group_in_worker(
-    group: Group, out: Path, backbone: BackboneConfig, eval_cfg: EvalConfig, keep: bool
-) -> None:
-    _run_group(group, out, backbone, eval_cfg, _EVENTS.put, keep)
+        ctx = CellContext(task, group.seed, self.backbone, eval_cfg, progress=False, report=report)
+        for step, build in (("base model", ctx.base), ("retrain oracle", ctx.oracle),
+                            ("original and oracle evidence", ctx.reference)):  # fmt: skip
+            doing["step"] = step
+            emit(Event("step", group.label, step))
+            build()
+        return ctx
+
+    def _files(
+        self, group: Group, method: str, ctx: CellContext, cell: dict, start: float
+    ) -> CellFiles:
+        path = result_path(Path("."), group.name, method, group.seed)
+        artifacts = None
+        if self.keep_artifacts:
+            unl = cell["unlearned"]
+            artifacts = artifact_files(unl.model, unl.sids, unl.banned)
+        cost = {"cell_seconds": time.perf_counter() - start}
+        return result_files(path, ctx, cell, cost, artifacts)
 
 
 def plan_groups(
@@ -177,6 +156,52 @@ def plan_groups(
     return groups, skipped
 
 
+class ResultWriter:
+    """The client side of every executor: writes each delivered cell's files (once: a cell
+    that a rescheduled group finishes again is skipped), counts, and shows one progress bar for
+    the grid with each group's (or each Dask worker's) current step."""
+
+    def __init__(self, out: Path, groups: list[Group], bar: tqdm, counts: dict) -> None:
+        self.out, self.bar, self.counts = out, bar, counts
+        self.groups = {g.label: g for g in groups}
+        self.written: set[tuple[str, str, int]] = set()
+        self.finished: dict[str, int] = dict.fromkeys(self.groups, 0)
+        self.steps: dict[str, str] = {}
+
+    def __call__(self, event: Event) -> None:
+        if event.kind == "step" and event.worker:  # e.g. "127.0.0.1:40321: toy seed 0: ga"
+            self.steps[event.worker.split("://")[-1]] = f"{event.label}: {event.payload}"
+        elif event.kind == "step":
+            self.steps[event.label] = str(event.payload)
+        elif event.kind == "cell":
+            self._cell(event.label, event.payload)
+        elif event.kind == "lost":
+            lost = len(self.groups[event.label].methods) - self.finished[event.label]
+            self._count("failed", lost, f"{event.label}: {event.payload}")
+        self.bar.set_postfix_str(" | ".join(f"{k}: {v}" for k, v in self.steps.items()))
+
+    def _cell(self, label: str, cell: CellOutput) -> None:
+        if (cell.task, cell.method, cell.seed) in self.written:
+            return
+        self.written.add((cell.task, cell.method, cell.seed))
+        self.finished[label] += 1
+        failed = failure_path(self.out, cell.task, cell.method, cell.seed)
+        if cell.files is None:
+            write_json_atomic(failed, cell.failure)
+            self._count("failed", 1, f"{label}: {cell.method}: {cell.failure['error']}")
+            return
+        cell.files.write(result_path(self.out, cell.task, cell.method, cell.seed))
+        failed.unlink(missing_ok=True)
+        self.counts["evaluation_seconds"][f"{label} {cell.method}"] = cell.evaluation_seconds
+        self._count("done", 1)
+
+    def _count(self, kind: str, n: int, message: str = "") -> None:
+        self.counts[kind] += n
+        self.bar.update(n)
+        if message:
+            tqdm.write(f"failed: {message}", file=sys.stderr)
+
+
 def run_grid(
     tasks: list[str],
     methods: list[str],
@@ -189,9 +214,12 @@ def run_grid(
     jobs: int = 1,
     method_configs: dict[str, dict] | None = None,
     save_artifacts: bool = False,
+    executor: Executor | None = None,
 ) -> dict:
-    """Run every missing cell; returns counts {'done', 'skipped', 'failed'} and
-    'evaluation_seconds' ({"<task> seed <s> <method>": seconds after the method returned})."""
+    """Run every missing cell with `executor` (default: this process, or `jobs` local
+    processes); returns counts {'done', 'skipped', 'failed'}, 'evaluation_seconds'
+    ({"<task> seed <s> <method>": seconds after the method returned}) and 'workers'
+    ({worker: groups it finished})."""
     for m in methods:
         get_method(m)  # unknown names fail before any work
     out = Path(out)
@@ -203,59 +231,9 @@ def run_grid(
     counts: dict = {"done": 0, "skipped": skipped, "failed": 0, "evaluation_seconds": {}}
     total = skipped + sum(len(g.methods) for g in groups)
     bar = tqdm(total=total, initial=skipped, desc="grid", disable=not progress, unit="cell")
-    steps: dict[str, str] = {}
-    finished: dict[str, int] = {}
-
-    def handle(event) -> None:
-        kind, label, payload = event
-        if kind == "step":
-            steps[label] = payload
-        else:
-            if kind == "done":
-                method, _, secs = payload.partition("\t")
-                counts["evaluation_seconds"][f"{label} {method}"] = float(secs)
-            finished[label] = finished.get(label, 0) + 1
-            bar.update()
-            counts[kind] += 1
-            if kind == "failed":
-                tqdm.write(f"failed: {label}: {payload}", file=sys.stderr)
-        bar.set_postfix_str(" | ".join(f"{k}: {v}" for k, v in steps.items()))
-
-    if jobs <= 1 or len(groups) <= 1:
-        for g in groups:
-            _run_group(g, out, backbone, eval_cfg, handle, save_artifacts)
-    else:
-        threads = max(1, (os.cpu_count() or 1) // jobs)
-        ctx = mp.get_context("spawn")
-        # a plain queue handed to the workers at start (no Manager: a manager is a server process
-        # of its own, which outlives a SIGKILLed run); the workers watch their parent
-        events = ctx.Queue()
-        with ProcessPoolExecutor(
-            jobs, mp_context=ctx, initializer=_worker_init,
-            initargs=(threads, os.getpid(), events),
-        ) as pool:  # fmt: skip
-            futures = [
-                pool.submit(_run_group_in_worker, g, out, backbone, eval_cfg, save_artifacts)
-                for g in groups
-            ]
-            # a worker's last events can still be in its queue's feeder thread when its future
-            # completes: read until every finished group has reported each of its cells
-            expected, deadline = None, 0.0
-            while expected is None or (
-                sum(finished.values()) < expected and time.monotonic() < deadline
-            ):
-                if expected is None and all(f.done() for f in futures):
-                    ok = [g for f, g in zip(futures, groups, strict=True) if not f.exception()]
-                    expected, deadline = sum(len(g.methods) for g in ok), time.monotonic() + 10
-                try:
-                    handle(events.get(timeout=0.2))
-                except queue.Empty:
-                    pass
-            for f, g in zip(futures, groups, strict=True):
-                if f.exception() is not None:  # a worker died (e.g. out of memory)
-                    lost = len(g.methods) - finished.get(f"{g.name} seed {g.seed}", 0)
-                    counts["failed"] += lost
-                    bar.update(lost)
-                    tqdm.write(f"failed: {g.name} seed {g.seed}: {f.exception()}")
+    if executor is None:
+        executor = InProcess() if jobs <= 1 or len(groups) <= 1 else ProcessPool(jobs)
+    work = GroupWork(backbone, eval_cfg, save_artifacts)
+    counts["workers"] = executor.run(groups, work, ResultWriter(out, groups, bar, counts))
     bar.close()
     return counts

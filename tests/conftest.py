@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+MARK = "TRACER_BENCH_TEST_RUN"  # an environment variable every process of a test run inherits
+
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
@@ -121,3 +123,20 @@ def tiny_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
             os.environ.pop("TRACER_BENCH_CACHE")
         else:
             os.environ["TRACER_BENCH_CACHE"] = old
+
+
+def survivors(marker: object) -> list[int]:
+    """Pids of live processes whose environment has MARK=marker (started by one test run)."""
+    needle = f"{MARK}={marker}".encode() + b"\0"
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            environ = (proc / "environ").read_bytes()
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue  # gone, or not ours to read
+        if needle in environ and state != "Z":
+            pids.append(int(proc.name))
+    return pids

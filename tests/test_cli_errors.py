@@ -216,3 +216,59 @@ def test_run_writes_results_then_prints_the_leaderboard(tmp_path, capsys, monkey
         "--quiet", "--no-leaderboard",
     )  # fmt: skip
     assert code == 0 and "grid: 0 run, 2 already done" in stdout and "##" not in stdout
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (("--scheduler", "tcp://127.0.0.1:8786"), "--scheduler needs --executor dask"),
+        (("--cluster", "local:2"), "--cluster needs --executor dask"),
+        (("--executor", "dask"), "--executor dask needs --scheduler ADDRESS or --cluster"),
+        (("--executor", "dask", "--cluster", "local:0"), "--cluster 'local:0': want local:N"),
+        (("--executor", "dask", "--cluster", "pbs"), "--cluster 'pbs': want local:N"),
+        (("--executor", "dask", "--cluster", "local:2", "--jobs", "2"), "--jobs is the local"),
+        (("--executor", "dask", "--cluster", "local:2", "--resources", "GPU"), "--resources 'GPU'"),
+        (("--executor", "dask", "--cluster", "local:2", "--cluster-config", "x.toml"),
+         "--cluster-config is the Slurm config"),
+        (("--executor", "dask", "--cluster", "local:1", "--resources", "GPU=1"),
+         "--resources GPU=1: no worker of the cluster has them"),
+    ],
+)  # fmt: skip
+def test_run_rejects_bad_executor_options(tmp_path, capsys, argv, needle):
+    out = tmp_path / "results"
+    code, _, err = run_cli(capsys, "run", "--methods", "filter", "--out", str(out), *argv)
+    assert_one_line_error(code, err, needle)
+    assert not out.exists()
+
+
+def test_run_names_an_unreachable_scheduler(tmp_path, capsys):
+    import socket
+
+    import dask
+    import distributed  # noqa: F401  (its config defaults exist before the override below)
+
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        address = f"tcp://127.0.0.1:{port}"
+        code, _, err = run_cli(capsys, "run", "--methods", "filter", "--out", str(tmp_path),
+                               "--executor", "dask", "--scheduler", address)  # fmt: skip
+    assert_one_line_error(code, err, f"--scheduler {address}: no Dask scheduler answered")
+
+
+def test_slurm_needs_dask_jobqueue_and_a_valid_config(tmp_path, capsys, monkeypatch):
+    config = tmp_path / "slurm.toml"
+    run = ("run", "--methods", "filter", "--out", str(tmp_path / "results"), "--executor", "dask",
+           "--cluster", "slurm", "--cluster-config", str(config))  # fmt: skip
+    for text, needle in (
+        ("[slurm]\ncores = 4\nqueues = 'gpu'\n", "unknown key 'queues' in [slurm]"),
+        ("[slurm]\ncores = '4'\n", "[slurm] cores must be a int"),
+        ("[slurm]\ngpus = 2\n", "gpus must be 0 or 1"),
+        ("[slurm\n", "not valid TOML"),
+    ):
+        config.write_text(text)
+        assert_one_line_error(*run_cli(capsys, *run)[::2], needle)
+    config.write_text("[slurm]\ncores = 4\nmemory = '8GB'\n")
+    monkeypatch.setitem(sys.modules, "dask_jobqueue", None)  # as if not installed
+    assert_one_line_error(*run_cli(capsys, *run)[::2], "needs dask-jobqueue: pip install")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import toy_rows, toy_task_file, write_atomic
+from conftest import MARK, survivors, toy_rows, toy_task_file, write_atomic
 
 from benchmark.evidence import evidence_path
 from benchmark.runner import result_path
@@ -35,9 +35,6 @@ print(counts)
 """
 
 
-MARK = "TRACER_BENCH_TEST_RUN"  # an environment variable every process of a run inherits
-
-
 def _start(task_file: Path, out: Path, cache: Path, jobs: int) -> subprocess.Popen:
     code = SCRIPT.format(
         tests=str(TESTS), task=str(task_file), methods=METHODS, seeds=SEEDS, out=str(out), jobs=jobs
@@ -51,23 +48,6 @@ def _start(task_file: Path, out: Path, cache: Path, jobs: int) -> subprocess.Pop
         stderr=subprocess.PIPE,
         text=True,
     )
-
-
-def _survivors(out: Path) -> list[int]:
-    """Pids of live processes started by a run into `out` (found by the inherited marker)."""
-    needle = f"{MARK}={out}".encode() + b"\0"
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            environ = (proc / "environ").read_bytes()
-            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue  # gone, or not ours to read
-        if needle in environ and state != "Z":
-            pids.append(int(proc.name))
-    return pids
 
 
 def _results(out: Path) -> list[Path]:
@@ -96,9 +76,9 @@ def test_sigkill_and_resume_finishes_the_grid(tmp_path, jobs):
     _kill_after(_start(task_file, out, cache, jobs), out, 1, 0.0)
     _kill_after(_start(task_file, out, cache, jobs), out, 3, 0.7)
     deadline = time.time() + 10  # pool workers notice their dead parent within a second
-    while _survivors(out) and time.time() < deadline:
+    while survivors(out) and time.time() < deadline:
         time.sleep(0.2)
-    assert _survivors(out) == [], "processes of the killed runs are still alive"
+    assert survivors(out) == [], "processes of the killed runs are still alive"
     before = {p: p.stat().st_mtime_ns for p in _results(out)}
     time.sleep(1.0)
     assert {p: p.stat().st_mtime_ns for p in _results(out)} == before, "orphans still writing"

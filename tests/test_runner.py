@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 from conftest import toy_rows, toy_task_file, write_atomic
 from test_backbone import TINY
@@ -19,6 +20,7 @@ def test_grid_writes_skips_and_records_failures(tmp_path, monkeypatch):
         [task_file], ["filter", "ga"], [0], out, progress=False, backbone=TINY, eval_cfg=SMALL
     )
     evals = counts.pop("evaluation_seconds")
+    assert counts.pop("workers") == {f"local process {os.getpid()}": 1}
     assert counts == {"done": 2, "skipped": 0, "failed": 0}
     assert set(evals) == {"toy-scary seed 0 filter", "toy-scary seed 0 ga"}
     assert all(v > 0 for v in evals.values())
@@ -32,7 +34,7 @@ def test_grid_writes_skips_and_records_failures(tmp_path, monkeypatch):
     again = run_grid(
         [task_file], ["filter", "ga"], [0], out, progress=False, backbone=TINY, eval_cfg=SMALL
     )
-    assert again == {"done": 0, "skipped": 2, "failed": 0, "evaluation_seconds": {}}
+    assert again == {"done": 0, "skipped": 2, "failed": 0, "evaluation_seconds": {}, "workers": {}}
 
     import benchmark.runner as runner
 
@@ -43,7 +45,31 @@ def test_grid_writes_skips_and_records_failures(tmp_path, monkeypatch):
     failed = run_grid(
         [task_file], ["filter", "npo"], [0], out, progress=False, backbone=TINY, eval_cfg=SMALL
     )
+    assert failed.pop("workers") == {f"local process {os.getpid()}": 1}
     assert failed == {"done": 0, "skipped": 1, "failed": 1, "evaluation_seconds": {}}
     err = json.loads(failure_path(out, "toy-scary", "npo", 0).read_text())
     assert "simulated failure" in err["error"]
     assert not result_path(out, "toy-scary", "npo", 0).exists()
+
+
+def test_the_client_writes_a_cell_once_and_counts_a_lost_group(tmp_path):
+    """A rescheduled group that delivers a finished cell again does not rewrite it; a group lost
+    after one of its cells counts only its unfinished cells as failed."""
+    from tqdm import tqdm
+
+    from benchmark.executors import Event
+    from benchmark.results import CellFiles
+    from benchmark.runner import CellOutput, Group, ResultWriter
+
+    group = Group("toy.toml", "toy", 0, ("filter", "ga", "npo"))
+    counts = {"done": 0, "skipped": 0, "failed": 0, "evaluation_seconds": {}}
+    write = ResultWriter(tmp_path, [group], tqdm(disable=True), counts)
+    for data in (b"first", b"second"):
+        files = CellFiles(result=b'{"run": "%s"}' % data, evidence=data)
+        write(Event("cell", group.label, CellOutput("toy", "filter", 0, files, None, 1.0)))
+    assert result_path(tmp_path, "toy", "filter", 0).read_bytes() == b'{"run": "first"}'
+    assert (tmp_path / "toy/filter/seed0.evidence.parquet").read_bytes() == b"first"
+    write(Event("lost", group.label, "KilledWorker"))
+    assert (counts["done"], counts["failed"]) == (1, 2)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["filter", "seed0.evidence.parquet",
+                                                            "seed0.json", "toy"]  # fmt: skip
