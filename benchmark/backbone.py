@@ -8,7 +8,8 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -92,6 +93,31 @@ def cached_model(
     or damaged. `files(folder)` writes companions (the tokenizer). Returns (model, log, reused).
     Everything is written to a temporary folder first and renamed into place."""
     folder = model_dir(kind, task, cfg, seed)
+    with build_lock(folder):
+        return _cached_model(kind, task, cfg, seed, build, files, folder)
+
+
+@contextmanager
+def build_lock(folder: Path) -> Iterator[None]:
+    """Held while a cached model is looked up and, if absent, built: a second process that
+    wants the same model waits and then reuses it instead of training it again. An OS lock
+    (released by the kernel when its process dies, however it dies); none where there is no
+    `fcntl`."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no waiting, at worst a model built twice
+        yield
+        return
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f".{folder.name}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _cached_model(kind, task, cfg, seed, build, files, folder: Path):
     if (folder / "config.json").exists():
         try:
             model, meta = load_checkpoint(folder)

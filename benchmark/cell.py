@@ -26,6 +26,7 @@ from benchmark.evidence import Evidence
 from benchmark.features import item_features
 from benchmark.metrics import evidence_metric_names, metric_stats
 from methods.base import MethodInputs, Unlearned
+from methods.baselines import train_oracle
 from methods.registry import get_method
 from tasks.errors import BenchError
 from tasks.prepare import PreparedTask, method_view
@@ -79,10 +80,8 @@ class CellContext:
         """A method's inputs: its own copy of the base model (the reference stays intact) and the
         task without its test targets, read-only (`tasks.prepare.method_view`)."""
         bb = self.base()
-        if "view" not in self._cache:
-            self._cache["view"] = method_view(self.task)
         return MethodInputs(
-            copy.deepcopy(bb.model), bb.sids, self._cache["view"], self.backbone_cfg, self.seed,
+            copy.deepcopy(bb.model), bb.sids, self.view(), self.backbone_cfg, self.seed,
             self.progress, self.report,
         )  # fmt: skip
 
@@ -94,10 +93,19 @@ class CellContext:
         return self._cache["base"]
 
     def oracle(self) -> Unlearned:
-        """The retrain oracle of this (task, seed): trained once, cached on disk."""
+        """The retrain oracle of this (task, seed): trained once, cached on disk; it does not
+        need the base model (parts of a split group build the two side by side)."""
         if "oracle" not in self._cache:
-            self._cache["oracle"] = get_method("retrain")().unlearn(self.inputs())
+            self._cache["oracle"] = train_oracle(
+                self.view(), self.backbone_cfg, self.seed, self.progress, self.report
+            )
         return self._cache["oracle"]
+
+    def view(self):
+        """The task as methods see it (`tasks.prepare.method_view`), built once."""
+        if "view" not in self._cache:
+            self._cache["view"] = method_view(self.task)
+        return self._cache["view"]
 
     def reference(self) -> Reference:
         """The original model's and the oracle's evidence on this seed's pools (computed once)."""

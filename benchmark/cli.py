@@ -257,7 +257,7 @@ def _executor(args: argparse.Namespace):
         if given:
             raise BenchError(f"{given[0]} needs --executor dask")
         return nullcontext(None)
-    if args.jobs > 1:
+    if args.jobs is not None and args.jobs > 1:
         raise BenchError("--jobs is the local executor's: with --executor dask, --cluster local:N")
     from benchmark.clusters import dask_executor, parse_cluster, parse_resources
 
@@ -284,9 +284,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from methods.registry import available_methods
     from tasks.registry import QUICK_TASK, suite
 
-    if args.jobs < 1:
+    if args.jobs is not None and args.jobs < 1:
         raise BenchError(f"--jobs must be at least 1, got {args.jobs}")
     executor = _executor(args)
+    if args.jobs is None:  # two single-threaded workers beat one two-threaded one (the models
+        from benchmark.executors import usable_cores  # are small): reports/profile-cpu.md
+
+        args.jobs = 1 if args.threads else min(2, usable_cores())
     set_threads(args.threads)
     tasks, seeds = suite(args.suite) if args.suite else ([QUICK_TASK], [0])
     tasks, seeds = args.tasks or tasks, args.seeds or seeds
@@ -440,11 +444,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--jobs",
         type=int,
-        default=1,
-        help="local processes, each running (task, seed) groups "
-        "with its share of the cores (default: 1)",
+        default=None,
+        help="local processes, each with its share of the cores, running (task, seed) groups, "
+        "or parts of one when there are fewer groups than processes (default: 2 where there "
+        "are 2 or more cores, else 1)",
     )
-    p.add_argument("--threads", type=int, default=None, help="torch threads with --jobs 1")
+    p.add_argument(
+        "--threads", type=int, default=None, help="torch threads with --jobs 1 (implies it)"
+    )
     p.add_argument(
         "--executor",
         choices=("local", "dask"),

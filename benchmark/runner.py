@@ -53,10 +53,21 @@ class Group:
     seed: int
     methods: tuple[str, ...]
     configs: tuple[tuple[str, tuple[tuple[str, object], ...]], ...] = ()  # method -> overrides
+    part: int = 0  # a (task, seed) whose cells are split over several workers: which part
+    parts: int = 1
 
     @property
     def label(self) -> str:
-        return f"{self.name} seed {self.seed}"
+        return f"{self.name} seed {self.seed}" + (
+            f" ({self.part + 1}/{self.parts})" * (self.parts > 1)
+        )
+
+    @property
+    def oracle_first(self) -> bool:
+        """Odd parts train (or wait for) the oracle before the base model, so two parts of one
+        (task, seed) build the two models side by side (the model cache lets one part wait for
+        the other's model instead of training it again)."""
+        return self.part % 2 == 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,8 +121,9 @@ class GroupWork:
             emit(Event("step", group.label, f"{doing['step']}: {line}"))
 
         ctx = CellContext(task, group.seed, self.backbone, eval_cfg, progress=False, report=report)
-        for step, build in (("base model", ctx.base), ("retrain oracle", ctx.oracle),
-                            ("original and oracle evidence", ctx.reference)):  # fmt: skip
+        models = [("base model", ctx.base), ("retrain oracle", ctx.oracle)]
+        for step, build in [*models[:: -1 if group.oracle_first else 1],
+                            ("original and oracle evidence", ctx.reference)]:  # fmt: skip
             doing["step"] = step
             emit(Event("step", group.label, step))
             build()
@@ -136,8 +148,12 @@ def plan_groups(
     out: Path,
     overwrite: bool,
     method_configs: dict[str, dict] | None = None,
+    workers: int = 1,
 ) -> tuple[list[Group], int]:
-    """Groups with cells to run, and the number of finished cells skipped."""
+    """Groups with cells to run, and the number of finished cells skipped. With more `workers`
+    than (task, seed) groups, each group's cells are dealt round-robin into parts, one per
+    worker it can use: the parts build the base model and the oracle side by side, then each
+    computes the reference and runs its cells."""
     groups, skipped = [], 0
     for t in tasks:
         name = get_task(t).name
@@ -153,6 +169,14 @@ def plan_groups(
                     (m, tuple(sorted(c.items()))) for m, c in (method_configs or {}).items()
                 )
                 groups.append(Group(t, name, seed, tuple(todo), configs))
+    per_group = -(-workers // len(groups)) if groups else 1
+    if per_group > 1:
+        groups = [
+            dataclasses.replace(g, methods=g.methods[k::n], part=k, parts=n)
+            for g in groups
+            for n in [min(per_group, len(g.methods))]
+            for k in range(n)
+        ]
     return groups, skipped
 
 
@@ -227,7 +251,8 @@ def run_grid(
     backbone, eval_cfg = backbone or BackboneConfig(), eval_cfg or EvalConfig()
     for m, overrides in (method_configs or {}).items():
         get_method(m)(**overrides)  # unknown methods or fields fail before any work
-    groups, skipped = plan_groups(tasks, methods, seeds, out, overwrite, method_configs)
+    split = jobs if executor is None else 1  # local processes share a group's work
+    groups, skipped = plan_groups(tasks, methods, seeds, out, overwrite, method_configs, split)
     counts: dict = {"done": 0, "skipped": skipped, "failed": 0, "evaluation_seconds": {}}
     total = skipped + sum(len(g.methods) for g in groups)
     bar = tqdm(total=total, initial=skipped, desc="grid", disable=not progress, unit="cell")

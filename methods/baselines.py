@@ -4,6 +4,7 @@ copy of the base model and act in the original token space."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmark.backbone import cached_model, model_dir, train_backbone
+from benchmark.backbone import BackboneConfig, cached_model, model_dir, train_backbone
 from benchmark.model import SIDRecommender
 from benchmark.sid import SemanticIds
 from methods.base import MethodInputs, Unlearned, UnlearningMethod
@@ -25,6 +26,7 @@ from methods.common import (
     sid_logprob,
 )
 from methods.registry import register
+from tasks.prepare import PreparedTask
 
 
 @dataclass(frozen=True)
@@ -43,22 +45,33 @@ class Retrain(UnlearningMethod):
     changes_retain_sids = True  # its own tokenizer, fitted without the concept's interactions
 
     def unlearn(self, inputs: MethodInputs) -> Unlearned:
-        task, cfg, seed = inputs.task, inputs.backbone, inputs.seed
-        built: dict = {}
+        return train_oracle(
+            inputs.task, inputs.backbone, inputs.seed, inputs.progress, inputs.report
+        )
 
-        def build() -> tuple[SIDRecommender, dict]:
-            ok = ~task.forget_mask[task.seq_items]
-            model, built["sids"], log = train_backbone(
-                task, cfg, seed, ok, inputs.progress, inputs.report
-            )
-            return model, log
 
-        def files(folder: Path) -> None:
-            built["sids"].save(folder / "sids.json")
+def train_oracle(
+    task: PreparedTask,
+    cfg: BackboneConfig,
+    seed: int,
+    progress: bool = False,
+    report: Callable[[str], None] | None = None,
+) -> Unlearned:
+    """The retrain oracle of (task, backbone recipe, seed), trained from scratch or read from the
+    model cache: it needs no copy of the base model, so it can be built beside it."""
+    built: dict = {}
 
-        model, log, reused = cached_model("oracles", task, cfg, seed, build, files)
-        sids = SemanticIds.load(model_dir("oracles", task, cfg, seed) / "sids.json")
-        return Unlearned(model, sids, log={"reused_cached_oracle": reused, **log})
+    def build() -> tuple[SIDRecommender, dict]:
+        ok = ~task.forget_mask[task.seq_items]
+        model, built["sids"], log = train_backbone(task, cfg, seed, ok, progress, report)
+        return model, log
+
+    def files(folder: Path) -> None:
+        built["sids"].save(folder / "sids.json")
+
+    model, log, reused = cached_model("oracles", task, cfg, seed, build, files)
+    sids = SemanticIds.load(model_dir("oracles", task, cfg, seed) / "sids.json")
+    return Unlearned(model, sids, log={"reused_cached_oracle": reused, **log})
 
 
 @register

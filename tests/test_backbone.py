@@ -236,3 +236,4 @@ def test_dropout_drops_p_and_keeps_the_mean():
     torch.manual_seed(0)
     assert torch.equal(drop(x), y)  # seeded
     assert torch.equal(drop.eval()(x), x)
+

@@ -63,3 +63,38 @@ def test_run_perf_smoke(ml100k_horror):
     decode = next(r for r in rows if r["measure"].startswith("top-10 decode"))
     assert "invalid slots ours 0, HF 0" in decode["note"]
     assert "train examples/s" in format_perf_table(rows)
+
+
+def test_breakdown_sums_a_runs_recorded_costs(tiny_results, capsys):
+    """`tracer-bench perf --breakdown`: every step's seconds come from the results' costs."""
+    import json
+
+    from benchmark.breakdown import breakdown
+    from benchmark.cli import main
+
+    rows = dict(breakdown(tiny_results))
+    recs = [json.loads(f.read_text()) for f in sorted(tiny_results.rglob("seed*.json"))]
+    per_seed = {r["seed"]: r["cost"] for r in recs}
+    assert rows["base model training"] == pytest.approx(
+        sum(c["base_seconds"] for c in per_seed.values())
+    )
+    assert rows["oracle training"] == pytest.approx(
+        sum(c["retrain_seconds"] for c in per_seed.values())
+    )
+    assert rows["unlearning: ga"] == pytest.approx(
+        sum(r["cost"]["unlearn_seconds"] for r in recs if r["method"]["name"] == "ga")
+    )
+    assert rows["evaluation: latent"] == pytest.approx(
+        sum(r["cost"]["evaluation_parts"]["latent"] for r in recs)
+    )
+    assert main(["perf", "--breakdown", str(tiny_results), "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "unlearning: tracer" in out and "100.0%" in out and "GFLOP/s" in out
+
+
+def test_breakdown_of_no_results_is_an_error(tmp_path):
+    from benchmark.breakdown import breakdown
+    from tasks.errors import BenchError
+
+    with pytest.raises(BenchError, match="no result files"):
+        breakdown(tmp_path)

@@ -73,3 +73,47 @@ def test_the_client_writes_a_cell_once_and_counts_a_lost_group(tmp_path):
     assert (counts["done"], counts["failed"]) == (1, 2)
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["filter", "seed0.evidence.parquet",
                                                             "seed0.json", "toy"]  # fmt: skip
+
+
+def test_more_workers_than_groups_split_a_group_into_parts(tmp_path, monkeypatch):
+    """One (task, seed) and two workers: two parts, methods dealt round-robin, the second part
+    building the oracle while the first builds the base model (each from its own empty cache
+    run); every checkpoint and metric equals the one-process run's (one torch thread in both,
+    as in each worker)."""
+    import torch
+
+    from benchmark.runner import plan_groups
+
+    data = write_atomic(tmp_path / "data", *toy_rows(n_users=30, n_items=12, per_user=9))
+    task_file = str(toy_task_file(tmp_path, data))
+    methods = ["filter", "ga", "retrain"]
+    parts, _ = plan_groups([task_file], methods, [0], tmp_path / "none", False, None, workers=2)
+    assert [(g.methods, g.label, g.oracle_first) for g in parts] == [
+        (("filter", "retrain"), "toy-scary seed 0 (1/2)", False),
+        (("ga",), "toy-scary seed 0 (2/2)", True),
+    ]
+    monkeypatch.setenv("TRACER_BENCH_CACHE", str(tmp_path / "cache-one"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        one = run_grid([task_file], methods, [0], tmp_path / "one", progress=False,
+                       backbone=TINY, eval_cfg=SMALL)  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+    monkeypatch.setenv("TRACER_BENCH_CACHE", str(tmp_path / "cache-two"))
+    two = run_grid([task_file], methods, [0], tmp_path / "two", progress=False, backbone=TINY,
+                   eval_cfg=SMALL, jobs=2)  # fmt: skip
+    assert sorted(two["evaluation_seconds"]) == [
+        "toy-scary seed 0 (1/2) filter", "toy-scary seed 0 (1/2) retrain",
+        "toy-scary seed 0 (2/2) ga",
+    ]  # fmt: skip
+    assert (one["done"], two["done"], two["failed"]) == (3, 3, 0)
+    timing = {"unlearn_seconds", "peak_memory_mib", "speedup_over_retrain"}
+    for m in methods:
+        a = json.loads(result_path(tmp_path / "one", "toy-scary", m, 0).read_text())
+        b = json.loads(result_path(tmp_path / "two", "toy-scary", m, 0).read_text())
+        assert a["backbone"]["checkpoint_sha256"] == b["backbone"]["checkpoint_sha256"]
+        assert a["oracle"]["checkpoint_sha256"] == b["oracle"]["checkpoint_sha256"]
+        assert {k: v for k, v in a["metrics"].items() if k not in timing} == {
+            k: v for k, v in b["metrics"].items() if k not in timing
+        }
