@@ -184,8 +184,9 @@ def _cmd_perf(args: argparse.Namespace) -> int:
 
         rows = breakdown(args.breakdown)
         set_threads(args.threads)
-        print(f"time of the run in {args.breakdown} ({args.threads} threads for the matmul peak)")
-        print(format_breakdown(rows, matmul_gflops()))
+        print(f"where the time of the run in {args.breakdown} went (seconds of work, summed over "
+              "processes: steps of parallel processes overlap in wall time)")
+        print(format_breakdown(rows, matmul_gflops(), args.threads))
         return 0
     from benchmark.backbone import BackboneConfig
     from benchmark.features import item_features

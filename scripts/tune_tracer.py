@@ -7,6 +7,7 @@ erasure score (for `tracer-bench run`); it reads validation rows only. SPLIT "te
 same variants on test targets for the report, after the choice: never used to choose.
 
 Usage: python scripts/tune_tracer.py OUT.jsonl TASK[,TASK...] SEED[,SEED...] [valid|test]
+           [VARIANT,...]
        python scripts/tune_tracer.py --best OUT.jsonl
 """
 
@@ -25,6 +26,9 @@ VARIANTS = {
     "path3": {"path_weight": 3.0, "forget_weight": 1.0},
     "lr1e-3": {"lr": 1e-3, "forget_weight": 1.0},
     "steps100-forget3-path3": {"steps": 100, "path_weight": 3.0},
+    # cheaper variants of 1.2 (the quick-suite budget: unlearning <= 1/10 of the oracle's time)
+    "retain32": {"retain_batch": 32},
+    "steps35": {"steps": 35},
 }
 KEYS = ("erasure_score", "forgetting_part", "utility_part", "served_forgetting", "oracle_match",
         "latent_forget_mean_rank", "oracle_latent_forget_mean_rank")  # fmt: skip
@@ -60,13 +64,15 @@ def main() -> None:
         [int(s) for s in sys.argv[3].split(",")],
     )
     split = sys.argv[4] if len(sys.argv) > 4 else "valid"
+    chosen = sys.argv[5].split(",") if len(sys.argv) > 5 else list(VARIANTS)
     with open(out, "a") as fh:
         for name in tasks:
             task = prepare_task(get_task(name))
             for seed in seeds:
                 cfg = EvalConfig(seed=seed, split=split)
                 ctx = CellContext(task, seed, BackboneConfig(), cfg, False)
-                for variant, overrides in VARIANTS.items():
+                for variant in chosen:
+                    overrides = VARIANTS[variant]
                     cell = run_cell(ctx, "tracer", overrides)
                     row = {
                         "task": name, "seed": seed, "split": split, "variant": variant,
