@@ -94,18 +94,32 @@ def _cmd_train(args: argparse.Namespace) -> int:
         f"base model: {'reused from cache' if reused else 'trained'} at {backbone.folder}\n"
         f"training time {log['total_seconds']:.1f} s, {len(log['epochs'])} epochs, "
         f"best validation NDCG@10 {log['best_valid_ndcg@10']:.4f}"
+        + (f", kept epoch {log['kept_epoch']}" if "kept_epoch" in log else "")
         + ("" if not reused else f" (this command: {seconds:.1f} s)")
     )
+    reference = None
+    if args.sasrec:  # the recommender a user would pick instead, on the same split
+        from benchmark.sasrec import SASRecConfig, evaluate_sasrec, train_sasrec
+
+        reference, slog = train_sasrec(task, SASRecConfig(), args.seed)
+        print(f"SASRec reference: trained in {slog['seconds']:.1f} s, kept epoch "
+              f"{slog['kept_epoch']} of {len(slog['epochs'])}")  # fmt: skip
     rows = {}
     for split in ("valid", "test"):
         m = evaluate_backbone(backbone.model, backbone.sids, task, split, args.beam, ks)
         rows[f"{split} (SID model)"] = m
+        if reference is not None:
+            rows[f"{split} (SASRec)"] = evaluate_sasrec(reference, task, split, ks)
         rows[f"{split} (popularity)"] = popularity_metrics(task, split, ks)
         print(
             f"{split}: decoded {m['users']} targets in {m['decode_seconds']:.2f} s "
             f"(beam {args.beam})"
         )
     print(_metrics_table(rows, ks))
+    if reference is not None:
+        sid, ref = rows["test (SID model)"], rows["test (SASRec)"]
+        print("SID model / SASRec on test: " + ", ".join(
+            f"{m}@10 {sid[f'{m}@10'] / ref[f'{m}@10']:.3f}" for m in ("recall", "ndcg")))
     print(f"peak RSS of this command: {_peak_rss_mib():.0f} MiB")
     return 0
 
@@ -399,6 +413,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
         if name == "train":
             p.add_argument("--quiet", action="store_true", help="no progress bars")
+            p.add_argument(
+                "--sasrec",
+                action="store_true",
+                help="also train and show a SASRec reference on the same split (~1 min)",
+            )
         else:
             p.add_argument("--split", choices=("valid", "test"), default="test")
         p.set_defaults(func=func)
