@@ -16,11 +16,10 @@ from tasks.errors import BenchError
 
 
 def _records(root: Path) -> list[dict]:
-    files = sorted(root.rglob("seed*.json")) if root.is_dir() else [root]
+    from leaderboard.validate import result_files
+
     out = []
-    for f in files:
-        if f.name.endswith(".failed.json"):
-            continue
+    for f in result_files(root) if root.is_dir() else [root]:
         try:
             out.append(json.loads(f.read_text(encoding="utf-8")))
         except (OSError, UnicodeDecodeError, ValueError) as exc:

@@ -53,12 +53,15 @@ class SASRec(nn.Module):
         for emb in (self.items, self.pos):  # small: the item table is also the output layer
             nn.init.normal_(emb.weight, std=0.02)
 
-    def forward(self, items: torch.Tensor) -> torch.Tensor:
-        """items (B, T) right-padded ids (-1 = padding) -> (B, T, n_items) next-item logits."""
+    def hidden(self, items: torch.Tensor) -> torch.Tensor:
+        """items (B, T) right-padded ids (-1 = padding) -> (B, T, d) causal states."""
         T = items.shape[1]
         x = self.items(items + 1) + self.pos.weight[:T]
         causal = torch.ones(T, T, dtype=torch.bool, device=items.device).triu(1)
-        h = self.norm(self.encoder(self.drop(x), mask=causal, is_causal=True))
+        return self.norm(self.encoder(self.drop(x), mask=causal, is_causal=True))
+
+    def logits(self, h: torch.Tensor) -> torch.Tensor:
+        """States (..., d) -> next-item logits (..., n_items): the item table is the output."""
         return h @ self.items.weight[1:].T
 
 
@@ -73,8 +76,9 @@ def sasrec_topk(
     out = np.empty((len(positions), k), dtype=np.int64)
     for s in range(0, len(positions), batch_size):
         sl = slice(s, s + batch_size)
-        logits = model(torch.as_tensor(hist[sl]))
-        last = logits[torch.arange(len(lengths[sl])), torch.as_tensor(lengths[sl]) - 1]
+        h = model.hidden(torch.as_tensor(hist[sl]))
+        # only each history's last state is scored (not every position's)
+        last = model.logits(h[torch.arange(len(lengths[sl])), torch.as_tensor(lengths[sl]) - 1])
         last[seen_items(task, positions[sl])] = float("-inf")
         scores, ids = last.topk(k, dim=1)
         out[sl] = torch.where(torch.isfinite(scores), ids, -1).numpy()
@@ -97,8 +101,8 @@ def train_sasrec(task: PreparedTask, cfg: SASRecConfig, seed: int) -> tuple[SASR
         for b in range(0, len(perm), cfg.batch_size):
             idx = perm[b : b + cfg.batch_size]
             m = torch.as_tensor(msk[idx])
-            logits = model(torch.as_tensor(inp[idx]))
-            loss = F.cross_entropy(logits[m], torch.as_tensor(tgt[idx])[m])
+            h = model.hidden(torch.as_tensor(inp[idx]))
+            loss = F.cross_entropy(model.logits(h[m]), torch.as_tensor(tgt[idx])[m])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -59,8 +59,8 @@ def significantly_below(v: np.ndarray, best: np.ndarray, z: float) -> bool:
 
 class EpochSelector:
     """Early stopping that validation noise cannot fool (see TrainConfig): feed each epoch's
-    per-user validation NDCG@10; `keep` says whether this epoch's weights are now the ones to
-    keep (the latest epoch not significantly below the best), `stop` whether to stop."""
+    per-user validation NDCG@10 to `update`, which says whether this epoch's weights are now the
+    ones to keep (the latest epoch not significantly below the best); `stop` says when to stop."""
 
     def __init__(self, patience: int, z: float):
         self.patience, self.z = patience, z
@@ -179,8 +179,9 @@ def train_model(
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             sched.step()
-            total += loss.item()
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+            value = loss.item()
+            total += value
+            bar.set_postfix(loss=f"{value:.3f}")
             if report is not None and (b % 8 == 0 or b == n_batches - 1):
                 report(f"epoch {epoch}/{cfg.max_epochs} loss {total / (b + 1):.3f}{shown}")
         topk = recommend(model, task, codes, sizes, vpos, k=10, beam=cfg.eval_beam)
