@@ -35,6 +35,7 @@ class TrainConfig:
     patience: int = 3
     noise_z: float = 2.0
     eval_beam: int = 20
+    label_smoothing: float = 0.0  # of each SID level's cross-entropy
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -87,13 +88,18 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed)
 
 
-def sequence_loss(model: SIDRecommender, codes: torch.Tensor, inp, tgt, mask) -> torch.Tensor:
+def sequence_loss(
+    model: SIDRecommender, codes: torch.Tensor, inp, tgt, mask, label_smoothing: float = 0.0
+) -> torch.Tensor:
     """Mean over (target, level) of the cross-entropy of the target's SID codes."""
     x, y = to_codes(inp, codes), to_codes(tgt, codes)
     lengths = torch.as_tensor((inp >= 0).sum(1))
     logits = model(x, lengths, y)
     m = torch.as_tensor(mask)
-    return sum(F.cross_entropy(lg[m], y[..., lv][m]) for lv, lg in enumerate(logits)) / len(logits)
+    return sum(
+        F.cross_entropy(lg[m], y[..., lv][m], label_smoothing=label_smoothing)
+        for lv, lg in enumerate(logits)
+    ) / len(logits)
 
 
 @torch.no_grad()
@@ -173,7 +179,9 @@ def train_model(
         total = 0.0
         for b in bar:
             idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-            loss = sequence_loss(model, codes_t, inp[idx], tgt[idx], msk[idx])
+            loss = sequence_loss(
+                model, codes_t, inp[idx], tgt[idx], msk[idx], cfg.label_smoothing
+            )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
