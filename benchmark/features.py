@@ -37,8 +37,8 @@ DEFAULT_LABEL_STYLE = ("Genres", ", ")
 class FeatureConfig:
     text: str = "minilm"  # "minilm" | "tfidf"
     tfidf_dim: int = 128
-    collab_dim: int = 32  # 0 = text only
-    collab_weight: float = 0.5
+    collab_dim: int = 64  # 0 = text only
+    collab_weight: float = 1.0  # the collaborative part's norm beside the text part's 1
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -1,8 +1,8 @@
 """Backbone variants for issue 13, chosen on validation targets (test rows computed for the
 report only): `python scripts/backbone_variants.py VARIANT [SEED]` trains one variant of the base
-model of ml100k-horror@2.0 on one thread (not cached; VARIANT a name below or overrides such as
-`features.collab_weight=2.0,sid.levels=2`) and prints one JSON line with its training
-seconds, kept epoch and Recall@10 / NDCG@10 on validation and test targets at beam 20 and 50."""
+model of ml100k-horror@2.0 on one thread (not cached) and prints one JSON line with its training
+seconds, kept epoch and Recall@10 / NDCG@10 on validation and test targets at beam 20 and 50.
+VARIANT: `default`, `previous` or overrides such as `previous,sid.levels=2` (see `variant`)."""
 
 from __future__ import annotations
 
@@ -16,26 +16,19 @@ import torch
 from benchmark.backbone import BackboneConfig, evaluate_backbone, train_backbone
 from tasks import get_task, prepare_task
 
-BASE = BackboneConfig()
-VARIANTS = {
-    "default": BASE,
-    "epochs20": replace(BASE, train=replace(BASE.train, max_epochs=20)),
-    "epochs30": replace(BASE, train=replace(BASE.train, max_epochs=30)),
-    "dropout0.0": replace(BASE, arch=replace(BASE.arch, dropout=0.0)),
-    "dropout0.2": replace(BASE, arch=replace(BASE.arch, dropout=0.2)),
-    "epochs20-dropout0.0": replace(
-        BASE, train=replace(BASE.train, max_epochs=20), arch=replace(BASE.arch, dropout=0.0)
-    ),
-}
+# "previous": the recipe before issue 13 (text-heavy features, lr 3e-3, batches of 64), so that the
+# rows of reports/backbone-tuning-cpu.md measured against it stay reproducible
+PREVIOUS = "features.collab_dim=32,features.collab_weight=0.5,train.lr=0.003,train.batch_size=64"
 
 
 def variant(name: str) -> BackboneConfig:
-    """A named variant, or overrides of the default such as
-    `features.collab_weight=2.0,train.max_epochs=20` (section.field=value, comma-separated)."""
-    if name in VARIANTS:
-        return VARIANTS[name]
-    cfg = BASE
-    for item in name.split(","):
+    """`default`, `previous`, or comma-separated section.field=value overrides of the default
+    (after `previous,` overrides of the previous recipe), e.g. `previous,train.max_epochs=20`."""
+    items = [x for x in name.split(",") if x and x != "default"]
+    if items[:1] == ["previous"]:
+        items = PREVIOUS.split(",") + items[1:]
+    cfg = BackboneConfig()
+    for item in items:
         key, _, value = item.partition("=")
         section, _, fld = key.partition(".")
         part = getattr(cfg, section)
