@@ -178,6 +178,31 @@ def train_backbone(
     return model, sids, log
 
 
+def cached_sid_model(
+    kind: str,
+    task: PreparedTask,
+    cfg: BackboneConfig,
+    seed: int,
+    target_ok: np.ndarray | None = None,
+    progress: bool = True,
+    report: Callable[[str], None] | None = None,
+) -> tuple[SIDRecommender, SemanticIds, dict, bool]:
+    """A model and its tokenizer cached under `kind` ("models": the base model; "oracles": the
+    retrain oracle, `target_ok` its D_r mask), trained by `train_backbone` if absent.
+    Returns (model, sids, log, reused)."""
+    built = {}
+
+    def build() -> tuple[SIDRecommender, dict]:
+        model, built["sids"], log = train_backbone(task, cfg, seed, target_ok, progress, report)
+        return model, log
+
+    model, log, reused = cached_model(
+        kind, task, cfg, seed, build, files=lambda d: built["sids"].save(d / "sids.json")
+    )
+    sids = SemanticIds.load(model_dir(kind, task, cfg, seed) / "sids.json")
+    return model, sids, log, reused
+
+
 def get_backbone(
     task: PreparedTask,
     cfg: BackboneConfig,
@@ -187,16 +212,8 @@ def get_backbone(
 ) -> tuple[Backbone, bool]:
     """The cached base model for (task, config, seed), training it first if needed.
     Returns (backbone, reused)."""
-    built = {}
-
-    def build() -> tuple[SIDRecommender, dict]:
-        model, built["sids"], log = train_backbone(task, cfg, seed, None, progress, report)
-        return model, log
-
-    _, _, reused = cached_model(
-        "models", task, cfg, seed, build, files=lambda d: built["sids"].save(d / "sids.json")
-    )
-    return load_backbone(backbone_dir(task, cfg, seed)), reused
+    model, sids, log, reused = cached_sid_model("models", task, cfg, seed, None, progress, report)
+    return Backbone(model, sids, backbone_dir(task, cfg, seed), log), reused
 
 
 def evaluate_backbone(

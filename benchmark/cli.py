@@ -416,7 +416,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument(
                 "--sasrec",
                 action="store_true",
-                help="also train and show a SASRec reference on the same split (~1 min)",
+                help="also train and show a SASRec reference on the same split "
+                "(1-2 min on one core)",
             )
         else:
             p.add_argument("--split", choices=("valid", "test"), default="test")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -34,9 +34,6 @@ class SASRecConfig:
     weight_decay: float = 0.0
     patience: int = 5
     noise_z: float = 2.0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class SASRec(nn.Module):

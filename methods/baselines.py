@@ -6,15 +6,12 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmark.backbone import BackboneConfig, cached_model, model_dir, train_backbone
-from benchmark.model import SIDRecommender
-from benchmark.sid import SemanticIds
+from benchmark.backbone import BackboneConfig, cached_sid_model
 from methods.base import MethodInputs, Unlearned, UnlearningMethod
 from methods.common import (
     Examples,
@@ -59,18 +56,8 @@ def train_oracle(
 ) -> Unlearned:
     """The retrain oracle of (task, backbone recipe, seed), trained from scratch or read from the
     model cache: it needs no copy of the base model, so it can be built beside it."""
-    built: dict = {}
-
-    def build() -> tuple[SIDRecommender, dict]:
-        ok = ~task.forget_mask[task.seq_items]
-        model, built["sids"], log = train_backbone(task, cfg, seed, ok, progress, report)
-        return model, log
-
-    def files(folder: Path) -> None:
-        built["sids"].save(folder / "sids.json")
-
-    model, log, reused = cached_model("oracles", task, cfg, seed, build, files)
-    sids = SemanticIds.load(model_dir("oracles", task, cfg, seed) / "sids.json")
+    ok = ~task.forget_mask[task.seq_items]
+    model, sids, log, reused = cached_sid_model("oracles", task, cfg, seed, ok, progress, report)
     return Unlearned(model, sids, log={"reused_cached_oracle": reused, **log})
 
 

@@ -27,14 +27,23 @@ def variant(name: str) -> BackboneConfig:
     items = [x for x in name.split(",") if x and x != "default"]
     if items[:1] == ["previous"]:
         items = PREVIOUS.split(",") + items[1:]
-    cfg = BackboneConfig()
+    return with_overrides(BackboneConfig(), items)
+
+
+def with_overrides(cfg, items: list[str]):
+    """A frozen config dataclass with `path.to.field=value` overrides applied, each value typed
+    like the field it replaces (also used by scripts/sasrec_variants.py)."""
     for item in items:
         key, _, value = item.partition("=")
-        section, _, fld = key.partition(".")
-        part = getattr(cfg, section)
-        kind = type(getattr(part, fld))
-        cfg = replace(cfg, **{section: replace(part, **{fld: kind(value)})})
+        cfg = _replace_path(cfg, key.split("."), value)
     return cfg
+
+
+def _replace_path(obj, path: list[str], value: str):
+    head, rest = path[0], path[1:]
+    current = getattr(obj, head)
+    new = _replace_path(current, rest, value) if rest else type(current)(value)
+    return replace(obj, **{head: new})
 
 
 def main(name: str, seed: int) -> None:

@@ -8,20 +8,16 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import replace
 
 import torch
+from backbone_variants import with_overrides
 
 from benchmark.sasrec import SASRecConfig, evaluate_sasrec, train_sasrec
 from tasks import get_task, prepare_task
 
 
 def variant(name: str) -> SASRecConfig:
-    cfg = SASRecConfig()
-    for item in (x for x in name.split(",") if x and x != "default"):
-        key, _, value = item.partition("=")
-        cfg = replace(cfg, **{key: type(getattr(cfg, key))(value)})
-    return cfg
+    return with_overrides(SASRecConfig(), [x for x in name.split(",") if x and x != "default"])
 
 
 def main(name: str, seed: int) -> None:
