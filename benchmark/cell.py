@@ -24,7 +24,7 @@ from benchmark.evaluation import (
 )
 from benchmark.evidence import Evidence
 from benchmark.features import item_features
-from benchmark.metrics import evidence_metric_names, metric_stats
+from benchmark.metrics import COST_METRICS, evidence_metric_names, metric_stats
 from methods.base import MethodInputs, Unlearned
 from methods.baselines import train_oracle
 from methods.registry import get_method
@@ -201,7 +201,7 @@ def run_cell(ctx: CellContext, method_name: str, config_overrides: dict | None =
         "reference_seconds": ctx._cache.get("ref_seconds", float("nan")),
     }
     nan = float("nan")
-    for name in ("unlearn_seconds", "peak_memory_mib", "speedup_over_retrain"):
+    for name in COST_METRICS:
         metrics[name] = {"value": float(cost[name]), "ci_low": nan, "ci_high": nan, "n": 1}
     return {
         "method": method,

@@ -443,6 +443,10 @@ for _name, _up, _text in (
 ):  # fmt: skip
     register_measurement(_name, _up, _text)
 
+# the measurements that measure the machine (time, memory), not the model: they differ between
+# runs of the same cell, so equality checks of two runs leave them out
+COST_METRICS = ("unlearn_seconds", "peak_memory_mib", "speedup_over_retrain")
+
 
 # ---- computing metrics and intervals -----------------------------------------------------------
 

@@ -13,7 +13,8 @@ import math
 import sys
 from pathlib import Path
 
-MACHINE = {"unlearn_seconds", "peak_memory_mib", "speedup_over_retrain"}
+from benchmark.metrics import COST_METRICS
+
 FIELDS = ("value", "ci_low", "ci_high", "n")
 
 
@@ -43,7 +44,7 @@ def main(a: Path, b: Path) -> int:
             print(f"{rel}: different metrics {sorted(ma.keys() ^ mb.keys())}")
             differ += 1
             continue
-        for name in sorted(ma.keys() - MACHINE):
+        for name in sorted(ma.keys() - set(COST_METRICS)):
             for f in FIELDS:
                 compared += 1
                 if not same(ma[name].get(f), mb[name].get(f)):

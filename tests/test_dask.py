@@ -21,6 +21,7 @@ import pytest
 import torch
 from conftest import MARK, survivors, toy_rows, toy_task_file, write_atomic
 
+from benchmark.metrics import COST_METRICS
 from benchmark.runner import result_path, run_grid
 from leaderboard.validate import validate
 
@@ -62,9 +63,6 @@ def grid(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     return task_file, _metrics(out)
 
 
-COST = ("unlearn_seconds", "peak_memory_mib", "speedup_over_retrain")  # measured, not computed
-
-
 def _metrics(out: Path) -> dict:
     return {
         (m, s, name): value
@@ -73,7 +71,7 @@ def _metrics(out: Path) -> dict:
         for name, value in json.loads(result_path(out, "toy-scary", m, s).read_text())[
             "metrics"
         ].items()
-        if name not in COST
+        if name not in COST_METRICS
     }
 
 
