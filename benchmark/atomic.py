@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -42,14 +43,35 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
 @contextmanager
 def folder_atomic(folder: str | Path) -> Iterator[Path]:
     """Yield a temporary sibling folder to fill; when the block ends normally it replaces
-    `folder`, so readers see the old folder or the whole new one, never a partial one."""
+    `folder`, so readers see the old folder or the whole new one, never a partial one. Safe
+    when several processes write the same folder at once: the last one to finish wins."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
     try:
         yield tmp
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
+        _swap_in(tmp, folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _swap_in(tmp: Path, folder: Path, tries: int = 100) -> None:
+    """Rename `tmp` to `folder`. A folder already there (an earlier run's, or one a concurrent
+    writer renamed in after we looked) is first renamed aside whole, then deleted, so no reader
+    ever sees it half deleted."""
+    for _ in range(tries):
+        try:
+            os.replace(tmp, folder)  # succeeds when `folder` is absent or empty
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+        aside = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.old."))
+        try:
+            os.replace(folder, aside)
+        except FileNotFoundError:
+            pass  # a concurrent writer moved it aside first
+        finally:
+            shutil.rmtree(aside, ignore_errors=True)
+    raise OSError(f"{folder}: could not replace it after {tries} tries (other writers kept "
+                  "renaming into it)")

@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 import sys
-import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
@@ -24,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmark.atomic import folder_atomic
 from tasks.dataset import RawDataset
 from tasks.errors import BenchError
 from tasks.sources import SOURCES
@@ -372,17 +370,10 @@ def _load_cached(spec: TaskSpec, folder: Path) -> PreparedTask | None:
 
 
 def _write_cache(folder: Path, arrays: dict, meta: dict) -> None:
-    """Write into a temporary sibling folder, then rename: readers never see a partial cache."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-    try:
+    """Readers never see a partial cache, and concurrent preparers of one task do not clash."""
+    with folder_atomic(folder) as tmp:
         np.savez(tmp / "arrays.npz", **arrays)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def prepare_task(spec: TaskSpec, rebuild: bool = False) -> PreparedTask:
