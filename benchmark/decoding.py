@@ -29,6 +29,9 @@ class Trie:
         parent = np.zeros(len(items), dtype=np.int64)  # prefix id of each allowed item, per level
         self.child: list[torch.Tensor] = []
         self.n_prefixes = [1]
+        self.items = torch.as_tensor(items)
+        # below[l][j]: the prefix (after level l) of the j-th allowed item, for l < last level
+        self.below: list[torch.Tensor] = []
         for lv in range(n_levels):
             if lv == n_levels - 1:
                 nxt = items
@@ -41,7 +44,16 @@ class Trie:
             table[parent, codes[items, lv]] = nxt
             self.child.append(torch.as_tensor(table))
             self.n_prefixes.append(n_next)
+            if lv < n_levels - 1:
+                self.below.append(torch.as_tensor(nxt))
             parent = nxt
+
+    def open_prefixes(self, seen: torch.Tensor, level: int) -> torch.Tensor:
+        """(B, n_prefixes after `level`) bool: whether the prefix leads to an item a user has
+        not seen; a beam hypothesis on a closed prefix can only end in excluded items."""
+        unseen = (~seen[:, self.items]).float()
+        count = torch.zeros(seen.shape[0], self.n_prefixes[level + 1])
+        return count.index_add_(1, self.below[level], unseen) > 0
 
 
 def _next_hypotheses(
@@ -78,9 +90,10 @@ def beam_search(
     for lv in range(n_levels):
         logp = model.step(state, tokens, lv)
         total, nxt = _next_hypotheses(logp, prefix, score, trie.child[lv])
-        if lv == n_levels - 1 and seen is not None:
+        if seen is not None:  # a seen item, or a prefix under which every item is seen
+            closed = seen if lv == n_levels - 1 else ~trie.open_prefixes(seen, lv)
             total = total.masked_fill(
-                seen.gather(1, nxt.clamp(min=0).flatten(1)).view_as(nxt), float("-inf")
+                closed.gather(1, nxt.clamp(min=0).flatten(1)).view_as(nxt), float("-inf")
             )
         width = k if lv == n_levels - 1 else beam
         width = min(width, total.shape[1] * total.shape[2])

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmark import __version__
 from benchmark.artifacts import artifacts_dir, check_files
 from benchmark.evidence import (
     COLUMNS,
@@ -541,6 +542,9 @@ def _recomputed_problems(cells: dict[tuple[str, int], list[_Seen]], checker: Val
             differ = [c for c in SHARED_COLUMNS if not _same(a[c], want[c])]
             if differ:
                 msg = f"columns {differ} differ from this machine's recomputation (seed {seed})"
+                if s.rec.get("harness_version") != __version__:
+                    msg += (f"; recorded by harness {s.rec.get('harness_version')}, recomputed "
+                            f"by {__version__}")  # fmt: skip
                 out.append(Problem(str(s.file), "evidence", msg))
     return out
 

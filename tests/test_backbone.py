@@ -119,6 +119,24 @@ def test_seen_items_are_excluded(tiny_model):
     assert torch.equal(again[:, :2], top[:, 1:])
 
 
+def test_excluding_seen_items_is_decoding_over_each_users_unseen_items(tiny_model):
+    """A narrow beam must not spend its width on prefixes under which every item is seen: with
+    `seen`, beam search equals beam search over a trie of the user's unseen items only."""
+    model, sizes, codes, hist, lengths = tiny_model
+    trie = Trie(codes, sizes)
+    best = score_all_items(model, hist, lengths, trie).topk(12, dim=1).indices
+    seen = torch.zeros(len(hist), len(codes), dtype=torch.bool)
+    for b in range(len(hist)):  # the user's favourite second-level prefixes, all seen
+        favourite = {tuple(codes[i, :2]) for i in best[b].tolist()}
+        seen[b] = torch.as_tensor([tuple(c[:2]) in favourite for c in codes])
+    items, scores = beam_search(model, hist, lengths, trie, k=3, beam=3, seen=seen)
+    for b in range(len(hist)):
+        own = Trie(codes, sizes, allowed=~seen[b].numpy())
+        want, want_scores = beam_search(model, hist[b : b + 1], lengths[b : b + 1], own, 3, 3)
+        assert torch.equal(items[b], want[0])
+        assert torch.allclose(scores[b], want_scores[0], atol=1e-5)
+
+
 def test_checkpoint_round_trip(tmp_path, tiny_model):
     model, sizes, codes, hist, lengths = tiny_model
     save_checkpoint(model, tmp_path / "ckpt", extra={"note": "x"})
