@@ -13,6 +13,7 @@ from dataclasses import replace
 
 import torch
 
+from benchmark import __version__
 from benchmark.backbone import BackboneConfig, evaluate_backbone, train_backbone
 from tasks import get_task, prepare_task
 
@@ -52,7 +53,7 @@ def main(name: str, seed: int) -> None:
     start = time.perf_counter()
     model, sids, log = train_backbone(task, variant(name), seed, progress=False)
     row = {"variant": name, "seed": seed, "train_seconds": round(time.perf_counter() - start, 1),
-           "kept_epoch": log["kept_epoch"]}  # fmt: skip
+           "kept_epoch": log["kept_epoch"], "harness": __version__}  # fmt: skip
     for split in ("valid", "test"):
         for beam in (20, 50):
             m = evaluate_backbone(model, sids, task, split, beam, (10,))
