@@ -48,12 +48,17 @@ class Trie:
                 self.below.append(torch.as_tensor(nxt))
             parent = nxt
 
-    def open_prefixes(self, seen: torch.Tensor, level: int) -> torch.Tensor:
-        """(B, n_prefixes after `level`) bool: whether the prefix leads to an item a user has
-        not seen; a beam hypothesis on a closed prefix can only end in excluded items."""
-        unseen = (~seen[:, self.items]).float()
-        count = torch.zeros(seen.shape[0], self.n_prefixes[level + 1])
-        return count.index_add_(1, self.below[level], unseen) > 0
+    def open_prefixes(self, seen: torch.Tensor) -> list[torch.Tensor]:
+        """Per level, (B, n_prefixes after that level) bool: whether the prefix leads to an item
+        the user has not seen (at the last level the prefix is the item). A beam hypothesis on a
+        closed prefix can only end in excluded items."""
+        unseen = ~seen
+        per_item = unseen[:, self.items].float()
+        out = [
+            torch.zeros(len(seen), n).index_add_(1, below, per_item) > 0
+            for below, n in zip(self.below, self.n_prefixes[1:-1], strict=True)
+        ]
+        return [*out, unseen]
 
 
 def _next_hypotheses(
@@ -87,14 +92,13 @@ def beam_search(
     score = torch.zeros(B, 1)
     tokens = None
     n_levels = len(trie.child)
+    is_open = None if seen is None else trie.open_prefixes(seen)  # seen items: closed per level
     for lv in range(n_levels):
         logp = model.step(state, tokens, lv)
         total, nxt = _next_hypotheses(logp, prefix, score, trie.child[lv])
-        if seen is not None:  # a seen item, or a prefix under which every item is seen
-            closed = seen if lv == n_levels - 1 else ~trie.open_prefixes(seen, lv)
-            total = total.masked_fill(
-                closed.gather(1, nxt.clamp(min=0).flatten(1)).view_as(nxt), float("-inf")
-            )
+        if is_open is not None:
+            reachable = is_open[lv].gather(1, nxt.clamp(min=0).flatten(1)).view_as(nxt)
+            total = total.masked_fill(~reachable, float("-inf"))
         width = k if lv == n_levels - 1 else beam
         width = min(width, total.shape[1] * total.shape[2])
         score, flat = total.flatten(1).topk(width, dim=1)
