@@ -94,10 +94,11 @@ def sequence_loss(
     """Mean over (target, level) of the cross-entropy of the target's SID codes."""
     x, y = to_codes(inp, codes), to_codes(tgt, codes)
     lengths = torch.as_tensor((inp >= 0).sum(1))
-    logits = model(x, lengths, y)
     m = torch.as_tensor(mask)
+    logits = model(x, lengths, y, keep=m)
+    y = y[m]
     return sum(
-        F.cross_entropy(lg[m], y[..., lv][m], label_smoothing=label_smoothing)
+        F.cross_entropy(lg, y[:, lv], label_smoothing=label_smoothing)
         for lv, lg in enumerate(logits)
     ) / len(logits)
 

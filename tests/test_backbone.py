@@ -96,6 +96,23 @@ def test_training_pass_matches_incremental_decoding(tiny_model):
         tokens = target[:, lv : lv + 1]
 
 
+def test_training_pass_on_kept_positions_equals_the_full_pass(tiny_model):
+    """The decoder run on kept positions only (padding, targets outside the loss) gives the
+    full pass's logits there, in row-major order, and does not read the other positions."""
+    model, sizes, codes, hist, lengths = tiny_model
+    rng = np.random.default_rng(2)
+    target = torch.from_numpy(codes[rng.integers(0, 40, (7, 6))])
+    keep = torch.from_numpy(rng.random((7, 6)) < 0.6)
+    keep[0] = False  # a sequence with nothing kept
+    full = model(hist, lengths, target)
+    scrambled = target.clone()
+    scrambled[~keep] = torch.from_numpy(codes[rng.integers(0, 40, int((~keep).sum()))])
+    kept = model(hist, lengths, scrambled, keep=keep)
+    for lv in range(len(sizes)):
+        assert kept[lv].shape == (int(keep.sum()), sizes[lv])
+        assert torch.allclose(kept[lv], full[lv][keep], atol=1e-5)
+
+
 def test_decoding_never_returns_invalid_or_banned_items(tiny_model):
     model, sizes, codes, hist, lengths = tiny_model
     allowed = np.ones(len(codes), bool)
