@@ -32,7 +32,7 @@ class ArchConfig:
     d_model: int = 128
     n_heads: int = 4
     n_enc_layers: int = 2
-    n_dec_layers: int = 2
+    n_dec_layers: int = 1
     d_ff: int = 256
     dropout: float = 0.1
     attn_dropout: float = 0.0

@@ -28,7 +28,7 @@ class ModelConfig:
     d_model: int = 128
     n_heads: int = 4
     n_enc_layers: int = 2
-    n_dec_layers: int = 2
+    n_dec_layers: int = 1
     d_ff: int = 256
     dropout: float = 0.1  # on embeddings and residual branches
     attn_dropout: float = 0.0  # on attention probabilities (> 0 rules out the fused kernel)

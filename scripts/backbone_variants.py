@@ -17,17 +17,23 @@ from benchmark import __version__
 from benchmark.backbone import BackboneConfig, evaluate_backbone, train_backbone
 from tasks import get_task, prepare_task
 
-# "previous": the recipe before issue 13 (text-heavy features, lr 3e-3, batches of 64), so that the
-# rows of reports/backbone-tuning-cpu.md measured against it stay reproducible
-PREVIOUS = "features.collab_dim=32,features.collab_weight=0.5,train.lr=0.003,train.batch_size=64"
+# named starting points, so that the rows of reports/backbone-tuning-cpu.md measured against them
+# stay reproducible: "previous", the recipe before issue 13 (text-heavy features, lr 3e-3, batches
+# of 64, 2+2 layers, 12 epochs); "release-0.2", harness 0.2's default (2+2 layers, 12 epochs)
+RELEASE_02 = "arch.n_dec_layers=2,train.max_epochs=12"
+NAMED = {
+    "previous": RELEASE_02
+    + ",features.collab_dim=32,features.collab_weight=0.5,train.lr=0.003,train.batch_size=64",
+    "release-0.2": RELEASE_02,
+}
 
 
 def variant(name: str) -> BackboneConfig:
-    """`default`, `previous`, or comma-separated section.field=value overrides of the default
-    (after `previous,` overrides of the previous recipe), e.g. `previous,train.max_epochs=20`."""
+    """`default`, a NAMED recipe, or comma-separated section.field=value overrides of the default
+    (after a leading name, overrides of that recipe), e.g. `previous,train.max_epochs=20`."""
     items = [x for x in name.split(",") if x and x != "default"]
-    if items[:1] == ["previous"]:
-        items = PREVIOUS.split(",") + items[1:]
+    if items[:1] and items[0] in NAMED:
+        items = NAMED[items[0]].split(",") + items[1:]
     return with_overrides(BackboneConfig(), items)
 
 
