@@ -193,9 +193,10 @@ class SIDRecommender(nn.Module):
         logits of the kept positions only, (N, size_l) in row-major order (as `x[keep]`).
 
         The decoder runs on kept positions only (padding and targets left out of the loss cost
-        nothing there): its position-wise work (projections, feed-forward, norms, heads) is ~85 %
-        of a step's arithmetic. Only cross-attention, which needs each position's place in its
-        sequence, scatters its queries back into the (B, T * n_levels) layout.
+        nothing there): it runs over every position x SID level, so its position-wise work
+        (projections, feed-forward, norms, heads) dominates a step's arithmetic. Only
+        cross-attention, which needs each position's place in its sequence, scatters its queries
+        back into the (B, T * n_levels) layout.
         """
         B, T, L = target.shape
         full = keep is None
