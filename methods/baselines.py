@@ -15,6 +15,7 @@ from benchmark.backbone import BackboneConfig, cached_sid_model
 from methods.base import MethodInputs, Unlearned, UnlearningMethod
 from methods.common import (
     Examples,
+    PerExample,
     RetainWindows,
     codes_tensor,
     optimise,
@@ -113,7 +114,7 @@ class _Finetune(UnlearningMethod):
         codes = codes_tensor(inputs.sids)
         d_f = Examples(task, task.d_forget)
         d_r = RetainWindows(task)
-        ref_all = reference_logprob(inputs.base, codes, d_f) if self.needs_ref else None
+        ref_logp = PerExample(len(d_f), lambda i: [reference_logprob(inputs.base, codes, d_f, i)])
 
         def loss_fn(rng: np.random.Generator):
             parts = {}
@@ -123,7 +124,7 @@ class _Finetune(UnlearningMethod):
                 memory, mask = d_f.encode(model, codes, idx)
                 y = codes[torch.as_tensor(d_f.targets[idx])]
                 logits = model.decode_targets(memory, mask, y)
-                ref = ref_all[torch.as_tensor(idx)] if ref_all is not None else None
+                ref = ref_logp(idx)[0] if self.needs_ref else None
                 forget = self.forget_term(logits, y, sid_logprob(logits, y), ref)
                 loss = loss + forget
                 parts["forget"] = forget.detach()

@@ -28,6 +28,7 @@ from benchmark.sid import SemanticIds
 from methods.base import MethodInputs, Unlearned, UnlearningMethod
 from methods.common import (
     Examples,
+    PerExample,
     RetainWindows,
     frozen_copy,
     grow_level,
@@ -101,13 +102,16 @@ def retain_continuations(orig: np.ndarray, served_sizes: tuple[int, ...], forget
 
 
 @torch.no_grad()
-def path_targets(ref, orig_codes, served_codes, ex: Examples, allowed, level: int):
-    """For every forget example: per level, the reference next-code distribution along the
-    target's original SID restricted to retain continuations and renormalised (rows of zeros
-    where no retain continuation exists); and the reference log-probability of the target's
-    served code at `level` (its fresh token, given the original prefix before it)."""
+def path_targets(
+    ref, orig_codes, served_codes, ex: Examples, allowed, level: int, which=None
+) -> list[torch.Tensor]:
+    """For forget examples `which` (default: all): per level, the reference next-code
+    distribution along the target's original SID restricted to retain continuations and
+    renormalised (rows of zeros where no retain continuation exists); and, last, the reference
+    log-probability of the target's served code at `level` (its fresh token, given the original
+    prefix before it)."""
     per_level, first = [[] for _ in allowed], []
-    for idx in ex.batches():
+    for idx in ex.batches(which):
         memory, mask = ex.encode(ref, served_codes, idx)
         items = torch.as_tensor(ex.targets[idx])
         logits = ref.decode_targets(memory, mask, orig_codes[items])
@@ -116,7 +120,7 @@ def path_targets(ref, orig_codes, served_codes, ex: Examples, allowed, level: in
             per_level[lv].append(p / p.sum(1, keepdim=True).clamp(min=1e-12))
         fresh = served_codes[items][:, level : level + 1]
         first.append(torch.log_softmax(logits[level], -1).gather(1, fresh)[:, 0])
-    return [torch.cat(t) for t in per_level], torch.cat(first)
+    return [*(torch.cat(t) for t in per_level), torch.cat(first)]
 
 
 def path_kl(logits: list[torch.Tensor], targets: list[torch.Tensor]) -> torch.Tensor:
@@ -158,7 +162,11 @@ class Tracer(UnlearningMethod):
         orig_codes, served_codes = torch.tensor(orig.codes), torch.tensor(served.codes)
         d_f, d_r = Examples(task, task.d_forget), RetainWindows(task)
         allowed = retain_continuations(orig.codes, served.sizes, task.forget_mask)
-        targets, ref_first = path_targets(ref, orig_codes, served_codes, d_f, allowed, c.level)
+        # computed for the examples the steps draw, when they draw them
+        reference = PerExample(
+            len(d_f),
+            lambda i: path_targets(ref, orig_codes, served_codes, d_f, allowed, c.level, i),
+        )
         retain_items = task.retain_items
 
         # the first code's distribution depends on the history only: the same root logits score
@@ -172,10 +180,11 @@ class Tracer(UnlearningMethod):
             items = torch.as_tensor(d_f.targets[idx])
             logits = model.decode_targets(memory, mask, orig_codes[items])
             # forgetting on the exclusive tokens: NPO on the forget target's fresh code
+            *targets, ref_first = reference(idx)
             logp = torch.log_softmax(logits[c.level], -1).gather(1, first[t_idx, None])[:, 0]
-            forget = -(2.0 / c.beta) * F.logsigmoid(-c.beta * (logp - ref_first[t_idx])).mean()
+            forget = -(2.0 / c.beta) * F.logsigmoid(-c.beta * (logp - ref_first)).mean()
             # closing the original paths toward retain continuations
-            path = path_kl(logits, [t[t_idx] for t in targets])
+            path = path_kl(logits, targets)
             keep = retain_loss(model, served_codes, d_r.sample(rng, c.retain_batch))
             loss = c.forget_weight * forget + c.path_weight * path + c.retain_weight * keep
             parts = {"forget": forget.detach(), "path": path.detach(), "retain": keep.detach()}

@@ -15,6 +15,7 @@ from conftest import toy_rows, toy_task_file, write_atomic
 from test_backbone import TINY
 
 from benchmark.backbone import get_backbone
+from benchmark.model import Dropout
 from benchmark.sid import SemanticIds
 from methods.base import MethodInputs, Unlearned, UnlearningMethod
 from methods.common import Examples, grow_level, reference_logprob
@@ -225,3 +226,55 @@ def test_fresh_tokens_take_the_forget_items_share_of_their_original_code(toy):
     for j, c in enumerate(fresh_from):
         share = (codes[task.forget_mask] == c).sum() / (codes == c).sum()
         assert torch.allclose(grown[:, old + j], base[:, c] + float(np.log(share)), atol=1e-5)
+
+
+def test_per_example_values_are_computed_once_for_drawn_examples_only(toy):
+    from methods.common import PerExample
+
+    task, bb = toy
+    d_f, codes = Examples(task, task.d_forget), torch.tensor(bb.sids.codes)
+    full = reference_logprob(bb.model, codes, d_f)
+    asked: list[np.ndarray] = []
+
+    def compute(i):
+        asked.append(i)
+        return [reference_logprob(bb.model, codes, d_f, i)]
+
+    lazy = PerExample(len(d_f), compute)
+    rng = np.random.default_rng(0)
+    drawn = [d_f.sample(rng, 5) for _ in range(4)]
+    for idx in drawn:
+        assert torch.equal(lazy(idx)[0], full[torch.as_tensor(idx)])  # bit for bit, idx's order
+    computed = np.concatenate(asked)
+    assert len(computed) == len(np.unique(computed))  # each example once
+    assert set(computed) == set(np.concatenate(drawn)) and len(computed) < len(d_f)
+
+
+@pytest.mark.parametrize("name", ["tracer", "npo"])
+def test_lazy_reference_values_leave_the_result_unchanged(toy, name, monkeypatch):
+    """Computing the reference values when drawn must train the same model as computing every
+    example up front (the reference model must consume no random draw, for instance)."""
+    import methods.baselines
+    import methods.tracer
+    from methods.common import PerExample
+
+    class UpFront(PerExample):
+        def __init__(self, n, compute):
+            super().__init__(n, compute)
+            self(np.arange(n))
+
+    task, bb = toy
+    base = copy.deepcopy(bb.model)
+    for m in base.modules():  # dropout on, as in the real recipe: training draws random masks
+        if isinstance(m, Dropout):
+            m.p = 0.1
+    inputs = MethodInputs(base, bb.sids, task, TINY, seed=0)
+    method = get_method(name)(**overrides(name), lr=5e-3)
+    lazy = method.unlearn(inputs).model.state_dict()
+    monkeypatch.setattr(methods.tracer, "PerExample", UpFront)
+    monkeypatch.setattr(methods.baselines, "PerExample", UpFront)
+    eager = method.unlearn(inputs).model.state_dict()
+    assert lazy.keys() == eager.keys()
+    assert all(torch.equal(lazy[k], eager[k]) for k in lazy)
+    before = bb.model.state_dict()
+    assert any(not torch.equal(lazy[k], before[k]) for k in before)  # it did train
