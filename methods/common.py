@@ -75,11 +75,11 @@ def reference_logprob(
 
 class PerExample:
     """Per-example values of a frozen model (reference log-likelihoods, TRACER's path targets),
-    each computed the first time a step draws its example: a run of 50-100 steps of 64 draws
-    about half to three quarters of D_f, and computing every example up front was 12 % of
-    TRACER's time. Each example's values are computed row by row (a frozen model in eval mode:
-    no dropout, no random draw), so they are bit for bit the values of one pass over all examples
-    and the method's result does not change (tests/test_methods.py checks both)."""
+    each computed the first time a step draws its example: 50-100 steps of 64 draws touch about
+    half to three quarters of D_f, and computing every example up front was 12 % of TRACER's
+    time. A frozen model in eval mode draws nothing random, and on CPU an example's values do
+    not depend on which other examples share its batch, so the trained model is bit for bit the
+    one an up-front pass gives (tests/test_methods.py checks both)."""
 
     def __init__(self, n: int, compute: Callable[[np.ndarray], list[torch.Tensor]]):
         self.compute = compute  # sorted unique example indices -> one (len, ...) tensor per value
