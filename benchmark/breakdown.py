@@ -39,7 +39,8 @@ def breakdown(root: str | Path) -> list[tuple[str, float]]:
         cost = rec.get("cost") or {}
         key = (rec["task"]["identity"], rec["seed"])
         groups.setdefault(key, cost)
-        # each part of a split group computes the reference itself: one timing per computation
+        # each part of a split group records its own reference work (computing one model's
+        # evidence, reading the other's from the cache): one timing per part
         references[key].add(float(cost.get("reference_seconds", float("nan"))))
         method = rec["method"]["name"]
         if method != "retrain":  # the oracle's "unlearning" is its training, counted once below

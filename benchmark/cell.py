@@ -21,10 +21,12 @@ from benchmark.evaluation import (
     evidence_frame,
     make_reference,
     model_measurements,
+    run_model,
 )
 from benchmark.evidence import Evidence
 from benchmark.features import item_features
 from benchmark.metrics import COST_METRICS, evidence_metric_names, metric_stats
+from benchmark.reference_cache import cached_evidence
 from methods.base import MethodInputs, Unlearned
 from methods.baselines import train_oracle
 from methods.registry import get_method
@@ -74,6 +76,11 @@ class CellContext:
     eval_cfg: EvalConfig
     progress: bool = True
     report: Callable[[str], None] | None = None  # status lines of the base model and oracle
+    # read the original's and the oracle's evidence from the cache when there (a run; `validate
+    # --recompute-reference` and `verify` recompute it); the oracle's first: the odd part of a
+    # split group, which built the oracle first
+    reuse_reference: bool = True
+    oracle_first: bool = False
     _cache: dict = field(default_factory=dict)
 
     def inputs(self) -> MethodInputs:
@@ -108,19 +115,33 @@ class CellContext:
         return self._cache["view"]
 
     def reference(self) -> Reference:
-        """The original model's and the oracle's evidence on this seed's pools (computed once)."""
+        """The original model's and the oracle's evidence on this seed's pools: computed once, or
+        read from the cache (`benchmark.reference_cache`) unless `reuse_reference` is off."""
         if "ref" not in self._cache:
             bb, orc = self.base(), self.oracle()
             feats = item_features(self.task, self.backbone_cfg.features)
-            start = time.perf_counter()
+            work: list[float] = []
+
+            def evidence(role, *args):
+                if not self.reuse_reference:
+                    start = time.perf_counter()
+                    out = run_model(*args)
+                    work.append(time.perf_counter() - start)
+                    return out
+                out, _, seconds = cached_evidence(role, *args)
+                work.append(seconds)  # waiting for another process's entry is not work
+                return out
+
             self._cache["ref"] = make_reference(
                 self.task,
                 ServedModel(bb.model, bb.sids),
                 ServedModel(orc.model, orc.sids),
                 feats,
                 self.eval_cfg,
+                evidence,
+                self.oracle_first,
             )
-            self._cache["ref_seconds"] = time.perf_counter() - start
+            self._cache["ref_seconds"] = sum(work)
         return self._cache["ref"]
 
 

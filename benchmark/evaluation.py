@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -245,12 +246,23 @@ def make_reference(
     oracle: ServedModel,
     features: np.ndarray,
     cfg: EvalConfig,
+    evidence: Callable[..., ModelEvidence] | None = None,
+    oracle_first: bool = False,
 ) -> Reference:
+    """`evidence(role, task, pools, served, cfg, latent_codes, with_relearn)` computes one
+    model's evidence (default: `run_model`; `benchmark.reference_cache` reads it from the cache
+    when there); `oracle_first` computes the oracle's first."""
     pools = make_pools(task, original.sids, cfg.split, cfg.latent_sample)
-    orig = run_model(task, pools, original, cfg, [original.sids.codes], with_relearn=False)
+    if evidence is None:
+        evidence = lambda role, *args: run_model(*args)  # noqa: E731
     # the oracle never knew the original tokenizer: its latent ranks use its own SIDs only
-    orc = run_model(task, pools, oracle, cfg, [oracle.sids.codes], with_relearn=True)
-    return Reference(pools, original, orig, orc, features)
+    jobs = {
+        "original": (original, [original.sids.codes], False),
+        "oracle": (oracle, [oracle.sids.codes], True),
+    }
+    order = ["oracle", "original"] if oracle_first else ["original", "oracle"]
+    got = {role: evidence(role, task, pools, jobs[role][0], cfg, *jobs[role][1:]) for role in order}
+    return Reference(pools, original, got["original"], got["oracle"], features)
 
 
 def evidence_frame(

@@ -120,7 +120,10 @@ class GroupWork:
         def report(line: str) -> None:
             emit(Event("step", group.label, f"{doing['step']}: {line}"))
 
-        ctx = CellContext(task, group.seed, self.backbone, eval_cfg, progress=False, report=report)
+        ctx = CellContext(
+            task, group.seed, self.backbone, eval_cfg, progress=False, report=report,
+            oracle_first=group.oracle_first,
+        )  # fmt: skip
         models = [("base model", ctx.base), ("retrain oracle", ctx.oracle)]
         for step, build in [*models[:: -1 if group.oracle_first else 1],
                             ("original and oracle evidence", ctx.reference)]:  # fmt: skip

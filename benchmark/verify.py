@@ -67,7 +67,9 @@ def _context(record: dict, task, where: str):
     from benchmark.evaluation import EvalConfig
 
     cfg = _from_dict(EvalConfig, record.get("evaluation") or {"seed": record["seed"]})
-    ctx = CellContext(task, record["seed"], backbone_config(record), cfg, progress=False)
+    ctx = CellContext(
+        task, record["seed"], backbone_config(record), cfg, progress=False, reuse_reference=False
+    )
     for what, have, field in (
         ("base model", ctx.base().checkpoint_hash, "backbone"),
         ("retrain oracle", ctx.oracle().log["checkpoint_sha256"], "oracle"),

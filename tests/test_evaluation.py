@@ -145,3 +145,49 @@ def test_tracer_end_to_end_changes_the_served_tokenizer(toy, reference):  # noqa
     f, u = compute(ev, "forgetting_part"), compute(ev, "utility_part")
     assert 0.0 <= f <= 1.0 and 0.0 <= u <= 1.0
     assert f == min(compute(ev, "served_forgetting"), compute(ev, "oracle_match"))
+
+
+def test_reference_evidence_is_cached_per_model_and_read_back_unchanged(toy, monkeypatch):  # noqa: F811
+    import dataclasses
+
+    import benchmark.cell
+    import benchmark.reference_cache as cache
+    from benchmark.cell import CellContext
+    from tasks.sources.common import cache_root
+
+    task, bb = toy
+    backbone = inputs_for(task, bb).backbone
+    computed: list[str] = []  # which model's evidence was computed: with_relearn = the oracle's
+    real = cache.run_model
+
+    def counting(*args):
+        computed.append("oracle" if args[5] else "original")
+        return real(*args)
+
+    monkeypatch.setattr(cache, "run_model", counting)
+    monkeypatch.setattr(benchmark.cell, "run_model", counting)
+    cfg = dataclasses.replace(SMALL, latent_sample=7)  # a key no other test writes
+
+    def reference(c=cfg, **kw):
+        return CellContext(task, 0, backbone, c, progress=False, **kw).reference()
+
+    first = reference()
+    assert computed == ["original", "oracle"]
+    again = reference(oracle_first=True)
+    assert computed == ["original", "oracle"]  # both read back
+    for a, b in [(first.original_evidence, again.original_evidence),
+                 (first.oracle_evidence, again.oracle_evidence)]:  # fmt: skip
+        assert np.array_equal(a.topk, b.topk) and a.topk.dtype == b.topk.dtype
+        assert np.array_equal(a.latent, b.latent, equal_nan=True)
+    assert first.original_evidence.relearned is None
+    assert np.array_equal(first.oracle_evidence.relearned, again.oracle_evidence.relearned)
+    reference(dataclasses.replace(cfg, beam=9), oracle_first=True)  # another key
+    assert computed[2:] == ["oracle", "original"]
+    # a damaged entry is recomputed, not trusted, and the other one still read
+    damaged = [p for p in (cache_root() / "evidence").rglob("original-*.safetensors")]
+    for p in damaged:
+        p.write_bytes(b"not a safetensors file")
+    reference()
+    assert computed[4:] == ["original"]
+    reference(reuse_reference=False)  # validate --recompute-reference, verify
+    assert computed[5:] == ["original", "oracle"]
