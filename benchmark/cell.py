@@ -15,13 +15,13 @@ import pandas as pd
 from benchmark.backbone import BackboneConfig, get_backbone
 from benchmark.evaluation import (
     EvalConfig,
+    ModelEvidence,
     Reference,
     ServedModel,
     evaluate_unlearning,
     evidence_frame,
     make_reference,
     model_measurements,
-    run_model,
 )
 from benchmark.evidence import Evidence
 from benchmark.features import item_features
@@ -77,8 +77,8 @@ class CellContext:
     progress: bool = True
     report: Callable[[str], None] | None = None  # status lines of the base model and oracle
     # read the original's and the oracle's evidence from the cache when there (a run; `validate
-    # --recompute-reference` and `verify` recompute it); the oracle's first: the odd part of a
-    # split group, which built the oracle first
+    # --recompute-reference` and `verify` recompute it); oracle_first: the odd part of a split
+    # group, which built the oracle first, computes the oracle's evidence first
     reuse_reference: bool = True
     oracle_first: bool = False
     _cache: dict = field(default_factory=dict)
@@ -120,16 +120,11 @@ class CellContext:
         if "ref" not in self._cache:
             bb, orc = self.base(), self.oracle()
             feats = item_features(self.task, self.backbone_cfg.features)
-            work: list[float] = []
+            work: list[float] = []  # waiting for the other part's entry is not work
 
-            def evidence(role, *args):
-                if not self.reuse_reference:
-                    start = time.perf_counter()
-                    out = run_model(*args)
-                    work.append(time.perf_counter() - start)
-                    return out
-                out, _, seconds = cached_evidence(role, *args)
-                work.append(seconds)  # waiting for another process's entry is not work
+            def evidence(*args) -> ModelEvidence:
+                out, seconds = cached_evidence(*args, reuse=self.reuse_reference)
+                work.append(seconds)
                 return out
 
             self._cache["ref"] = make_reference(

@@ -246,23 +246,23 @@ def make_reference(
     oracle: ServedModel,
     features: np.ndarray,
     cfg: EvalConfig,
-    evidence: Callable[..., ModelEvidence] | None = None,
+    evidence: Callable[..., ModelEvidence] = run_model,
     oracle_first: bool = False,
 ) -> Reference:
-    """`evidence(role, task, pools, served, cfg, latent_codes, with_relearn)` computes one
-    model's evidence (default: `run_model`; `benchmark.reference_cache` reads it from the cache
-    when there); `oracle_first` computes the oracle's first."""
+    """`evidence`, with `run_model`'s arguments, gives one model's evidence (the cell context
+    reads it from `benchmark.reference_cache` when there); `oracle_first` asks for the oracle's
+    first (the part of a split group that built the oracle)."""
     pools = make_pools(task, original.sids, cfg.split, cfg.latent_sample)
-    if evidence is None:
-        evidence = lambda role, *args: run_model(*args)  # noqa: E731
-    # the oracle never knew the original tokenizer: its latent ranks use its own SIDs only
-    jobs = {
-        "original": (original, [original.sids.codes], False),
-        "oracle": (oracle, [oracle.sids.codes], True),
-    }
-    order = ["oracle", "original"] if oracle_first else ["original", "oracle"]
-    got = {role: evidence(role, task, pools, jobs[role][0], cfg, *jobs[role][1:]) for role in order}
-    return Reference(pools, original, got["original"], got["oracle"], features)
+
+    def of(sm: ServedModel, with_relearn: bool) -> ModelEvidence:
+        # the oracle never knew the original tokenizer: its latent ranks use its own SIDs only
+        return evidence(task, pools, sm, cfg, [sm.sids.codes], with_relearn)
+
+    if oracle_first:
+        orc, orig = of(oracle, True), of(original, False)
+    else:
+        orig, orc = of(original, False), of(oracle, True)
+    return Reference(pools, original, orig, orc, features)
 
 
 def evidence_frame(

@@ -1,7 +1,7 @@
 """The original model's and the oracle's evidence, cached on disk per (task, seed): every run of a
 (task, seed) is scored against the same two models on the same pools, so a second run (a
 researcher trying one more method) reads their evidence instead of decoding, scoring and
-relearning both models again (15-27 s on 2 CPU cores; reports/profile-cpu.md, section 8).
+relearning both models again (15-27 s on 2 CPU cores; reports/profile-cpu.md, section 9).
 
 An entry's key covers everything its arrays depend on: the model's weights and served SIDs, the
 task's content hash, the evaluation config, the harness version, the torch thread count and the
@@ -9,6 +9,7 @@ device (CPU results are bit-for-bit reproducible only for one thread count). Ent
 safetensors (no pickle), written to a temporary file and renamed; one that does not load or does
 not fit the pools is recomputed. A lock per entry makes the second of two processes that need it
 wait and read it, so the two parts of a split (task, seed) group compute one model each.
+`reuse=False` (`validate --recompute-reference`, `verify`) computes anew and stores the result.
 """
 
 from __future__ import annotations
@@ -31,14 +32,20 @@ from tasks.prepare import PreparedTask
 from tasks.sources.common import cache_root
 
 
-def evidence_key(role: str, task: PreparedTask, sm: ServedModel, cfg: EvalConfig) -> str:
-    """sha256 of everything a model's reference evidence depends on."""
+def evidence_key(
+    task: PreparedTask,
+    sm: ServedModel,
+    cfg: EvalConfig,
+    latent_codes: list[np.ndarray],
+    with_relearn: bool,
+) -> str:
+    """sha256 of everything `run_model`'s evidence of a model depends on."""
     params = list(sm.model.parameters())
     meta = {
         "harness": __version__,
-        "role": role,
         "task": task.content_hash,
         "evaluation": dataclasses.asdict(cfg),
+        "with_relearn": with_relearn,
         "threads": torch.get_num_threads(),
         "device": str(params[0].device) if params else "cpu",
         "sizes": [int(s) for s in sm.sids.sizes],
@@ -49,22 +56,25 @@ def evidence_key(role: str, task: PreparedTask, sm: ServedModel, cfg: EvalConfig
         h.update(name.encode())
         h.update(str(tuple(value.shape)).encode())
         h.update(value.detach().cpu().contiguous().numpy().tobytes())
-    h.update(np.ascontiguousarray(sm.sids.codes, dtype=np.int64).tobytes())
+    for codes in [sm.sids.codes, *latent_codes]:
+        h.update(np.ascontiguousarray(codes, dtype=np.int64).tobytes())
     return h.hexdigest()
 
 
 def cached_evidence(
-    role: str,
     task: PreparedTask,
     pools: Pools,
     sm: ServedModel,
     cfg: EvalConfig,
     latent_codes: list[np.ndarray],
     with_relearn: bool,
-) -> tuple[ModelEvidence, bool, float]:
-    """`run_model`'s evidence of a reference model, read from the cache when there. Returns
-    (evidence, reused, seconds of work: computing or reading it, not waiting for the lock)."""
-    key = evidence_key(role, task, sm, cfg)
+    reuse: bool = True,
+) -> tuple[ModelEvidence, float]:
+    """`run_model(task, pools, sm, cfg, latent_codes, with_relearn)`, read from the cache when
+    there (unless `reuse` is off: then computed and stored anew). Returns (evidence, seconds of
+    work: computing or reading it, not waiting for another process's lock)."""
+    key = evidence_key(task, sm, cfg, latent_codes, with_relearn)
+    role = "oracle" if with_relearn else "original"  # a reference relearns the oracle only
     path = cache_root() / "evidence" / task.content_hash[:16] / f"{role}-{key[:32]}.safetensors"
     kmax = max(cfg.k_values(task))
     shapes = {"topk": (len(pools.all_pos), kmax), "latent": (len(pools.latent_rows),)}
@@ -72,12 +82,11 @@ def cached_evidence(
         shapes["relearned"] = (len(pools.forget_set_pos),)
     with build_lock(path):
         start = time.perf_counter()
-        found = _load(path, key, shapes)
-        if found is not None:
-            return found, True, time.perf_counter() - start
-        evidence = run_model(task, pools, sm, cfg, latent_codes, with_relearn)
-        _save(path, key, evidence)
-        return evidence, False, time.perf_counter() - start
+        evidence = _load(path, key, shapes) if reuse else None
+        if evidence is None:
+            evidence = run_model(task, pools, sm, cfg, latent_codes, with_relearn)
+            _save(path, key, evidence)
+        return evidence, time.perf_counter() - start
 
 
 def _load(path: Path, key: str, shapes: dict[str, tuple]) -> ModelEvidence | None:

@@ -150,7 +150,6 @@ def test_tracer_end_to_end_changes_the_served_tokenizer(toy, reference):  # noqa
 def test_reference_evidence_is_cached_per_model_and_read_back_unchanged(toy, monkeypatch):  # noqa: F811
     import dataclasses
 
-    import benchmark.cell
     import benchmark.reference_cache as cache
     from benchmark.cell import CellContext
     from tasks.sources.common import cache_root
@@ -165,7 +164,6 @@ def test_reference_evidence_is_cached_per_model_and_read_back_unchanged(toy, mon
         return real(*args)
 
     monkeypatch.setattr(cache, "run_model", counting)
-    monkeypatch.setattr(benchmark.cell, "run_model", counting)
     cfg = dataclasses.replace(SMALL, latent_sample=7)  # a key no other test writes
 
     def reference(c=cfg, **kw):
