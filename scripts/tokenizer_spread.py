@@ -1,0 +1,47 @@
+"""How much a base model's quality depends on its tokenizer's k-means draw (issues 11 and 13):
+`python scripts/tokenizer_spread.py KIND SEED SID_SEED` trains (or reads from the model cache)
+the base model (KIND `original`) or the retrain oracle (KIND `oracle`) of ml100k-horror@2.0 with
+the default recipe, model seed SEED and `sid.seed=SID_SEED`, on one thread, and prints one JSON
+line: Recall@10 / NDCG@10 on validation and test targets and NDCG@10 on the retain-test targets
+(test targets outside the forgotten concept, the denominator of the retained-utility ratio), all
+at beam 20, seen items excluded. SID_SEED 0 is the default recipe's own tokenizer."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import replace
+
+import torch
+
+from benchmark.backbone import BackboneConfig, cached_sid_model
+from benchmark.evidence import target_ranks
+from benchmark.metrics import ndcg_at_k, recall_at_k
+from benchmark.train import recommend
+from tasks import get_task, prepare_task
+
+
+def main(kind: str, seed: int, sid_seed: int) -> None:
+    if kind not in ("original", "oracle"):
+        raise SystemExit(f"KIND must be original or oracle, not {kind!r}")
+    torch.set_num_threads(1)
+    task = prepare_task(get_task("ml100k-horror"))
+    cfg = BackboneConfig()
+    cfg = replace(cfg, sid=replace(cfg.sid, seed=sid_seed))
+    ok = ~task.forget_mask[task.seq_items] if kind == "oracle" else None
+    folder = "oracles" if kind == "oracle" else "models"
+    model, sids, log, _ = cached_sid_model(folder, task, cfg, seed, ok, progress=False)
+    row = {"kind": kind, "seed": seed, "sid_seed": sid_seed, "kept_epoch": log["kept_epoch"]}
+    retain = ~task.forget_mask[task.seq_items[task.test_pos]]
+    for split, pos in (("valid", task.valid_pos), ("test", task.test_pos)):
+        topk = recommend(model, task, sids.codes, sids.sizes, pos, k=10, beam=20)
+        ranks = target_ranks(topk, task.seq_items[pos])
+        row[split] = [round(float(recall_at_k(ranks, 10).mean()), 4),
+                      round(float(ndcg_at_k(ranks, 10).mean()), 4)]  # fmt: skip
+        if split == "test":
+            row["retain_test_ndcg@10"] = round(float(ndcg_at_k(ranks[retain], 10).mean()), 5)
+    print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
