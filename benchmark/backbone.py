@@ -166,7 +166,7 @@ def train_backbone(
     retain_only = target_ok is not None
     if report is not None:
         report("semantic IDs")
-    sids = fit_semantic_ids(item_features(task, cfg.features, retain_only), cfg.sid)
+    sids = fit_semantic_ids(item_features(task, cfg.features, retain_only), cfg.sid.for_seed(seed))
     seed_everything(seed)
     model = SIDRecommender(cfg.model_config(sids.sizes, task.spec.preprocess.max_history))
     valid_users = task.retain_valid_users if retain_only else None

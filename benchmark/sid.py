@@ -13,7 +13,7 @@ import json
 import os
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -31,7 +31,10 @@ class SIDConfig:
     method: str = "rkmeans"  # "rkmeans" | "rqvae"
     levels: int = 3
     codebook_size: int = 32
-    seed: int = 0
+    # None: the run's seed draws the tokenizer too (k-means++ init, RQ-VAE init), so that seeds
+    # sample the tokenizer's variance, the largest in the base model's quality
+    # (reports/backbone-tuning-cpu.md, section 5); an int fixes one tokenizer for every seed
+    seed: int | None = None
     kmeans_iters: int = 50
     rqvae_epochs: int = 200
     rqvae_hidden: int = 128
@@ -49,6 +52,10 @@ class SIDConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def for_seed(self, seed: int) -> SIDConfig:
+        """This config with its seed resolved for a run with model seed `seed`."""
+        return self if self.seed is not None else replace(self, seed=seed)
 
     def config_hash(self) -> str:
         blob = json.dumps({"format": SID_FORMAT, **self.to_dict()}, sort_keys=True)
@@ -408,7 +415,7 @@ class SemanticIds:
 @on_cpu
 def fit_semantic_ids(features: np.ndarray, config: SIDConfig | None = None) -> SemanticIds:
     """Quantise item features (n_items, d) into unique semantic IDs (n_items, levels + 1)."""
-    config = config or SIDConfig()
+    config = (config or SIDConfig()).for_seed(0)  # a fit outside a seeded run draws with seed 0
     x = np.asarray(features, dtype=np.float64)
     if x.ndim != 2 or len(x) == 0 or not np.isfinite(x).all():
         raise BenchError(f"SID features must be a finite (n_items, d) array, got shape {x.shape}")

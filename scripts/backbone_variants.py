@@ -49,7 +49,10 @@ def with_overrides(cfg, items: list[str]):
 def _replace_path(obj, path: list[str], value: str):
     head, rest = path[0], path[1:]
     current = getattr(obj, head)
-    new = _replace_path(current, rest, value) if rest else type(current)(value)
+    if rest:
+        new = _replace_path(current, rest, value)
+    else:  # a None default (sid.seed: the run's seed) takes an int
+        new = int(value) if current is None else type(current)(value)
     return replace(obj, **{head: new})
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import toy_rows, toy_task_file, write_atomic
 
-from benchmark.backbone import ArchConfig, BackboneConfig, get_backbone
+from benchmark.backbone import ArchConfig, BackboneConfig, get_backbone, train_backbone
 from benchmark.data import histories, to_codes
 from benchmark.decoding import Trie, beam_search, score_all_items
 from benchmark.features import FeatureConfig
@@ -192,6 +192,18 @@ def test_backbone_trains_deterministically_and_is_cached(tmp_path, monkeypatch):
     assert not reused and third.checkpoint_hash == first.checkpoint_hash
     other, _ = get_backbone(task, TINY, seed=4, progress=False)
     assert other.checkpoint_hash != first.checkpoint_hash
+
+
+def test_each_seed_draws_its_own_tokenizer_unless_the_config_fixes_one(tmp_path):
+    task = _toy_task(tmp_path)
+    cfg = replace(TINY, train=replace(TINY.train, max_epochs=1))
+    drawn = {s: train_backbone(task, cfg, s, progress=False)[1] for s in (3, 4)}
+    assert [drawn[s].config.seed for s in (3, 4)] == [3, 4]
+    assert not np.array_equal(drawn[3].codes, drawn[4].codes)
+    fixed_cfg = replace(cfg, sid=replace(cfg.sid, seed=3))
+    fixed = {s: train_backbone(task, fixed_cfg, s, progress=False)[1] for s in (3, 4)}
+    assert [fixed[s].config.seed for s in (3, 4)] == [3, 3]
+    assert np.array_equal(fixed[4].codes, drawn[3].codes)
 
 
 def test_training_learns_a_deterministic_sequence(tmp_path):
