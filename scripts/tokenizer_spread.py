@@ -4,7 +4,9 @@ the base model (KIND `original`) or the retrain oracle (KIND `oracle`) of ml100k
 the default recipe, model seed SEED and `sid.seed=SID_SEED`, on one thread, and prints one JSON
 line: Recall@10 / NDCG@10 on validation and test targets and NDCG@10 on the retain-test targets
 (test targets outside the forgotten concept, the denominator of the retained-utility ratio), all
-at beam 20, seen items excluded. SID_SEED 0 is the default recipe's own tokenizer."""
+at beam 20, seen items excluded. The default recipe draws tokenizer seed = model seed (since
+harness 0.4.0; 0 for every seed before): SID_SEED = SEED trains the same model under another
+cache key."""
 
 from __future__ import annotations
 
