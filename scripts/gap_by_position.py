@@ -40,7 +40,7 @@ def main(seed: int) -> None:
     pos = task.test_pos
     users = np.searchsorted(task.seq_offsets, pos, side="right") - 1
     where = pos - task.valid_pos[users]
-    targets, sid, sas = hits(pos)
+    test = targets, sid, sas = hits(pos)
     print("test position | targets | median training count | SID R@10 | SASRec R@10 | ratio")
     for k in np.unique(where):
         s = where == k
@@ -48,8 +48,7 @@ def main(seed: int) -> None:
         print(f"{k} | {s.sum()} | {np.median(counts[targets[s]]):.0f} | {a:.4f} | {b:.4f} | "
               f"{a / b:.3f}")  # fmt: skip
     print("\nsplit | training count of the target | targets | SID R@10 | SASRec R@10 | ratio")
-    for split, positions in (("valid", task.valid_pos), ("test", pos)):
-        targets, sid, sas = hits(positions)
+    for split, (targets, sid, sas) in (("valid", hits(task.valid_pos)), ("test", test)):
         for lo, hi in zip(POPULARITY_EDGES[:-1], POPULARITY_EDGES[1:], strict=True):
             s = (counts[targets] >= lo) & (counts[targets] < hi)
             a, b = sid[s].mean(), sas[s].mean()

@@ -16,10 +16,11 @@ from dataclasses import replace
 
 import torch
 
-from benchmark.backbone import BackboneConfig, cached_sid_model
+from benchmark.backbone import BackboneConfig, get_backbone
 from benchmark.evidence import target_ranks
 from benchmark.metrics import ndcg_at_k, recall_at_k
 from benchmark.train import recommend
+from methods.baselines import train_oracle
 from tasks import get_task, prepare_task
 
 
@@ -30,10 +31,12 @@ def main(kind: str, seed: int, sid_seed: int) -> None:
     task = prepare_task(get_task("ml100k-horror"))
     cfg = BackboneConfig()
     cfg = replace(cfg, sid=replace(cfg.sid, seed=sid_seed))
-    ok = ~task.forget_mask[task.seq_items] if kind == "oracle" else None
-    folder = "oracles" if kind == "oracle" else "models"
-    model, sids, log, _ = cached_sid_model(folder, task, cfg, seed, ok, progress=False)
-    row = {"kind": kind, "seed": seed, "sid_seed": sid_seed, "kept_epoch": log["kept_epoch"]}
+    if kind == "oracle":
+        built = train_oracle(task, cfg, seed)
+    else:
+        built = get_backbone(task, cfg, seed, progress=False)[0]
+    model, sids = built.model, built.sids
+    row = {"kind": kind, "seed": seed, "sid_seed": sid_seed, "kept_epoch": built.log["kept_epoch"]}
     retain = ~task.forget_mask[task.seq_items[task.test_pos]]
     for split, pos in (("valid", task.valid_pos), ("test", task.test_pos)):
         topk = recommend(model, task, sids.codes, sids.sizes, pos, k=10, beam=20)
