@@ -2,7 +2,9 @@
 (reports/backbone-tuning-cpu.md): `python scripts/sasrec_variants.py VARIANT [SEED]` trains SASRec
 on ml100k-horror@2.0 on one thread and prints one JSON line with its training seconds, kept
 epoch and Recall@10 / NDCG@10 on validation and test targets. VARIANT: `default` or
-comma-separated `field=value` overrides of `SASRecConfig`, e.g. `batch_size=32,max_epochs=150`."""
+comma-separated `field=value` overrides of `SASRecConfig`, e.g. `batch_size=32,max_epochs=150`.
+`--selection`: on the task's selection view, as `backbone_variants.py --selection` (its rows'
+`valid` and `test` are then that view's)."""
 
 from __future__ import annotations
 
@@ -14,18 +16,22 @@ from backbone_variants import with_overrides
 
 from benchmark.sasrec import SASRecConfig, evaluate_sasrec, train_sasrec
 from tasks import get_task, prepare_task
+from tasks.prepare import selection_view
 
 
 def variant(name: str) -> SASRecConfig:
     return with_overrides(SASRecConfig(), [x for x in name.split(",") if x and x != "default"])
 
 
-def main(name: str, seed: int) -> None:
+def main(name: str, seed: int, selection: bool = False) -> None:
     torch.set_num_threads(1)
     task = prepare_task(get_task("ml100k-horror"))
+    if selection:
+        task = selection_view(task)
     model, log = train_sasrec(task, variant(name), seed)
     row = {"variant": name, "seed": seed, "train_seconds": round(log["seconds"], 1),
-           "kept_epoch": log["kept_epoch"], "epochs_run": len(log["epochs"])}  # fmt: skip
+           "kept_epoch": log["kept_epoch"], "epochs_run": len(log["epochs"]),
+           "task": task.spec.identity}  # fmt: skip
     for split in ("valid", "test"):
         m = evaluate_sasrec(model, task, split, (10,))
         row[split] = [round(m["recall@10"], 4), round(m["ndcg@10"], 4)]
@@ -33,4 +39,5 @@ def main(name: str, seed: int) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 0)
+    args = [a for a in sys.argv[1:] if a != "--selection"]
+    main(args[0], int(args[1]) if len(args) > 1 else 0, "--selection" in sys.argv[1:])

@@ -14,7 +14,7 @@ import hashlib
 import json
 import sys
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -227,6 +227,21 @@ def method_view(task: PreparedTask) -> MethodTaskView:
     return MethodTaskView(
         spec=task.spec, raw_stats=dict(task.raw_stats), content_hash=task.content_hash, **arrays
     )
+
+
+def selection_view(task: PreparedTask) -> PreparedTask:
+    """The task one split earlier, for choosing the backbone's recipe without its test targets:
+    each user's sequence ends at its validation target, and the task's own protocol splits that
+    again (under last-n: the last n_test items, the validation target among them, become this
+    view's test targets, the one before them its validation target). Its test targets mirror the
+    real ones (several per user, late in each history, so less popular than the single validation
+    target) while every one of them is an interaction the real protocol lets a method see.
+    A distinct name and content hash, so nothing trained on it is mistaken for the task's own."""
+    seen = method_view(task)
+    arrays = {name: np.array(getattr(seen, name)) for name in ARRAYS}
+    spec = replace(task.spec, name=f"{task.spec.name}-selection")
+    digest = hashlib.sha256(f"selection:{task.content_hash}".encode()).hexdigest()
+    return PreparedTask(spec=spec, raw_stats=dict(task.raw_stats), content_hash=digest, **arrays)
 
 
 def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:

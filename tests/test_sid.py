@@ -245,3 +245,34 @@ def test_minilm_embeddings():
     assert np.allclose(np.linalg.norm(x, axis=1), 1, atol=1e-5)
     assert x[0] @ x[1] > x[0] @ x[2]
     assert np.array_equal(feats.text_embeddings(texts, FeatureConfig()), x)
+
+
+def test_ppmi_features_follow_co_occurrence_and_keep_old_hashes(ml100k_horror):
+    from benchmark.backbone import BackboneConfig
+    from benchmark.features import ppmi_features, train_interactions
+
+    t = ml100k_horror
+    x = ppmi_features(t, 16, window=5)
+    assert x.shape == (t.n_items, 16) and np.allclose(np.linalg.norm(x, axis=1), 1)
+    # items co-watched within 5 positions are closer than random pairs of items
+    users, items = train_interactions(t)
+    same = users[1:] == users[:-1]
+    a, b = items[1:][same], items[:-1][same]
+    close = (x[a] * x[b]).sum(1).mean()
+    rng = np.random.default_rng(0)
+    ra, rb = rng.integers(t.n_items, size=(2, len(a)))
+    assert close > (x[ra] * x[rb]).sum(1).mean() + 0.1
+    # the oracle's version never sees a forget item
+    retain = ppmi_features(t, 16, window=5, retain_only=True)
+    assert not np.linalg.norm(retain[t.forget_mask], axis=1).any()
+    # an option added later moves no existing hash while it keeps its default...
+    assert FeatureConfig().to_dict() == FeatureConfig(collab="svd", ppmi_window=5).to_dict()
+    assert "collab" not in BackboneConfig().to_dict()["features"]
+    # ...and counts once set
+    assert FeatureConfig(collab="ppmi").config_hash() != FeatureConfig().config_hash()
+    with pytest.raises(BenchError, match="collab 'pmi' is unknown"):
+        FeatureConfig(collab="pmi")
+    # a config recorded before the option existed reads back as what it was computed with
+    legacy = FeatureConfig.from_dict(FeatureConfig().to_dict())
+    assert legacy.collab == "svd" and legacy.config_hash() == FeatureConfig().config_hash()
+    assert FeatureConfig.from_dict(FeatureConfig(collab="ppmi").to_dict()).collab == "ppmi"
