@@ -1,8 +1,9 @@
 """Item content features: the vectors the semantic-ID tokenizer quantises.
 
 An item's feature is its text embedding (MiniLM sentence embedding or TF-IDF + SVD of title, year,
-concept labels and description), optionally concatenated with a collaborative embedding (truncated
-SVD of the item x user matrix of *training* interactions only), L2-normalised. Features are cached
+concept labels and description), optionally concatenated with a collaborative embedding from
+*training* interactions only (truncated SVD of the items' positive PMI over nearby positions in
+users' sequences, or of the item x user matrix), L2-normalised. Features are cached
 per (task content hash, config hash) as safetensors.
 """
 
@@ -41,9 +42,10 @@ class FeatureConfig:
     collab_dim: int = 64  # 0 = text only
     collab_weight: float = 1.0  # the collaborative part's norm beside the text part's 1
     seed: int = 0
-    # "svd": truncated SVD of the item x user matrix; "ppmi": of the positive PMI of items seen
-    # within `ppmi_window` positions of each other in a user's training sequence
-    collab: str = "svd"
+    # "svd": truncated SVD of the item x user matrix; "ppmi" (harness 0.5.0): of the positive PMI
+    # of items seen within `ppmi_window` positions of each other in a user's training sequence,
+    # chosen with label smoothing on the selection view (reports/backbone-tuning-cpu.md, 6)
+    collab: str = "ppmi"
     ppmi_window: int = 5
 
     def __post_init__(self) -> None:
@@ -239,7 +241,9 @@ def ppmi_features(
     ppmi = csr_matrix((pmi[keep], (coo.row[keep], coo.col[keep])), shape=counts.shape)
     from sklearn.decomposition import TruncatedSVD
 
-    dim = min(dim, task.n_items - 1)
+    dim = min(dim, task.n_items - 1)  # TruncatedSVD needs dim < n_features
+    if dim < 1:
+        return np.zeros((task.n_items, 1))
     svd = TruncatedSVD(dim, algorithm="randomized", random_state=seed)
     u = svd.fit_transform(ppmi) / np.sqrt(np.maximum(svd.singular_values_, 1e-12))
     return _l2_normalize(u)

@@ -37,7 +37,9 @@ class TrainConfig:
     patience: int = 3
     noise_z: float = 2.0
     eval_beam: int = 20
-    label_smoothing: float = 0.0  # of each SID level's cross-entropy
+    # of each SID level's cross-entropy; 0.1 with PPMI features (harness 0.5.0), chosen on the
+    # selection view's targets (reports/backbone-tuning-cpu.md, 6)
+    label_smoothing: float = 0.1
 
     def to_dict(self) -> dict:
         return asdict(self)
