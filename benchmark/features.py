@@ -2,8 +2,8 @@
 
 An item's feature is its text embedding (MiniLM sentence embedding or TF-IDF + SVD of title, year,
 concept labels and description), optionally concatenated with a collaborative embedding from
-*training* interactions only (truncated SVD of the items' positive PMI over nearby positions in
-users' sequences, or of the item x user matrix), L2-normalised. Features are cached
+*training* interactions only (truncated SVD of the item x user matrix, or of the items' positive
+PMI over nearby positions in users' sequences), L2-normalised. Features are cached
 per (task content hash, config hash) as safetensors.
 """
 
@@ -42,10 +42,11 @@ class FeatureConfig:
     collab_dim: int = 64  # 0 = text only
     collab_weight: float = 1.0  # the collaborative part's norm beside the text part's 1
     seed: int = 0
-    # "svd": truncated SVD of the item x user matrix; "ppmi" (harness 0.5.0): of the positive PMI
-    # of items seen within `ppmi_window` positions of each other in a user's training sequence,
-    # chosen with label smoothing on the selection view (reports/backbone-tuning-cpu.md, 6)
-    collab: str = "ppmi"
+    # "svd": truncated SVD of the item x user matrix; "ppmi": of the positive PMI of items seen
+    # within `ppmi_window` positions of each other in a user's training sequence (chosen with
+    # label smoothing on the selection view, but not the default: reports/backbone-tuning-cpu.md,
+    # section 6)
+    collab: str = "svd"
     ppmi_window: int = 5
 
     def __post_init__(self) -> None:
@@ -67,18 +68,14 @@ class FeatureConfig:
                 d.pop(name)
         return d
 
-    @classmethod
-    def from_dict(cls, d: dict) -> FeatureConfig:
-        """Inverse of `to_dict`: a missing added option takes its legacy value, not the current
-        default (a result recorded before the option existed was computed with the former)."""
-        return cls(**{**dict(ADDED_OPTIONS), **d})
-
     def config_hash(self) -> str:
         blob = json.dumps({"version": FEATURES_VERSION, **self.to_dict()}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()
 
 
-# options added after harness 0.4.0, with the value each had implicitly before
+# options added after harness 0.4.0, with the value each had implicitly before (each is also its
+# default: a default that moved away from it would have to be filled in when reading a config
+# recorded without the option)
 ADDED_OPTIONS = (("collab", "svd"), ("ppmi_window", 5))
 
 
