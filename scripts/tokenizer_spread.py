@@ -6,7 +6,9 @@ line: Recall@10 / NDCG@10 on validation and test targets and NDCG@10 on the reta
 (test targets outside the forgotten concept, the denominator of the retained-utility ratio), all
 at beam 20, seen items excluded. The default recipe draws tokenizer seed = model seed (since
 harness 0.4.0; 0 for every seed before): SID_SEED = SEED trains the same model under another
-cache key."""
+cache key. `--variant V` starts from a recipe of `scripts/backbone_variants.py` instead of the
+default (e.g. `default,train.label_smoothing=0.1`): how a recipe moves the oracle ratio.
+SID_SEED `run` keeps the recipe's own rule (the run's seed) and so its cache key."""
 
 from __future__ import annotations
 
@@ -15,8 +17,9 @@ import sys
 from dataclasses import replace
 
 import torch
+from backbone_variants import variant
 
-from benchmark.backbone import BackboneConfig, get_backbone
+from benchmark.backbone import get_backbone
 from benchmark.evidence import target_ranks
 from benchmark.metrics import ndcg_at_k, recall_at_k
 from benchmark.train import recommend
@@ -24,19 +27,22 @@ from methods.baselines import train_oracle
 from tasks import get_task, prepare_task
 
 
-def main(kind: str, seed: int, sid_seed: int) -> None:
+def main(kind: str, seed: int, sid_seed: int | None, recipe: str = "default") -> None:
     if kind not in ("original", "oracle"):
         raise SystemExit(f"KIND must be original or oracle, not {kind!r}")
     torch.set_num_threads(1)
     task = prepare_task(get_task("ml100k-horror"))
-    cfg = BackboneConfig()
-    cfg = replace(cfg, sid=replace(cfg.sid, seed=sid_seed))
+    cfg = variant(recipe)
+    if sid_seed is not None:  # None: the recipe's own rule (and its cache key)
+        cfg = replace(cfg, sid=replace(cfg.sid, seed=sid_seed))
     if kind == "oracle":
         built = train_oracle(task, cfg, seed)
     else:
         built = get_backbone(task, cfg, seed, progress=False)[0]
     model, sids = built.model, built.sids
     row = {"kind": kind, "seed": seed, "sid_seed": sid_seed, "kept_epoch": built.log["kept_epoch"]}
+    if recipe != "default":
+        row["variant"] = recipe
     retain = ~task.forget_mask[task.seq_items[task.test_pos]]
     for split, pos in (("valid", task.valid_pos), ("test", task.test_pos)):
         topk = recommend(model, task, sids.codes, sids.sizes, pos, k=10, beam=20)
@@ -49,4 +55,10 @@ def main(kind: str, seed: int, sid_seed: int) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
+    args = sys.argv[1:]
+    recipe = "default"
+    if "--variant" in args:
+        i = args.index("--variant")
+        recipe = args[i + 1]
+        del args[i : i + 2]
+    main(args[0], int(args[1]), None if args[2] == "run" else int(args[2]), recipe)
