@@ -215,6 +215,7 @@ def ppmi_features(
     a user's training sequence; the context distribution is smoothed by the power 0.75, as in
     word2vec. An item without training interactions gets a zero row, as in `collab_features`."""
     from scipy.sparse import coo_matrix, csr_matrix
+    from sklearn.decomposition import TruncatedSVD
 
     users, items = train_interactions(task, retain_only)
     rows, cols = [], []
@@ -224,8 +225,7 @@ def ppmi_features(
         cols += [items[:-shift][same], items[shift:][same]]
     r, c = np.concatenate(rows), np.concatenate(cols)
     counts = coo_matrix((np.ones(len(r)), (r, c)), shape=(task.n_items, task.n_items))
-    counts = csr_matrix(counts)  # duplicates summed
-    counts.sum_duplicates()
+    counts = csr_matrix(counts)  # the conversion sums duplicate (row, col) entries
     total = counts.sum()
     if total == 0:
         return np.zeros((task.n_items, 1))
@@ -236,8 +236,6 @@ def ppmi_features(
     pmi = np.log(coo.data / total) - np.log(row[coo.row] / total) - np.log(context[coo.col])
     keep = pmi > 0
     ppmi = csr_matrix((pmi[keep], (coo.row[keep], coo.col[keep])), shape=counts.shape)
-    from sklearn.decomposition import TruncatedSVD
-
     dim = min(dim, task.n_items - 1)  # TruncatedSVD needs dim < n_features
     if dim < 1:
         return np.zeros((task.n_items, 1))
