@@ -138,14 +138,17 @@ def _minilm():
                 os.environ[k] = v
 
 
-def _svd(matrix, dim: int, seed: int) -> np.ndarray:
-    """Rows of `matrix` projected on its top `dim` singular directions (U * S), seeded."""
+def _svd(matrix, dim: int, seed: int, sqrt_weights: bool = False) -> np.ndarray:
+    """Rows of `matrix` projected on its top `dim` singular directions (U * S, or U * S^1/2 with
+    `sqrt_weights`), seeded."""
     from sklearn.decomposition import TruncatedSVD
 
     dim = min(dim, min(matrix.shape) - 1)  # TruncatedSVD needs dim < n_features
     if dim < 1:
         return np.zeros((matrix.shape[0], 1))
-    return TruncatedSVD(dim, algorithm="randomized", random_state=seed).fit_transform(matrix)
+    svd = TruncatedSVD(dim, algorithm="randomized", random_state=seed)
+    x = svd.fit_transform(matrix)
+    return x / np.sqrt(np.maximum(svd.singular_values_, 1e-12)) if sqrt_weights else x
 
 
 def _l2_normalize(x: np.ndarray) -> np.ndarray:
@@ -215,7 +218,6 @@ def ppmi_features(
     a user's training sequence; the context distribution is smoothed by the power 0.75, as in
     word2vec. An item without training interactions gets a zero row, as in `collab_features`."""
     from scipy.sparse import coo_matrix, csr_matrix
-    from sklearn.decomposition import TruncatedSVD
 
     users, items = train_interactions(task, retain_only)
     rows, cols = [], []
@@ -236,12 +238,7 @@ def ppmi_features(
     pmi = np.log(coo.data / total) - np.log(row[coo.row] / total) - np.log(context[coo.col])
     keep = pmi > 0
     ppmi = csr_matrix((pmi[keep], (coo.row[keep], coo.col[keep])), shape=counts.shape)
-    dim = min(dim, task.n_items - 1)  # TruncatedSVD needs dim < n_features
-    if dim < 1:
-        return np.zeros((task.n_items, 1))
-    svd = TruncatedSVD(dim, algorithm="randomized", random_state=seed)
-    u = svd.fit_transform(ppmi) / np.sqrt(np.maximum(svd.singular_values_, 1e-12))
-    return _l2_normalize(u)
+    return _l2_normalize(_svd(ppmi, dim, seed, sqrt_weights=True))
 
 
 # ---- features and cache --------------------------------------------------------------------------

@@ -74,17 +74,19 @@ def main(name: str, seed: int, selection: bool = False) -> None:
            "kept_epoch": log["kept_epoch"], "harness": __version__}  # fmt: skip
     if selection:
         row["task"] = task.spec.identity
-        for split in ("valid", "test"):
-            m = evaluate_backbone(model, sids, task, split, 20, (10,))
-            row[f"sel_{split}"] = [round(m["recall@10"], 4), round(m["ndcg@10"], 4)]
-    else:
-        for split in ("valid", "test"):
-            for beam in (20, 50):
-                m = evaluate_backbone(model, sids, task, split, beam, (10,))
-                row[f"{split}_b{beam}"] = [round(m["recall@10"], 4), round(m["ndcg@10"], 4)]
+    for split in ("valid", "test"):
+        for beam in (20,) if selection else (20, 50):
+            m = evaluate_backbone(model, sids, task, split, beam, (10,))
+            key = f"sel_{split}" if selection else f"{split}_b{beam}"
+            row[key] = [round(m["recall@10"], 4), round(m["ndcg@10"], 4)]
     print(json.dumps(row), flush=True)
 
 
+def variant_args(argv: list[str]) -> tuple[str, int, bool]:
+    """(VARIANT, SEED, --selection given) from `VARIANT [SEED] [--selection]`."""
+    args = [a for a in argv if a != "--selection"]
+    return args[0], int(args[1]) if len(args) > 1 else 0, "--selection" in argv
+
+
 if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if a != "--selection"]
-    main(args[0], int(args[1]) if len(args) > 1 else 0, "--selection" in sys.argv[1:])
+    main(*variant_args(sys.argv[1:]))

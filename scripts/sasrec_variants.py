@@ -12,7 +12,7 @@ import json
 import sys
 
 import torch
-from backbone_variants import with_overrides
+from backbone_variants import variant_args, with_overrides
 
 from benchmark.sasrec import SASRecConfig, evaluate_sasrec, train_sasrec
 from tasks import get_task, prepare_task
@@ -39,5 +39,4 @@ def main(name: str, seed: int, selection: bool = False) -> None:
 
 
 if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if a != "--selection"]
-    main(args[0], int(args[1]) if len(args) > 1 else 0, "--selection" in sys.argv[1:])
+    main(*variant_args(sys.argv[1:]))
