@@ -37,9 +37,9 @@ class TrainConfig:
     patience: int = 3
     noise_z: float = 2.0
     eval_beam: int = 20
-    # of each SID level's cross-entropy (0.1 with PPMI features, harness 0.5.0, failed the oracle
-    # gate: reports/backbone-tuning-cpu.md, section 6b)
-    label_smoothing: float = 0.0
+    # of each SID level's cross-entropy: 0.1 with PPMI features over 3 positions (harness 0.6.0),
+    # chosen on the selection view's targets (reports/backbone-tuning-cpu.md, 6d)
+    label_smoothing: float = 0.1
 
     def to_dict(self) -> dict:
         return asdict(self)

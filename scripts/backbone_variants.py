@@ -25,13 +25,17 @@ from tasks import get_task, prepare_task
 from tasks.prepare import selection_view
 
 # named starting points, so that the rows of reports/backbone-tuning-cpu.md measured against them
-# stay reproducible: "previous", the recipe before issue 13 (text-heavy features, lr 3e-3, batches
-# of 64, 2+2 layers, 12 epochs); "release-0.2", harness 0.2's default (2+2 layers, 12 epochs)
-RELEASE_02 = "arch.n_dec_layers=2,train.max_epochs=12"
+# stay reproducible: "release-0.5", the default of harnesses 0.4.0-0.5.1 (item x user SVD features,
+# no label smoothing; the rows marked with those harnesses name it `default`); "release-0.2",
+# harness 0.2's default (2+2 layers, 12 epochs); "previous", the recipe before issue 13
+# (text-heavy features, lr 3e-3, batches of 64, 2+2 layers, 12 epochs)
+RELEASE_05 = "features.collab=svd,features.ppmi_window=5,train.label_smoothing=0.0"
+RELEASE_02 = RELEASE_05 + ",arch.n_dec_layers=2,train.max_epochs=12"
 NAMED = {
     "previous": RELEASE_02
     + ",features.collab_dim=32,features.collab_weight=0.5,train.lr=0.003,train.batch_size=64",
     "release-0.2": RELEASE_02,
+    "release-0.5": RELEASE_05,
 }
 
 
