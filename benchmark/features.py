@@ -42,11 +42,12 @@ class FeatureConfig:
     collab_dim: int = 64  # 0 = text only
     collab_weight: float = 1.0  # the collaborative part's norm beside the text part's 1
     seed: int = 0
-    # "svd": truncated SVD of the item x user matrix; "ppmi" (harness 0.6.0): of the positive PMI
-    # of items seen within `ppmi_window` positions of each other in a user's training sequence,
-    # chosen with label smoothing on the selection view (reports/backbone-tuning-cpu.md, 6d)
-    collab: str = "ppmi"
-    ppmi_window: int = 3
+    # "svd": truncated SVD of the item x user matrix; "ppmi": of the positive PMI of items seen
+    # within `ppmi_window` positions of each other in a user's training sequence (chosen twice
+    # with label smoothing on the selection view, never the default: the first choice failed the
+    # oracle gate, both lowered the noise ceiling; reports/backbone-tuning-cpu.md, 6b and 6e)
+    collab: str = "svd"
+    ppmi_window: int = 5
 
     def __post_init__(self) -> None:
         if self.text not in TEXTS:
@@ -67,19 +68,14 @@ class FeatureConfig:
                 d.pop(name)
         return d
 
-    @classmethod
-    def from_dict(cls, d: dict) -> FeatureConfig:
-        """Inverse of `to_dict`: a missing added option takes its legacy value, not the current
-        default (a result recorded before the option existed was computed with the former)."""
-        return cls(**{**dict(ADDED_OPTIONS), **d})
-
     def config_hash(self) -> str:
         blob = json.dumps({"version": FEATURES_VERSION, **self.to_dict()}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()
 
 
-# options added after harness 0.4.0, with the value each had implicitly before (not their
-# defaults in 0.6.0: `from_dict` fills them in for a config recorded without them)
+# options added after harness 0.4.0, with the value each had implicitly before (each is also its
+# default: a default that moved away from it would have to be filled in when reading a config
+# recorded without the option)
 ADDED_OPTIONS = (("collab", "svd"), ("ppmi_window", 5))
 
 

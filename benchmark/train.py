@@ -37,9 +37,9 @@ class TrainConfig:
     patience: int = 3
     noise_z: float = 2.0
     eval_beam: int = 20
-    # of each SID level's cross-entropy: 0.1 with PPMI features over 3 positions (harness 0.6.0),
-    # chosen on the selection view's targets (reports/backbone-tuning-cpu.md, 6d)
-    label_smoothing: float = 0.1
+    # of each SID level's cross-entropy (0.1 with PPMI features in harnesses 0.5.0 and 0.6.0,
+    # withdrawn: reports/backbone-tuning-cpu.md, sections 6b and 6e)
+    label_smoothing: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)

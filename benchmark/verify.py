@@ -41,7 +41,7 @@ def backbone_config(record: dict):
 
     d = record["backbone"]["config"]
     cfg = BackboneConfig(
-        features=FeatureConfig.from_dict(d["features"]), sid=SIDConfig(**d["sid"]),
+        features=FeatureConfig(**d["features"]), sid=SIDConfig(**d["sid"]),
         arch=ArchConfig(**d["arch"]), train=TrainConfig(**d["train"]),
     )  # fmt: skip
     if cfg.config_hash() != record["backbone"]["config_hash"]:

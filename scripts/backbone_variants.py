@@ -25,7 +25,7 @@ from tasks import get_task, prepare_task
 from tasks.prepare import selection_view
 
 # named starting points, so that the rows of reports/backbone-tuning-cpu.md measured against them
-# stay reproducible: "release-0.5", the default of harnesses 0.4.0-0.5.1 (item x user SVD features,
+# stay reproducible: "release-0.5", the default of harnesses 0.4.0-0.5.1 and 0.6.1 (SVD features,
 # no label smoothing; the rows marked with those harnesses name it `default`); "release-0.2",
 # harness 0.2's default (2+2 layers, 12 epochs); "previous", the recipe before issue 13
 # (text-heavy features, lr 3e-3, batches of 64, 2+2 layers, 12 epochs)

