@@ -97,17 +97,20 @@ def test_split_fields_are_checked(tmp_path):
 
 def test_selection_view_splits_the_part_before_the_test_targets_again(tmp_path):
     from tasks.prepare import selection_view
+    from tasks.spec import MIN_TRAIN
 
     t = _task(tmp_path, [14, 12, 9, 6])
     s = selection_view(t)
     assert s.spec.name == "split-test-selection" and s.content_hash != t.content_hash
+    # view sequences of 9, 7, 4 and 4 items (each user's up to its validation target)
+    assert s.n_test_per_user.tolist() == [5, 3, 1, 1]
     for u in range(t.n_users):
         # the view's sequence is the task's up to and including its validation target
         assert s.sequence(u).tolist() == t.seq_items[t.seq_offsets[u] : t.valid_pos[u] + 1].tolist()
         # ... split by the same protocol: the real validation target is the view's last test target
         mine = s.test_pos[s.test_user == u]
         assert s.seq_items[mine[-1]] == t.seq_items[t.valid_pos[u]]
-        assert len(mine) == min(5, max(len(s.sequence(u)) - 1 - 3, 1))
+        assert len(mine) == min(s.spec.split.n_test, max(len(s.sequence(u)) - 1 - MIN_TRAIN, 1))
     # no real test target is anywhere in the view
     real_test = {(int(t.test_user[i]), int(t.seq_times[p])) for i, p in enumerate(t.test_pos)}
     users = np.searchsorted(s.seq_offsets, np.arange(s.n_interactions), side="right") - 1
