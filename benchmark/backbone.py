@@ -46,7 +46,7 @@ class BackboneConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "features": self.features.to_dict()}
+        return {**asdict(self), "features": self.features.to_dict(), "train": self.train.to_dict()}
 
     def config_hash(self) -> str:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()

@@ -14,13 +14,14 @@ import importlib.util
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from benchmark.device import on_cpu
+from benchmark.options import asdict_without_legacy
 from tasks.errors import BenchError
 from tasks.prepare import PreparedTask
 from tasks.sources.common import cache_root
@@ -62,11 +63,7 @@ class FeatureConfig:
     def to_dict(self) -> dict:
         """The fields, less options added later while they hold the value that was implicit
         before they existed (so that adding an option moves no existing cache key or hash)."""
-        d = asdict(self)
-        for name, legacy in ADDED_OPTIONS:
-            if d[name] == legacy:
-                d.pop(name)
-        return d
+        return asdict_without_legacy(self, ADDED_OPTIONS)
 
     def config_hash(self) -> str:
         blob = json.dumps({"version": FEATURES_VERSION, **self.to_dict()}, sort_keys=True)

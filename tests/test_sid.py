@@ -250,6 +250,7 @@ def test_minilm_embeddings():
 def test_ppmi_features_follow_co_occurrence_and_keep_old_hashes(ml100k_horror):
     from benchmark.backbone import BackboneConfig
     from benchmark.features import ppmi_features, train_interactions
+    from benchmark.train import TrainConfig
 
     t = ml100k_horror
     x = ppmi_features(t, 16, window=5)
@@ -270,5 +271,10 @@ def test_ppmi_features_follow_co_occurrence_and_keep_old_hashes(ml100k_horror):
     assert BackboneConfig().config_hash()[:12] == "e4b236bba4f5"  # harness 0.4.0's backbone
     # ...and counts once set
     assert FeatureConfig(collab="ppmi").config_hash() != FeatureConfig().config_hash()
+    # the same for the training windows' stride
+    assert "window_stride" not in BackboneConfig().to_dict()["train"]
+    strided = BackboneConfig(train=TrainConfig(window_stride=10))
+    assert strided.to_dict()["train"]["window_stride"] == 10
+    assert strided.config_hash() != BackboneConfig().config_hash()
     with pytest.raises(BenchError, match="collab 'pmi' is unknown"):
         FeatureConfig(collab="pmi")
