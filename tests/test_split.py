@@ -129,7 +129,7 @@ def test_strided_windows_count_each_target_once_with_more_history(tmp_path, stri
     # in a user's first window (its inputs start with the user's first item), which counts all
     # its targets, as stride 0 does everywhere
     firsts = {int(t.seq_items[o]) for o in t.seq_offsets[:-1]}
-    short_rows, short_cols = np.nonzero(msk & (np.arange(8) + 1 < 8 - stride + 1))
+    short_rows, _ = np.nonzero(msk & (np.arange(8) + 1 < 8 - stride + 1))
     assert {int(inp[w, 0]) for w in short_rows} <= firsts
     # exactly the first 8 - stride targets of each user's training part (p = 1, 2, ...)
     n_train = t.valid_pos - t.seq_offsets[:-1]
