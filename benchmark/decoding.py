@@ -112,31 +112,42 @@ def beam_search(
 
 
 @torch.no_grad()
-def score_all_items(
+def level_logprobs(
     model: SIDRecommender, hist: torch.Tensor, lengths: torch.Tensor, trie: Trie
 ) -> torch.Tensor:
-    """Exact log-likelihood of every item in the trie for each user: (B, n_items), -inf for
-    items not in the trie. Expands every valid prefix level by level (no pruning)."""
-    B = hist.shape[0]
+    """Teacher-forced log-probability of every item's code at each level: (B, n_items,
+    n_levels), -inf for items not in the trie. Expands every valid prefix level by level (no
+    pruning)."""
+    B, n_levels = hist.shape[0], len(trie.child)
     state = model.start(hist, lengths)
-    n_levels = len(trie.child)
-    prefix_score = torch.zeros(B, 1)
-    tokens = None
-    out = torch.full((B, trie.n_prefixes[-1]), float("-inf"))
+    tokens, rows = None, torch.zeros(B, 1, 0)
+    out = torch.full((B, trie.n_prefixes[-1], n_levels), float("-inf"))
     for lv in range(n_levels):
         logp = model.step(state, tokens, lv)  # (B, P, V)
         table = trie.child[lv]  # (P, V)
         par, code = (table >= 0).nonzero(as_tuple=True)
-        total = prefix_score[:, par] + logp[:, par, code]
+        rows = torch.cat([rows[:, par], logp[:, par, code, None]], -1)
         if lv == n_levels - 1:
-            out[:, table[par, code]] = total
+            out[:, table[par, code]] = rows
         else:
             # the children are exactly the next level's prefixes, in prefix-id order
             order = torch.argsort(table[par, code])
-            par, code, total = par[order], code[order], total[:, order]
+            par, code, rows = par[order], code[order], rows[:, order]
             model.reorder(state, par.expand(B, -1))
-            prefix_score, tokens = total, code.expand(B, -1)
+            tokens = code.expand(B, -1)
     return out
+
+
+def score_all_items(
+    model: SIDRecommender, hist: torch.Tensor, lengths: torch.Tensor, trie: Trie
+) -> torch.Tensor:
+    """Exact log-likelihood of every item in the trie for each user: (B, n_items), -inf for
+    items not in the trie."""
+    per_level = level_logprobs(model, hist, lengths, trie).unbind(-1)
+    total = per_level[0]
+    for lp in per_level[1:]:  # summed level by level, in the order beam search adds them
+        total = total + lp
+    return total
 
 
 @torch.no_grad()

@@ -11,7 +11,7 @@ from conftest import toy_rows, toy_task_file, write_atomic
 
 from benchmark.backbone import ArchConfig, BackboneConfig, get_backbone, train_backbone
 from benchmark.data import histories, to_codes
-from benchmark.decoding import Trie, beam_search, score_all_items
+from benchmark.decoding import Trie, beam_search, level_logprobs, score_all_items
 from benchmark.features import FeatureConfig
 from benchmark.model import ModelConfig, SIDRecommender, load_checkpoint, save_checkpoint
 from benchmark.sid import SIDConfig
@@ -69,18 +69,24 @@ def test_wide_beam_equals_exhaustive_ranking(tiny_model):
     assert torch.allclose(beam_scores, exact.values, atol=1e-5)
 
 
-def test_exhaustive_scores_are_teacher_forced_likelihoods(tiny_model):
+@pytest.mark.parametrize("item", [17, 0, 39])
+def test_exhaustive_scores_are_teacher_forced_likelihoods(tiny_model, item):
     model, sizes, codes, hist, lengths = tiny_model
-    scores = score_all_items(model, hist, lengths, Trie(codes, sizes))
-    item = 17
+    trie = Trie(codes, sizes)
+    scores = score_all_items(model, hist, lengths, trie)
+    per_level = level_logprobs(model, hist, lengths, trie)
     state = model.start(hist, lengths)
     total = torch.zeros(len(hist))
     tokens = None
     for lv in range(len(sizes)):
         logp = model.step(state, tokens, lv)[:, 0]
+        assert torch.allclose(per_level[:, item, lv], logp[:, codes[item, lv]], atol=1e-5)
         total += logp[:, codes[item, lv]]
         tokens = torch.full((len(hist), 1), int(codes[item, lv]))
     assert torch.allclose(scores[:, item], total, atol=1e-5)
+    # an item left out of the trie scores -inf at every level
+    partial = level_logprobs(model, hist, lengths, Trie(codes, sizes, np.arange(40) != item))
+    assert torch.isneginf(partial[:, item]).all()
 
 
 def test_training_pass_matches_incremental_decoding(tiny_model):
