@@ -46,8 +46,9 @@ class TrainConfig:
     label_smoothing: float = 0.0
     # 0: training windows overlap by one item; s > 0: they end s items apart, so every target
     # outside a user's first window is trained from at least max_history - s + 1 items
-    # (benchmark.data.training_windows). 10: 0.905 / 0.912 of SASRec on test at 1.73x the
-    # training time (reports/backbone-tuning-cpu.md, 6j)
+    # (benchmark.data.training_windows). 10: 0.905 / 0.912 of SASRec's defaults on test, but
+    # 0.868 / 0.866 of SASRec on the same windows, at 1.73x the training time
+    # (reports/backbone-tuning-cpu.md, 6j)
     window_stride: int = 0
 
     def to_dict(self) -> dict:

@@ -58,7 +58,7 @@ def main(recipe: str, seed: int) -> None:
     for w in GRID:
         row = {"variant": recipe, "seed": seed, "task": view.spec.identity, "level_weights": w}
         for split, (lp, targets) in scored.items():
-            # -inf * w stays -inf for w > 0; every weight of GRID is
+            # every weight of GRID is > 0, so a seen or unreachable item's -inf stays -inf
             score = (lp * torch.tensor(w)).sum(-1)
             ranks = target_ranks(score.topk(10, dim=1).indices.numpy(), targets)
             row[split] = [round(float(recall_at_k(ranks, 10).mean()), 4),
