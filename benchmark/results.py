@@ -152,39 +152,34 @@ def save_result(path: Path, ctx, cell: dict, extra_cost: dict | None = None) -> 
     result_files(path, ctx, cell, extra_cost).write(path)
 
 
-def save_verified(path: Path, record: dict, frame, artifacts: Path) -> dict:
-    """A verified copy of a submitted result: its evidence re-computed here, and a `verification`
-    block naming the harness and the artifacts it re-evaluated."""
+def save_verified(root: Path, path: Path, record: dict, frame, artifacts: Path) -> dict:
+    """A verified copy of a submitted result under the board's folder `root`: its evidence
+    re-computed here, its artifacts beside it, and an entry in `root`'s verification ledger
+    (`benchmark.ledger`). A `verification` block the submission carried is dropped: only the
+    ledger says what was verified."""
     import copy
     import hashlib
+    import shutil
 
+    from benchmark.artifacts import artifacts_dir
+    from benchmark.atomic import folder_atomic
     from benchmark.evidence import evidence_path, write_evidence_atomic
+    from benchmark.ledger import record_verified
 
     ev_path = evidence_path(path)
     write_evidence_atomic(ev_path, frame)
     out = copy.deepcopy(record)
+    out.pop("verification", None)
     out["evidence"] = {
         "file": ev_path.name,
         "sha256": hashlib.sha256(ev_path.read_bytes()).hexdigest(),
         "rows": len(frame),
     }
-    from benchmark.artifacts import artifacts_dir
-
     target = artifacts_dir(path)  # the verified model travels with its verified result
     if target.resolve() != artifacts.resolve():
-        import shutil
-
-        from benchmark.atomic import folder_atomic
-
         with folder_atomic(target) as tmp:
             shutil.copytree(artifacts, tmp, dirs_exist_ok=True)
-    manifest = target / "manifest.json"
-    out["verification"] = {
-        "verified": True,
-        "harness_version": __version__,
-        "artifacts_manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest(),
-        "environment": environment(),
-        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
+    manifest = hashlib.sha256((target / "manifest.json").read_bytes()).hexdigest()
     write_json_atomic(path, out)
+    record_verified(root, path, manifest, __version__)
     return out

@@ -151,5 +151,5 @@ def verify_result(result_json: Path, out: Path, task_files=()) -> tuple[Path, li
             mismatches.append(f"{name}: submitted {have}, re-evaluated {want}")
     path = out / record["task"]["name"] / record["method"]["name"] / result_json.name
     if not mismatches:
-        save_verified(path, record, frame, folder)
+        save_verified(out, path, record, frame, folder)
     return path, mismatches

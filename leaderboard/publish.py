@@ -20,6 +20,7 @@ from tabulate import tabulate
 
 from benchmark import __version__
 from benchmark.evidence import evidence_path
+from benchmark.ledger import ledger_path
 from leaderboard.table import (
     CI_HEADER,
     LEADERBOARD_METRICS,
@@ -166,16 +167,26 @@ def dataset_card(board: pd.DataFrame, repo_id: str, n_results: int) -> str:
     return str(DatasetCard(f"---\n{data.to_yaml()}\n---\n\n{body}"))
 
 
-def build_folder(results_dir: Path, dest: Path, repo_id: str) -> list[tuple[str, int]]:
-    """Write the dataset folder into `dest` (existing, empty); (path, bytes) of every file."""
+def build_folder(
+    results_dir: Path, dest: Path, repo_id: str, with_ledger: bool = True
+) -> list[tuple[str, int]]:
+    """Write the dataset folder into `dest` (existing, empty); (path, bytes) of every file. The
+    board's verification ledger travels only `with_ledger` (the board's own publish, never a
+    submission); the tables are built from the copied `results/`, so a row is ✓ in them only
+    where the uploaded ledger says so."""
+    copied = dest / "results"
     for f in find_result_files(results_dir)[0]:
         for src in (f, evidence_path(f)):
             if src.exists():
-                target = dest / "results" / src.relative_to(results_dir)
+                target = copied / src.relative_to(results_dir)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(src, target)
-    results = results_frame(results_dir)
+    if with_ledger and ledger_path(results_dir).is_file():
+        shutil.copyfile(ledger_path(results_dir), ledger_path(copied))
+    results = results_frame(copied)
     board = leaderboard_frame(results)
+    results["evidence"] = [Path(p).relative_to(dest).as_posix() if p else ""
+                           for p in results["evidence"]]  # fmt: skip
     (dest / "README.md").write_text(dataset_card(board, repo_id, len(results)))
     board.attrs = {}  # pandas would store attrs in the parquet metadata
     results.to_parquet(dest / "results.parquet", index=False)
@@ -191,12 +202,14 @@ def _replaceable(folder: Path) -> bool:
     return folder.is_dir() and {p.name for p in folder.iterdir()} <= set(PUBLISHED)
 
 
-def _write_atomic(results_dir: Path, final: Path, repo_id: str) -> list[tuple[str, int]]:
+def _write_atomic(
+    results_dir: Path, final: Path, repo_id: str, with_ledger: bool
+) -> list[tuple[str, int]]:
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-"))
     old = final.with_name(f".{final.name}.old-{os.getpid()}")
     try:
-        files = build_folder(results_dir, tmp, repo_id)
+        files = build_folder(results_dir, tmp, repo_id, with_ledger)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's folder is private; the result need not be
@@ -244,7 +257,7 @@ def publish(
     root = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="tracer-pub-"))
     folder = root if out_dir is not None else root / "dataset"
     try:
-        files = _write_atomic(results_dir, folder, repo_id)
+        files = _write_atomic(results_dir, folder, repo_id, with_ledger=not create_pr)
         how = "a pull request" if create_pr else "a commit to the main branch"
         if token is None:
             echo(f"dry run: nothing uploaded; the dataset folder is {folder}")

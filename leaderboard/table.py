@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.evidence import Evidence, read_evidence, same_examples, with_oracle_of
+from benchmark.ledger import is_verified, read_ledger
 from benchmark.metrics import N_BOOT, compute, interval, seed_resampled_means
 from benchmark.schema import schema_problems
 from tasks.errors import BenchError
@@ -82,10 +83,11 @@ def _number(value: object, path: Path, field: str) -> float:
     return float(value)
 
 
-def read_result(path: Path) -> dict:
-    """One result file as a flat row: identity columns (with `reference` and the path of its
-    evidence file, "" when absent) plus one column per metric value. A file that is not a
-    well-formed schema-2 record (a protocol 1.x file included) is a ResultsError naming it."""
+def read_result(path: Path, verified: bool = False) -> dict:
+    """One result file as a flat row: identity columns (with `reference`, `verified` as the
+    caller found it in the board's ledger, and the path of its evidence file, "" when absent) plus
+    one column per metric value. A file that is not a well-formed schema-2 record (a protocol 1.x
+    file included) is a ResultsError naming it."""
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, UnicodeDecodeError) as exc:
@@ -110,8 +112,7 @@ def read_result(path: Path) -> dict:
         "seed": data["seed"],
         "harness_version": data["harness_version"],
         "reference": data["reference"],
-        # re-evaluated from its artifacts by `tracer-bench verify`, or self-reported
-        "verified": (data.get("verification") or {}).get("verified") is True,
+        "verified": verified,  # never what the file says of itself (benchmark.ledger)
         "evidence": str(evidence) if evidence.is_file() else "",
         "path": str(path),
     }
@@ -148,14 +149,19 @@ def find_result_files(folder: str | Path) -> tuple[list[Path], list[Path]]:
 
 def load_results(folder: str | Path) -> pd.DataFrame:
     """One row per result file under `folder`: task identity and data hash, backbone config hash,
-    method name / version / config hash, seed, `reference`, `evidence` (its path, "" if absent),
+    method name / version / config hash, seed, `reference`, `verified` (an entry of `folder`'s
+    verification ledger matches the file and its evidence), `evidence` (its path, "" if absent),
     and one column per metric value (NaN if absent). `df.attrs` holds `folder`, `failed`
     (number of failed-run files skipped) and `failed_files`."""
     results, failed = find_result_files(folder)
     if not results:
         extra = f" ({len(failed)} failed runs only)" if failed else ""
         raise ResultsError(f"no result files (<task>/<method>/seed<N>.json) in {folder}{extra}")
-    rows = [read_result(p) for p in results]
+    try:
+        ledger = read_ledger(Path(folder))
+    except BenchError as exc:
+        raise ResultsError(str(exc)) from None
+    rows = [read_result(p, is_verified(folder, p, ledger)) for p in results]
     df = pd.DataFrame(rows)
     metric_cols = sorted(c for c in df.columns if c not in ID_COLUMNS)
     df = df[ID_COLUMNS + metric_cols]

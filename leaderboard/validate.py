@@ -16,6 +16,8 @@ its own):
   exposure bits against the served lists and the task's forget items, and the latent sample
   against its seeded draw;
 - the retrain row is the reference (scored against itself), no other row is;
+- no result declares itself verified (the board's verification ledger alone does), and a ledger
+  entry that no longer matches its result byte for byte is reported;
 - across a folder: file placement, duplicate and missing seeds, and one original model and one
   oracle per (task, seed) — the same checkpoints and the same original and oracle evidence columns
   in every method's file.
@@ -57,6 +59,7 @@ from benchmark.evidence import (
     slot_bits,
     target_ranks,
 )
+from benchmark.ledger import LEDGER_NAME, is_verified, ledger_path, read_ledger
 from benchmark.metrics import HEADLINE_K, METRICS, compute_all, evidence_metric_names, metric_base
 from benchmark.schema import NUM, STAT_FIELDS, is_kind, schema_problems
 from tasks.errors import BenchError
@@ -67,6 +70,8 @@ REFERENCE_METHOD = "retrain"
 # metric ranges beyond the default [0, 1] (shares, recalls, NDCGs, the headline and its parts)
 SIGNED = {"ce_excess", "relearn_excess", "retain_geometry_spearman"}  # [-1, 1]
 NON_NEGATIVE = {"unlearn_seconds", "peak_memory_mib", "speedup_over_retrain"}  # [0, inf)
+# metrics every result must give a finite value (NaN elsewhere: undefined)
+FINITE_METRICS = {"erasure_score", "forgetting_part", "utility_part"}
 # a ratio of two purity excesses (each a difference of mean cosines): any sign
 UNBOUNDED = {"code_purity_ratio"}
 # evidence columns that describe the original model and the oracle, not the method: one original
@@ -220,12 +225,47 @@ def metric_problems(metrics: dict) -> list[tuple[str, str]]:
             continue
         v, lo, hi = (float(stat[s]) for s in ("value", "ci_low", "ci_high"))
         low, high = metric_range(name)
-        if math.isinf(v) or (not math.isnan(v) and not low <= v <= high):
+        if name in FINITE_METRICS and not math.isfinite(v):
+            out.append((f"{f}.value", f"{v}: must be a finite number"))
+        elif math.isinf(lo) or math.isinf(hi):
+            out.append((f, f"interval [{lo}, {hi}] is not finite (NaN: no interval)"))
+        elif math.isinf(v) or (not math.isnan(v) and not low <= v <= high):
             out.append((f"{f}.value", f"{v} outside [{low}, {high}]"))
         elif all(map(math.isfinite, (v, lo, hi))) and not lo - 1e-12 <= v <= hi + 1e-12:
             out.append((f"{f}.value", f"{v} outside its interval [{lo}, {hi}]"))
         if stat["n"] < 0:
             out.append((f"{f}.n", "negative"))
+    return out
+
+
+def claim_problems(rec: dict) -> list[tuple[str, str]]:
+    """A result cannot vouch for itself: a `verification` block is a claim only the board's
+    ledger can make (`benchmark.ledger`); cost numbers are finite."""
+    out = []
+    if "verification" in rec:
+        out.append(("verification", "a result cannot declare itself verified: the ✓ comes "
+                    f"only from the board's {LEDGER_NAME}, written by `tracer-bench verify`"))
+    for name, value in rec["cost"].items():
+        if is_kind(value, NUM) and not math.isfinite(value):
+            out.append((f"cost.{name}", f"{value}: must be a finite number"))
+    return out
+
+
+def ledger_problems(root: Path) -> list[Problem]:
+    """A ledger entry whose result or evidence changed after `verify` recorded it (that result is
+    shown self-reported), or that names no result here; a malformed ledger."""
+    try:
+        ledger = read_ledger(root)
+    except BenchError as exc:
+        return [Problem(str(ledger_path(root)), "", str(exc))]
+    out = []
+    for name in ledger:
+        f = root / name
+        if not f.is_file():
+            out.append(Problem(str(ledger_path(root)), name, "names a result that is not here"))
+        elif not is_verified(root, f, ledger):
+            out.append(Problem(str(f), "", f"changed since `verify` recorded it in {LEDGER_NAME} "
+                               "(result or evidence sha256 differs): shown self-reported"))
     return out
 
 
@@ -458,7 +498,8 @@ def validate(
             continue  # the other checks need a well-formed record
         ev_bad, frame = evidence_problems(rec, f)
         found = (
-            checker.identity(rec) + metric_problems(rec["metrics"]) + reference_problems(rec)
+            checker.identity(rec) + metric_problems(rec["metrics"]) + claim_problems(rec)
+            + reference_problems(rec)
             + ev_bad + checker.task_problems(rec, frame) + artifact_problems(rec, f)
         )  # fmt: skip
         problems += [Problem(str(f), fld, msg) for fld, msg in found]
@@ -473,6 +514,8 @@ def validate(
         seeds[key][seed] = f
         cells[(task["identity"], seed)].append(_Seen(f, rec, frame))
     problems += _seed_problems(seeds) + _shared_problems(cells)
+    if root.is_dir():
+        problems += ledger_problems(root)
     if recompute_reference:
         problems += _recomputed_problems(cells, checker)
     return problems

@@ -84,6 +84,22 @@ def test_data_file_unparsable_row(tmp_path, capsys):
     assert_one_line_error(code, err, f"{data / 'toy.inter'}:8", "fields")
 
 
+@pytest.mark.parametrize("column, value", [(2, "nan"), (2, "inf"), (3, "-inf"), (3, "NaN")])
+def test_data_file_non_finite_number_is_refused(tmp_path, capsys, column, value):
+    inter, items = toy_rows()
+    parts = inter[4].split("\t")
+    parts[column] = value
+    inter[4] = "\t".join(parts)
+    data = write_atomic(tmp_path / "d", inter, items)
+    cache = Path(os.environ["TRACER_BENCH_CACHE"]) / "tasks" / "toy-scary@1.0"
+    before = set(cache.iterdir()) if cache.exists() else set()
+    code, _, err = run_cli(capsys, "tasks", "prepare", str(toy_task_file(tmp_path, data)))
+    name = {2: "rating", 3: "timestamp"}[column]
+    assert_one_line_error(code, err, f"{data / 'toy.inter'}:6", f"column '{name}'",
+                          "not a finite number", repr(value))  # fmt: skip
+    assert (set(cache.iterdir()) if cache.exists() else set()) == before  # nothing cached
+
+
 def test_data_file_not_utf8_names_line_and_byte_offset(tmp_path, capsys):
     data = write_atomic(tmp_path / "d", *toy_rows())
     item = data / "toy.item"

@@ -158,6 +158,26 @@ def test_5core_bad_row(data: Path):
         load(data, interactions="5core")
 
 
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "NaN"])
+def test_5core_non_finite_rating_is_refused(data: Path, value: str):
+    csv = data / "benchmark" / "5core" / "rating_only" / "X.csv"
+    csv.parent.mkdir(parents=True)
+    csv.write_text(
+        "user_id,parent_asin,rating,timestamp\n"
+        f"U1,P1,5.0,1600000000000\n\nU1,P2,{value},1600000000500\n"
+    )
+    with pytest.raises(DataFormatError, match=r"X\.csv:4: column 'rating' is not a finite number"):
+        load(data, interactions="5core")
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_review_non_finite_rating_is_refused(data: Path, value):
+    reviews = [*REVIEWS[:2], {**REVIEWS[2], "rating": value}, *REVIEWS[3:]]
+    write_files(data, reviews=reviews)  # json.dumps writes NaN / Infinity
+    with pytest.raises(DataFormatError, match=r"X\.jsonl:3: column 'rating' is not a finite"):
+        load(data)
+
+
 def test_5core_not_utf8_names_line_and_offset(data: Path):
     csv = data / "benchmark" / "5core" / "rating_only" / "X.csv"
     csv.parent.mkdir(parents=True)

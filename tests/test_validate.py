@@ -123,7 +123,8 @@ def test_edited_metric_value_is_caught(tiny_results, tmp_path, capsys, metric):
     low, high = metric_range(metric)
     new = stat["value"] + 0.25 if stat["value"] + 0.25 <= high else stat["value"] - 0.25
     assert low <= new <= high
-    edit(f, lambda r: r["metrics"][metric].update(value=new, ci_low=low, ci_high=high))
+    wide = high if math.isfinite(high) else 1e9  # an infinite bound is a problem of its own
+    edit(f, lambda r: r["metrics"][metric].update(value=new, ci_low=low, ci_high=wide))
     problems = validate(root, task_files(tiny_results))
     assert [(p.file, p.field) for p in problems] == [(str(f), f"metrics.{metric}.value")]
     assert "the evidence gives" in problems[0].message
@@ -176,6 +177,27 @@ def test_out_of_range(tiny_results, tmp_path, metric, stat, field):
     root = copy_results(tiny_results, tmp_path)
     f = root / TASK / "ga" / "seed1.json"
     edit(f, lambda r: r["metrics"][metric].update(stat))
+    assert ("ga", "seed1.json", field) in found(root, tiny_results)
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        (lambda r: r["metrics"]["erasure_score"].update(value=math.nan, ci_low=math.nan,
+                                                        ci_high=math.nan),
+         "metrics.erasure_score.value"),
+        (lambda r: r["metrics"]["utility_part"].update(value=math.nan),
+         "metrics.utility_part.value"),
+        (lambda r: r["metrics"]["retained_recall@5"].update(ci_low=-math.inf),
+         "metrics.retained_recall@5"),
+        (lambda r: r["cost"].update(unlearn_seconds=math.inf), "cost.unlearn_seconds"),
+        (lambda r: r["cost"].update(peak_memory_mib=math.nan), "cost.peak_memory_mib"),
+    ],
+)  # fmt: skip
+def test_non_finite_values_where_finite_ones_are_required(tiny_results, tmp_path, change, field):
+    root = copy_results(tiny_results, tmp_path)
+    f = root / TASK / "ga" / "seed1.json"
+    edit(f, change)
     assert ("ga", "seed1.json", field) in found(root, tiny_results)
 
 

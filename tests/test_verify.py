@@ -1,5 +1,6 @@
 """Verified submissions (DESIGN §6): a cell's artifacts re-evaluated by `tracer-bench verify`
-reproduce its metrics exactly on CPU; tampered artifacts are refused with one line, exit 2."""
+reproduce its metrics exactly on CPU; tampered artifacts are refused with one line, exit 2; the ✓
+comes only from the board's verification ledger, never from what a result says of itself."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import os
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from conftest import toy_rows, toy_task_file, write_atomic
@@ -17,7 +19,11 @@ from test_cli_errors import assert_one_line_error, run_cli
 from test_evaluation import SMALL
 
 from benchmark.artifacts import artifacts_dir
+from benchmark.cli import main
+from benchmark.evidence import evidence_path
+from benchmark.ledger import LEDGER_NAME, read_ledger
 from benchmark.runner import result_path, run_grid
+from leaderboard.publish import build_folder
 
 
 @pytest.fixture(scope="module")
@@ -49,25 +55,147 @@ def _copy(submission, tmp_path, monkeypatch) -> Path:
     return root
 
 
-def test_verified_submission_reproduces_its_run(submission, tmp_path, monkeypatch, capsys):
-    root = _copy(submission, tmp_path, monkeypatch)
-    _, task_file, _ = submission
-    verified = tmp_path / "verified"
-    code, out, _ = run_cli(capsys, "verify", str(root), "--out", str(verified), "--task-file",
-                           str(task_file))  # fmt: skip
-    assert code == 0 and out.count("verified ->") == 3, out
+@pytest.fixture(scope="module")
+def board(submission, tmp_path_factory):
+    """The submission verified into a board's folder by `tracer-bench verify` (exit 0)."""
+    out, task_file, cache = submission
+    folder = tmp_path_factory.mktemp("board") / "verified"
+    old = os.environ.get("TRACER_BENCH_CACHE")
+    os.environ["TRACER_BENCH_CACHE"] = str(cache)
+    try:
+        code = main(["verify", str(out), "--out", str(folder), "--task-file", str(task_file)])
+    finally:
+        if old is None:
+            os.environ.pop("TRACER_BENCH_CACHE")
+        else:
+            os.environ["TRACER_BENCH_CACHE"] = old
+    assert code == 0
+    return folder
+
+
+def _ticks(capsys, folder: Path, tmp_path: Path) -> dict[str, int]:
+    """How many ✓ the leaderboard, the static page and the Hub table give `folder`."""
+    code, out, _ = run_cli(capsys, "leaderboard", str(folder), "--site", str(tmp_path / "site"))
+    assert code == 0, out
+    page = (tmp_path / "site" / "index.html").read_text()
+    hub = tmp_path / "hub"
+    hub.mkdir()
+    build_folder(folder, hub, "org/board")
+    return {
+        "board": out.count("✓"),
+        "page": page.count("✓"),
+        "hub": int(pd.read_parquet(hub / "leaderboard.parquet")["verified"].sum()),
+        "hub_results": int(pd.read_parquet(hub / "results.parquet")["verified"].sum()),
+    }
+
+
+def test_verified_submission_reproduces_its_run(submission, board, capsys):
+    root, task_file, _ = submission
+    ledger = read_ledger(board)
+    assert sorted(ledger) == [f"toy-scary/{m}/seed0.json" for m in ("filter", "retrain", "tracer")]
     for method in ("retrain", "filter", "tracer"):
         a = json.loads(result_path(root, "toy-scary", method, 0).read_text())
-        b = json.loads(result_path(verified, "toy-scary", method, 0).read_text())
-        assert b["verification"]["verified"] is True
+        b = result_path(board, "toy-scary", method, 0)
+        record = json.loads(b.read_text())
+        assert "verification" not in record  # the ledger holds the record, not the result
+        entry = ledger[f"toy-scary/{method}/seed0.json"]
+        assert entry["result_sha256"] == hashlib.sha256(b.read_bytes()).hexdigest()
+        assert entry["evidence_sha256"] == hashlib.sha256(
+            evidence_path(b).read_bytes()).hexdigest()  # fmt: skip
         for name, stat in a["metrics"].items():
-            assert b["metrics"][name]["value"] == stat["value"] or stat["value"] != stat["value"]
-    code, out, _ = run_cli(capsys, "validate", str(verified), "--task-file", str(task_file))
+            have = record["metrics"][name]["value"]
+            assert have == pytest.approx(stat["value"], rel=0, abs=0, nan_ok=True), name
+    code, out, _ = run_cli(capsys, "validate", str(board), "--task-file", str(task_file))
     assert code == 0, out
-    code, out, _ = run_cli(capsys, "leaderboard", str(verified))
-    assert code == 0 and "tracer 1.2 ✓" in out
     code, out, _ = run_cli(capsys, "leaderboard", str(root))
     assert code == 0 and "✓" not in out  # the submission itself is self-reported
+
+
+def test_a_verified_board_keeps_its_ticks(board, tmp_path, capsys):
+    ticks = _ticks(capsys, board, tmp_path)
+    # three rows (retrain, filter, tracer), each verified: the board prints them in its table,
+    # the page in its table, the Hub in both parquet tables
+    assert ticks == {"board": 3, "page": 3, "hub": 3, "hub_results": 3}, ticks
+    code, out, _ = run_cli(capsys, "leaderboard", str(board))
+    assert "tracer 1.2 ✓" in out
+
+
+def test_publishing_a_submission_carries_no_ledger(submission, board, tmp_path, capsys):
+    board_pub, pr_pub = tmp_path / "board", tmp_path / "pr"
+    for folder, extra in ((board_pub, []), (pr_pub, ["--create-pr"])):
+        code, out, _ = run_cli(capsys, "publish", str(board), "--repo", "org/board", "--dry-run",
+                               "--out", str(folder), "--task-file", str(submission[1]),
+                               *extra)  # fmt: skip
+        assert code == 0, out
+    assert (board_pub / "results" / LEDGER_NAME).is_file()
+    assert pd.read_parquet(board_pub / "leaderboard.parquet")["verified"].all()
+    assert not (pr_pub / "results" / LEDGER_NAME).exists()
+    assert LEDGER_NAME not in out
+    assert not pd.read_parquet(pr_pub / "leaderboard.parquet")["verified"].any()
+
+
+def _forge_claim(path: Path) -> None:
+    """The forgery of issue 25: a result declaring itself verified, with no artifacts at all."""
+    record = json.loads(path.read_text())
+    record["verification"] = {"verified": True, "harness_version": record["harness_version"],
+                              "artifacts_manifest_sha256": "0" * 64}  # fmt: skip
+    path.write_text(json.dumps(record))
+
+
+def test_a_result_cannot_declare_itself_verified(submission, tmp_path, monkeypatch, capsys):
+    root = _copy(submission, tmp_path, monkeypatch)
+    f = result_path(root, "toy-scary", "filter", 0)
+    _forge_claim(f)
+    assert _ticks(capsys, root, tmp_path) == {"board": 0, "page": 0, "hub": 0, "hub_results": 0}
+    code, out, _ = run_cli(capsys, "validate", str(root), "--task-file", str(submission[1]))
+    bad = [line for line in out.splitlines() if "verification" in line]
+    assert code == 1 and len(bad) == 1 and str(f) in bad[0], out
+    assert "a result cannot declare itself verified" in bad[0]
+
+
+def _edit_json(path: Path) -> None:
+    record = json.loads(path.read_text())
+    record["cost"]["unlearn_seconds"] += 1.0
+    path.write_text(json.dumps(record, indent=2))
+
+
+def _edit_evidence(path: Path) -> None:
+    ev = evidence_path(path)
+    frame = pd.read_parquet(ev)
+    frame.loc[frame.index[0], "latent_rank"] += 1
+    frame.to_parquet(ev, index=False)
+
+
+@pytest.mark.parametrize("edit", [_edit_json, _edit_evidence, _forge_claim])
+def test_a_verified_result_edited_afterwards_loses_its_tick(board, tmp_path, capsys, edit):
+    folder = tmp_path / "board"
+    shutil.copytree(board, folder)
+    f = result_path(folder, "toy-scary", "tracer", 0)
+    edit(f)
+    assert _ticks(capsys, folder, tmp_path) == {"board": 2, "page": 2, "hub": 2, "hub_results": 2}
+    code, out, _ = run_cli(capsys, "leaderboard", str(folder))
+    assert "tracer 1.2 ✓" not in out and "filter 1.0 ✓" in out
+    code, out, _ = run_cli(capsys, "validate", str(folder))
+    assert code == 1 and f"{f}: -: changed since `verify` recorded it" in out, out
+
+
+def test_a_record_for_one_result_does_not_vouch_for_another(board, tmp_path, capsys):
+    folder = tmp_path / "board"
+    shutil.copytree(board, folder)
+    ledger = folder / LEDGER_NAME
+    entries = [json.loads(line) for line in ledger.read_text().splitlines()]
+    tracer = next(e for e in entries if e["result"].startswith("toy-scary/tracer/"))
+    filter_row = next(e for e in entries if e["result"].startswith("toy-scary/filter/"))
+    filter_row.update({k: tracer[k] for k in ("result_sha256", "evidence_sha256")})
+    ledger.write_text("".join(json.dumps(e) + "\n" for e in entries))
+    assert _ticks(capsys, folder, tmp_path)["board"] == 2  # filter's entry now names tracer's bytes
+    code, out, _ = run_cli(capsys, "leaderboard", str(folder))
+    assert "filter 1.0 ✓" not in out and "tracer 1.2 ✓" in out
+    # a whole verified file copied over another result's place is not that result's either
+    shutil.copyfile(result_path(folder, "toy-scary", "tracer", 0),
+                    result_path(folder, "toy-scary", "filter", 0))  # fmt: skip
+    code, out, _ = run_cli(capsys, "leaderboard", str(folder))
+    assert "filter 1.0 ✓" not in out
 
 
 def test_a_changed_metric_is_not_verified(submission, tmp_path, monkeypatch, capsys):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +116,31 @@ def _first_null_line(path: Path, column: str) -> int:
     return 0
 
 
+def _line_of_row(path: Path, row: int, is_csv: bool) -> int:
+    """The line number of data row `row` (0-based, blank lines skipped; error path only)."""
+    with path.open(newline="", encoding="utf-8") as fh:
+        if is_csv:
+            reader = csv.reader(fh)
+            next(reader, None)
+            rows = (reader.line_num for r in reader if r)
+        else:
+            rows = (lineno for lineno, line in enumerate(fh, start=1) if line.strip())
+        return next((n for i, n in enumerate(rows) if i == row), 0)
+
+
+def _finite_ratings(ratings: pa.ChunkedArray, path: Path, is_csv: bool) -> pd.Series:
+    """The ratings as float64 (null: NaN, a missing rating); a rating that is there must be a
+    finite number (`nan`, `inf` refused, naming the line)."""
+    values = ratings.to_pandas().astype("float64")
+    bad = ratings.is_valid().to_numpy(zero_copy_only=False) & ~np.isfinite(values.to_numpy())
+    if bad.any():
+        row = int(np.argmax(bad))
+        lineno = _line_of_row(path, row, is_csv)
+        where = f"{path}:{lineno}" if lineno else str(path)
+        raise DataFormatError(f"{where}: column 'rating' is not a finite number: {values[row]}")
+    return values
+
+
 def _read_jsonl(
     path: Path,
     needed: dict[str, Any],
@@ -173,9 +199,13 @@ def _bad_csv_line(path: Path) -> str:
             for column in ("rating", "timestamp"):
                 value = row[index[column]]
                 try:
-                    float(value) if column == "rating" else int(value)
+                    number = float(value) if column == "rating" else int(value)
                 except ValueError:
+                    if column == "rating" and not value.strip():
+                        continue  # an empty rating is a missing one
                     return f"{path}:{lineno}: column '{column}' is not a number: {value!r}"
+                if not math.isfinite(number):
+                    return f"{path}:{lineno}: column '{column}' is not a finite number: {value!r}"
     return ""
 
 
@@ -203,6 +233,10 @@ def _read_ratings_csv(path: Path) -> pa.Table:
     for column in ("user_id", "parent_asin", "timestamp"):
         if table[column].null_count:
             raise DataFormatError(f"{path}: column '{column}' has empty values")
+    if table["rating"].null_count:  # the csv reader takes "nan" for a missing value: look
+        problem = _bad_csv_line(path)
+        if problem:
+            raise DataFormatError(problem)
     return table
 
 
@@ -352,7 +386,9 @@ class Amazon2023Source:
                 "user": inter["user_id"].to_pandas(),
                 "item": inter["parent_asin"].to_pandas(),
                 "timestamp": inter["timestamp"].to_pandas().astype("int64"),
-                "rating": inter["rating"].to_pandas().astype("float64"),
+                "rating": _finite_ratings(
+                    inter["rating"], inter_path, is_csv=ds.interactions == "5core"
+                ),
             }
         )
         meta = _read_jsonl(meta_path, _meta_types(), META_REQUIRED, META_NOT_NULL, {})

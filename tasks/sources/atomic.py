@@ -6,6 +6,7 @@ Many public recommendation datasets circulate in this format; ML-100k's embedded
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 
 import numpy as np
@@ -78,18 +79,23 @@ def _read_table(path: Path, wanted: dict[str, tuple[str, ...]], required: tuple[
     return columns
 
 
-def _numbers(values: list[str], path: Path, column: str, dtype: type) -> np.ndarray:
-    try:
-        return np.asarray([float(v) for v in values], dtype=np.float64).astype(dtype)
-    except ValueError:
-        for lineno, v in enumerate(values, start=2):
-            try:
-                float(v)
-            except ValueError:
-                raise DataFormatError(
-                    f"{path}:{lineno}: column '{column}' is not a number: {v!r}"
-                ) from None
-        raise
+def _numbers(table: dict, column: str, path: Path, dtype: type) -> np.ndarray:
+    """The column as `dtype`; a value that is not a finite number (`nan`, `inf` included) is a
+    DataFormatError naming its line."""
+    values = table[column]
+    out = np.empty(len(values), dtype=np.float64)
+    for i, v in enumerate(values):
+        try:
+            out[i] = float(v)
+        except ValueError:
+            out[i] = math.nan
+    bad = ~np.isfinite(out)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise DataFormatError(
+            f"{path}:{table['_line'][i]}: column '{column}' is not a finite number: {values[i]!r}"
+        )
+    return out.astype(dtype)
 
 
 def _check_items(meta: dict, inter: dict, item_path: Path, inter_path: Path) -> None:
@@ -117,9 +123,9 @@ def read_atomic(inter_path: Path, item_path: Path, name: str, fields: dict[str, 
         {k: wanted[k] for k in ("user", "item", "timestamp", "rating")},
         REQUIRED["inter"],
     )
-    timestamps = _numbers(inter["timestamp"], inter_path, "timestamp", np.int64)
+    timestamps = _numbers(inter, "timestamp", inter_path, np.int64)
     ratings = (
-        _numbers(inter["rating"], inter_path, "rating", np.float64)
+        _numbers(inter, "rating", inter_path, np.float64)
         if "rating" in inter
         else np.full(len(timestamps), np.nan)
     )
