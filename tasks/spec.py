@@ -20,14 +20,15 @@ else:  # pragma: no cover
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    source: str  # one of tasks.sources.SOURCES: ml-100k, ml-1m, amazon-2023, atomic
+    source: str  # one of tasks.sources.SOURCES: ml-100k, ml-1m, amazon-2023, atomic, genrec-json
     revision: str = ""  # upstream version: a package pin, an archive name, a Hub commit
     checksums: dict[str, str] = field(
         default_factory=dict
     )  # file name -> "sha256:<hex>"/"md5:<hex>"
     category: str = ""  # amazon-2023: the category file name, e.g. Health_and_Household
     interactions: str = ""  # amazon-2023: "reviews" (raw review JSONL) or "5core" (rating CSV)
-    path: str = ""  # atomic: folder holding <name>.inter and <name>.item
+    path: str = ""  # atomic: folder holding <name>.inter and <name>.item; genrec-json: the folder
+    prefix: str = ""  # genrec-json: the files are <prefix>.inter.json and <prefix>.item.json
     fields: dict[str, str] = field(default_factory=dict)  # atomic: our column -> file column
 
 
@@ -94,7 +95,7 @@ class TaskSpec:
 
 PROTOCOLS = ("last-n", "leave-one-out")
 ON_MISSING_ITEM = ("error", "drop")
-ADDED_OPTIONS = (("preprocess", "on_missing_item", "error"),)
+ADDED_OPTIONS = (("preprocess", "on_missing_item", "error"), ("dataset", "prefix", ""))
 MIN_TRAIN = 3  # last-n keeps at least this many training interactions per user
 MAIN_SCORES = ("erasure_score",)
 

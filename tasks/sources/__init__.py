@@ -9,6 +9,7 @@ from typing import Protocol
 from tasks.dataset import RawDataset
 from tasks.sources.amazon import Amazon2023Source
 from tasks.sources.atomic import AtomicSource
+from tasks.sources.genrec_json import GenRecJSONSource
 from tasks.sources.ml1m import ML1MSource
 from tasks.sources.ml100k import ML100kSource
 from tasks.spec import DatasetSpec
@@ -23,5 +24,6 @@ class Source(Protocol):
 
 
 SOURCES: dict[str, Source] = {
-    s.name: s for s in (ML100kSource(), ML1MSource(), Amazon2023Source(), AtomicSource())
+    s.name: s
+    for s in (ML100kSource(), ML1MSource(), Amazon2023Source(), AtomicSource(), GenRecJSONSource())
 }
