@@ -199,6 +199,17 @@ def _cmd_unlearn(args: argparse.Namespace) -> int:
 
 
 def _cmd_perf(args: argparse.Namespace) -> int:
+    if args.scale:
+        from benchmark.scale import measure_in_child, scale_table
+
+        rows = []
+        for name in args.scale:
+            print(f"measuring {name} ...", file=sys.stderr, flush=True)
+            rows.append(measure_in_child(name, args.threads))
+        print(f"each stage once, {args.threads} thread(s) per task (benchmark/scale.py says what "
+              "each stage is); in brackets: the growth over the previous task")
+        print(scale_table(rows))
+        return 0
     if args.breakdown:
         from benchmark.backbone import set_threads
         from benchmark.breakdown import breakdown, format_breakdown
@@ -439,6 +450,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RESULTS",
         help="instead: where a run's time went (base, oracle, unlearning, evaluation parts), "
         "from the costs its results recorded, beside this machine's matmul peak",
+    )
+    p.add_argument(
+        "--scale",
+        nargs="+",
+        metavar="TASK",
+        help="instead: each stage's cost (preparation, features, tokenizer, one epoch, reference "
+        "evidence, a cell's evaluation parts) and peak RSS per task, side by side",
     )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--quiet", action="store_true")
