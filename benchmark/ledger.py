@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from benchmark.atomic import write_text_atomic
 from benchmark.evidence import evidence_path
@@ -44,6 +44,10 @@ def read_ledger(results_root: Path) -> dict[str, dict]:
             isinstance(entry.get(k), str) for k in ENTRY_FIELDS
         ):
             raise BenchError(f"{path}:{lineno}: a ledger entry needs the strings {ENTRY_FIELDS}")
+        name = PurePosixPath(entry["result"])
+        if name.is_absolute() or ".." in name.parts:
+            raise BenchError(f"{path}:{lineno}: result {entry['result']!r} is not a path inside "
+                             "the results folder")  # fmt: skip
         entries[entry["result"]] = entry
     return entries
 

@@ -278,3 +278,16 @@ def test_validate_checks_artifact_files_when_present(submission, tmp_path, monke
     _rehash(folder)  # the manifest rewritten too: no longer the one the result recorded
     code, out, _ = run_cli(capsys, "validate", str(root), "--task-file", task_file)
     assert code == 1 and "artifacts.manifest_sha256" in out
+
+
+def test_a_ledger_entry_outside_the_folder_is_one_line(board, tmp_path, capsys):
+    folder = tmp_path / "board"
+    shutil.copytree(board, folder)
+    ledger = folder / LEDGER_NAME
+    entry = json.loads(ledger.read_text().splitlines()[0])
+    outside = json.dumps({**entry, "result": "../x/seed0.json"})
+    ledger.write_text(ledger.read_text() + outside + "\n")
+    code, _, err = run_cli(capsys, "leaderboard", str(folder))
+    assert_one_line_error(code, err, f"{ledger}:4", "not a path inside the results folder")
+    code, out, _ = run_cli(capsys, "validate", str(folder))
+    assert code == 1 and f"{ledger}: -: {ledger}:4: result '../x/seed0.json'" in out, out
