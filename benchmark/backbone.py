@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +21,10 @@ from benchmark.features import FeatureConfig, item_features
 from benchmark.model import ModelConfig, SIDRecommender, load_checkpoint, save_checkpoint
 from benchmark.sid import SemanticIds, SIDConfig, fit_semantic_ids
 from benchmark.train import TrainConfig, ranking_metrics, recommend, seed_everything, train_model
+from tasks.errors import TaskFileError
 from tasks.prepare import PreparedTask
 from tasks.sources.common import cache_root
+from tasks.spec import TaskSpec
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,38 @@ class BackboneConfig:
 
     def model_config(self, sizes: tuple[int, ...], max_history: int) -> ModelConfig:
         return ModelConfig(sizes=tuple(sizes), max_history=max_history, **asdict(self.arch))
+
+
+def task_backbone(spec: TaskSpec) -> BackboneConfig:
+    """The base recipe of a task: the harness default with the task file's [backbone.<part>]
+    fields applied, each typed like the field it replaces."""
+    cfg = BackboneConfig()
+    for part, table in spec.backbone.items():
+        parts = {f.name for f in fields(BackboneConfig)}
+        if part not in parts:
+            raise TaskFileError(f"task {spec.identity}: unknown table [backbone.{part}] "
+                                f"(known: {', '.join(sorted(parts))})")  # fmt: skip
+        section = getattr(cfg, part)
+        known = {f.name: f for f in fields(section)}
+        for name, value in table.items():
+            where = f"backbone.{part}.{name}"
+            if name not in known:
+                raise TaskFileError(f"task {spec.identity}: unknown field '{where}' "
+                                    f"(known: {', '.join(sorted(known))})")  # fmt: skip
+            section = replace(section, **{name: _typed(value, getattr(section, name), where,
+                                                       spec.identity)})  # fmt: skip
+        cfg = replace(cfg, **{part: section})
+    return cfg
+
+
+def _typed(value: object, current: object, where: str, identity: str) -> object:
+    """A task file's value for a recipe field, typed like the default it replaces."""
+    if type(current) is float and type(value) is int:
+        return float(value)
+    if type(value) is not type(current):
+        raise TaskFileError(f"task {identity}: field '{where}' must be {type(current).__name__}, "
+                            f"got {value!r}")  # fmt: skip
+    return value
 
 
 @dataclass

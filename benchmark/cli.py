@@ -44,9 +44,17 @@ def _print_summary(summary: dict, as_json: bool) -> None:
 
 
 def _cmd_tasks_show(args: argparse.Namespace) -> int:
+    from benchmark.backbone import task_backbone
     from tasks import get_task, prepare_task
 
-    _print_summary(prepare_task(get_task(args.task)).summary(), args.json)
+    spec = get_task(args.task)
+    recipe = task_backbone(spec)  # a bad [backbone] table fails before the data is read
+    summary = prepare_task(spec).summary()
+    departures = [f"{p}.{k} = {v}" for p, t in spec.backbone.items() for k, v in t.items()]
+    summary["base recipe"] = f"{recipe.config_hash()[:12]}: harness default" + (
+        " with " + ", ".join(departures) if departures else ""
+    )
+    _print_summary(summary, args.json)
     return 0
 
 
@@ -75,18 +83,20 @@ def _peak_rss_mib() -> float:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from benchmark.backbone import (
-        BackboneConfig,
         evaluate_backbone,
         get_backbone,
         popularity_metrics,
         set_threads,
+        task_backbone,
     )
     from tasks import get_task, prepare_task
 
     set_threads(args.threads)
-    task = prepare_task(get_task(args.task))
+    spec = get_task(args.task)
+    recipe = task_backbone(spec)
+    task = prepare_task(spec)
     start = time.perf_counter()
-    backbone, reused = get_backbone(task, BackboneConfig(), args.seed, progress=not args.quiet)
+    backbone, reused = get_backbone(task, recipe, args.seed, progress=not args.quiet)
     seconds = time.perf_counter() - start
     ks = task.spec.k_values
     log = backbone.log
@@ -122,30 +132,34 @@ def _cmd_train(args: argparse.Namespace) -> int:
     rows.update({f"test ({name})": r for name, r in published.items()})
     print(_metrics_table(rows, ks))
     if published:
-        print("published rows: the same data and protocol, as their paper reports them ('-': "
-              "not given); ours exclude each user's earlier items from the ranking")
+        print(
+            "published rows: the same data and protocol, as their paper reports them ('-': "
+            "not given); ours exclude each user's earlier items from the ranking"
+        )
     if reference is not None:
         sid, ref = rows["test (SID model)"], rows["test (SASRec)"]
-        print("SID model / SASRec on test: " + ", ".join(
-            f"{m}@10 {sid[f'{m}@10'] / ref[f'{m}@10']:.3f}" for m in ("recall", "ndcg")))
+        print(
+            "SID model / SASRec on test: "
+            + ", ".join(f"{m}@10 {sid[f'{m}@10'] / ref[f'{m}@10']:.3f}" for m in ("recall", "ndcg"))
+        )
     print(f"peak RSS of this command: {_peak_rss_mib():.0f} MiB")
     return 0
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from benchmark.backbone import (
-        BackboneConfig,
         backbone_dir,
         evaluate_backbone,
         load_backbone,
         popularity_metrics,
         set_threads,
+        task_backbone,
     )
     from tasks import get_task, prepare_task
 
     set_threads(args.threads)
     task = prepare_task(get_task(args.task))
-    folder = backbone_dir(task, BackboneConfig(), args.seed)
+    folder = backbone_dir(task, task_backbone(task.spec), args.seed)
     if not (folder / "config.json").exists():
         raise BenchError(
             f"no trained base model for {task.spec.identity} seed {args.seed}; run "
@@ -167,7 +181,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_unlearn(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from benchmark.backbone import BackboneConfig, set_threads
+    from benchmark.backbone import set_threads, task_backbone
     from benchmark.cell import CellContext, run_cell
     from benchmark.evaluation import EvalConfig
     from benchmark.metrics import higher_is_better
@@ -177,10 +191,10 @@ def _cmd_unlearn(args: argparse.Namespace) -> int:
 
     set_threads(args.threads)
     get_method(args.method)  # fail fast on an unknown name
-    task = prepare_task(get_task(args.task))
-    ctx = CellContext(
-        task, args.seed, BackboneConfig(), EvalConfig(seed=args.seed), progress=not args.quiet
-    )
+    spec = get_task(args.task)
+    recipe = task_backbone(spec)
+    task = prepare_task(spec)
+    ctx = CellContext(task, args.seed, recipe, EvalConfig(seed=args.seed), progress=not args.quiet)
     cell = run_cell(ctx, args.method)
     rows = []
     for name, s in cell["metrics"].items():
@@ -206,8 +220,10 @@ def _cmd_perf(args: argparse.Namespace) -> int:
         for name in args.scale:
             print(f"measuring {name} ...", file=sys.stderr, flush=True)
             rows.append(measure_in_child(name, args.threads))
-        print(f"each stage once, {args.threads} thread(s) per task (benchmark/scale.py says what "
-              "each stage is); in brackets: the growth over the previous task")
+        print(
+            f"each stage once, {args.threads} thread(s) per task (benchmark/scale.py says what "
+            "each stage is); in brackets: the growth over the previous task"
+        )
         print(scale_table(rows))
         return 0
     if args.breakdown:
@@ -217,18 +233,20 @@ def _cmd_perf(args: argparse.Namespace) -> int:
 
         rows = breakdown(args.breakdown)
         set_threads(args.threads)
-        print(f"where the time of the run in {args.breakdown} went (seconds of work, summed over "
-              "processes: steps of parallel processes overlap in wall time)")
+        print(
+            f"where the time of the run in {args.breakdown} went (seconds of work, summed over "
+            "processes: steps of parallel processes overlap in wall time)"
+        )
         print(format_breakdown(rows, matmul_gflops(), args.threads))
         return 0
-    from benchmark.backbone import BackboneConfig
+    from benchmark.backbone import task_backbone
     from benchmark.features import item_features
     from benchmark.perf import print_perf_table, run_perf
     from benchmark.sid import fit_semantic_ids
     from tasks import get_task, prepare_task
 
     task = prepare_task(get_task(args.task))
-    cfg = BackboneConfig()
+    cfg = task_backbone(task.spec)
     sids = fit_semantic_ids(item_features(task, cfg.features), cfg.sid)
     model_cfg = cfg.model_config(sids.sizes, task.spec.preprocess.max_history)
     start = time.perf_counter()
@@ -385,8 +403,10 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         path, mismatches = verify_result(f, Path(args.out), args.task_file)
         if mismatches:
             failed += 1
-            print(f"{f}: NOT verified: {'; '.join(mismatches[:3])}"
-                  + (f" (+{len(mismatches) - 3} more)" if len(mismatches) > 3 else ""))
+            print(
+                f"{f}: NOT verified: {'; '.join(mismatches[:3])}"
+                + (f" (+{len(mismatches) - 3} more)" if len(mismatches) > 3 else "")
+            )
         else:
             print(f"{f}: verified -> {path}")
     return 1 if failed else 0

@@ -19,7 +19,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from benchmark.artifacts import artifact_files
-from benchmark.backbone import BackboneConfig
+from benchmark.backbone import BackboneConfig, task_backbone
 from benchmark.cell import CellContext, run_cell
 from benchmark.evaluation import EvalConfig
 from benchmark.executors import Event, Executor, InProcess, ProcessPool
@@ -87,7 +87,7 @@ class GroupWork:
     """What every executor runs for a group, wherever it runs: `work(group, emit)` emits the
     group's progress steps and each finished cell's output (`Event`s); it writes nothing."""
 
-    backbone: BackboneConfig
+    backbone: BackboneConfig | None  # None: each task's own recipe (task_backbone)
     eval_cfg: EvalConfig
     keep_artifacts: bool = False
 
@@ -121,7 +121,8 @@ class GroupWork:
             emit(Event("step", group.label, f"{doing['step']}: {line}"))
 
         ctx = CellContext(
-            task, group.seed, self.backbone, eval_cfg, progress=False, report=report,
+            task, group.seed, self.backbone or task_backbone(task.spec), eval_cfg,
+            progress=False, report=report,
             oracle_first=group.oracle_first,
         )  # fmt: skip
         models = [("base model", ctx.base), ("retrain oracle", ctx.oracle)]
@@ -251,7 +252,10 @@ def run_grid(
         get_method(m)  # unknown names fail before any work
     out = Path(out)
     remove_stale_temporaries(out)
-    backbone, eval_cfg = backbone or BackboneConfig(), eval_cfg or EvalConfig()
+    eval_cfg = eval_cfg or EvalConfig()
+    if backbone is None:
+        for t in tasks:
+            task_backbone(get_task(t))  # a bad [backbone] table fails before any work
     for m, overrides in (method_configs or {}).items():
         get_method(m)(**overrides)  # unknown methods or fields fail before any work
     split = jobs if executor is None else 1  # local processes share a group's work

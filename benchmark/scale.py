@@ -30,7 +30,7 @@ EVALUATION = ("decode", "latent", "relearn", "geometry", "bootstrap")
 
 def measure(task_name: str, threads: int) -> dict:
     """Seconds per stage, sizes and peak RSS of one task (run in a child process)."""
-    from benchmark.backbone import BackboneConfig, set_threads
+    from benchmark.backbone import set_threads, task_backbone
     from benchmark.cell import cell_metrics
     from benchmark.evaluation import EvalConfig, ServedModel, evaluate_unlearning, make_reference
     from benchmark.features import compute_features
@@ -48,8 +48,8 @@ def measure(task_name: str, threads: int) -> dict:
         seconds[stage] = time.perf_counter() - start
         return out
 
-    cfg = BackboneConfig()
     task = timed("prepare", prepare_task, get_task(task_name), rebuild=True)
+    cfg = task_backbone(task.spec)
     features = timed("features", compute_features, task, cfg.features)
     sids = timed("tokenizer", fit_semantic_ids, features, cfg.sid.for_seed(0))
     seed_everything(0)

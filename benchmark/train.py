@@ -22,7 +22,7 @@ from benchmark.options import asdict_without_legacy
 from tasks.prepare import PreparedTask
 
 # (field, the value every recipe had before the field existed)
-ADDED_OPTIONS = (("window_stride", 0),)
+ADDED_OPTIONS = (("window_stride", 0), ("trim_padding", False), ("length_buckets", 0))
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,17 @@ class TrainConfig:
     # 0.868 / 0.866 of SASRec on the same windows, at 1.73x the training time
     # (reports/backbone-tuning-cpu.md, 6j)
     window_stride: int = 0
+    # cut each batch to its longest window: the same arithmetic on fewer padding positions
+    # (right padding under a causal encoder), but dropout draws fewer numbers, so the random
+    # stream, and with it the trained model, differs from the untrimmed recipe's
+    trim_padding: bool = False
+    # 0: batches are consecutive slices of a random permutation. b > 0: each run of
+    # b * batch_size windows of that permutation is sorted by length and cut into batches, and
+    # the epoch's batches are shuffled (a bucketing iterator): with trim_padding, a batch of short
+    # histories then costs what its histories need, not what the longest window in it needs.
+    # Batches then hold very different numbers of targets, so each target weighs the same: a
+    # batch's loss is its summed cross-entropy over the mean number of targets in a batch
+    length_buckets: int = 0
 
     def to_dict(self) -> dict:
         """The fields, less options added later while they hold the value that was implicit
@@ -99,24 +110,49 @@ class EpochSelector:
         return self.worse >= self.patience
 
 
+def epoch_batches(
+    lengths: np.ndarray, batch_size: int, buckets: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """One epoch's batches of window indices (see TrainConfig.length_buckets)."""
+    perm = rng.permutation(len(lengths))
+    if buckets == 0:
+        return [perm[s : s + batch_size] for s in range(0, len(perm), batch_size)]
+    batches = []
+    for s in range(0, len(perm), batch_size * buckets):
+        pool = perm[s : s + batch_size * buckets]
+        pool = pool[np.argsort(lengths[pool], kind="stable")]
+        batches += [pool[b : b + batch_size] for b in range(0, len(pool), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
 def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed)
 
 
 def sequence_loss(
-    model: SIDRecommender, codes: torch.Tensor, inp, tgt, mask, label_smoothing: float = 0.0
+    model: SIDRecommender,
+    codes: torch.Tensor,
+    inp,
+    tgt,
+    mask,
+    label_smoothing: float = 0.0,
+    per_batch: float | None = None,
 ) -> torch.Tensor:
-    """Mean over (target, level) of the cross-entropy of the target's SID codes."""
+    """Mean over (target, level) of the cross-entropy of the target's SID codes; with
+    `per_batch`, the sum over targets divided by that many targets instead (so that a batch of
+    few targets weighs less than a batch of many)."""
     x, y = to_codes(inp, codes), to_codes(tgt, codes)
     lengths = torch.as_tensor((inp >= 0).sum(1))
     m = torch.as_tensor(mask)
     logits = model(x, lengths, y, keep=m)
     y = y[m]
-    return sum(
-        F.cross_entropy(lg, y[:, lv], label_smoothing=label_smoothing)
+    reduction = "mean" if per_batch is None else "sum"
+    total = sum(
+        F.cross_entropy(lg, y[:, lv], label_smoothing=label_smoothing, reduction=reduction)
         for lv, lg in enumerate(logits)
-    ) / len(logits)
+    )
+    return total / len(logits) / (1.0 if per_batch is None else per_batch)
 
 
 @torch.no_grad()
@@ -175,12 +211,14 @@ def train_model(
     seed_everything(seed)
     rng = np.random.default_rng(seed)
     inp, tgt, msk = training_windows(task, target_ok, stride=cfg.window_stride)
+    lengths = (inp >= 0).sum(1)
     codes_t = torch.tensor(codes)
     users = np.arange(task.n_users) if valid_users is None else valid_users
     vpos = task.valid_pos[users]
     vtargets = task.seq_items[vpos]
     opt = adamw(model.parameters(), cfg.lr, cfg.weight_decay)
     n_batches = (len(inp) + cfg.batch_size - 1) // cfg.batch_size
+    per_batch = float(msk.sum()) / n_batches if cfg.length_buckets else None
     total_steps = cfg.max_epochs * n_batches
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt,
@@ -191,14 +229,16 @@ def train_model(
     start = time.perf_counter()
     for epoch in range(1, cfg.max_epochs + 1):
         model.train()
-        perm = rng.permutation(len(inp))
+        batches = epoch_batches(lengths, cfg.batch_size, cfg.length_buckets, rng)
         bar = tqdm(range(n_batches), desc=f"epoch {epoch}", disable=not progress, leave=False)
         total = 0.0
         for b in bar:
-            idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+            idx = batches[b]
+            width = int(lengths[idx].max()) if cfg.trim_padding else inp.shape[1]
             loss = sequence_loss(
-                model, codes_t, inp[idx], tgt[idx], msk[idx], cfg.label_smoothing
-            )
+                model, codes_t, inp[idx, :width], tgt[idx, :width], msk[idx, :width],
+                cfg.label_smoothing, per_batch,
+            )  # fmt: skip
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -72,6 +72,10 @@ class TaskSpec:
     split: SplitSpec = field(default_factory=SplitSpec)
     k_values: tuple[int, ...] = (5, 10, 20)
     main_score: str = "erasure_score"
+    # the base recipe's departures from the harness default, as [backbone.<part>] tables of
+    # fields (part: features, sid, arch, train); checked and applied by
+    # benchmark.backbone.task_backbone. Not part of the data: it moves no data hash
+    backbone: dict[str, dict] = field(default_factory=dict)
 
     @property
     def identity(self) -> str:
@@ -84,6 +88,7 @@ class TaskSpec:
         """Hash of everything that defines the prepared data (not the free-text descriptions)."""
         d = self.to_dict()
         d.pop("description")
+        d.pop("backbone")
         d["concept"].pop("description")
         # options added after protocol 2.0 count only when set, so no existing identity moves
         for table, name, default in ADDED_OPTIONS:
@@ -115,6 +120,13 @@ def _convert(value: object, tp: object, where: str, file: str) -> object:
         if not isinstance(value, list):
             raise TaskFileError(f"{file}: field '{where}' must be a list, got {value!r}")
         return tuple(_convert(v, elem, f"{where}[{i}]", file) for i, v in enumerate(value))
+    if origin is dict and typing.get_args(tp)[1] is dict:  # [backbone]: tables of scalars
+        if not isinstance(value, dict) or not all(
+            isinstance(v, dict) and all(isinstance(x, (bool, int, float, str)) for x in v.values())
+            for v in value.values()
+        ):
+            raise TaskFileError(f"{file}: [{where}] must hold tables of numbers, booleans, strings")
+        return {k: dict(v) for k, v in value.items()}
     if origin is dict:
         if not isinstance(value, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in value.items()

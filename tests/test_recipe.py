@@ -1,0 +1,141 @@
+"""A task's base recipe: [backbone.<part>] tables in the task file, and the batching options
+(bucketed, trimmed batches) that make a large catalogue of short histories cheap to train."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from conftest import toy_rows, toy_task_file, write_atomic
+from test_backbone import TINY, random_codes
+from test_cli_errors import assert_one_line_error, run_cli
+
+from benchmark.backbone import BackboneConfig, get_backbone, task_backbone
+from benchmark.model import ModelConfig, SIDRecommender
+from benchmark.train import epoch_batches, sequence_loss
+from tasks import get_task, load_task_file, prepare_task
+from tasks.errors import TaskFileError
+
+RECIPE = "\n[backbone.train]\ntrim_padding = true\nlength_buckets = 4\nlr = 1\n"
+
+
+def _task_file(tmp_path, extra: str = ""):
+    data = write_atomic(tmp_path / "d", *toy_rows(n_users=30, n_items=12, per_user=9))
+    path = toy_task_file(tmp_path, data)
+    path.write_text(path.read_text() + extra)
+    return path
+
+
+def test_epoch_batches_without_buckets_are_the_old_slices():
+    lengths = np.arange(100) % 7 + 1
+    got = epoch_batches(lengths, 16, 0, np.random.default_rng(5))
+    perm = np.random.default_rng(5).permutation(100)
+    assert [b.tolist() for b in got] == [perm[s : s + 16].tolist() for s in range(0, 100, 16)]
+
+
+def test_length_buckets_cover_every_window_once_in_batches_of_like_lengths():
+    lengths = np.random.default_rng(0).integers(1, 51, 1000)
+    plain = epoch_batches(lengths, 16, 0, np.random.default_rng(1))
+    bucketed = epoch_batches(lengths, 16, 8, np.random.default_rng(1))
+    assert len(bucketed) == len(plain) == 63
+    assert np.array_equal(np.sort(np.concatenate(bucketed)), np.arange(1000))
+    width = [np.mean([lengths[b].max() for b in bs]) for bs in (plain, bucketed)]
+    assert width[1] < 0.7 * width[0]  # the padding a trimmed batch pays falls
+    again = epoch_batches(lengths, 16, 8, np.random.default_rng(1))
+    assert all(np.array_equal(a, b) for a, b in zip(bucketed, again, strict=True))
+    other = epoch_batches(lengths, 16, 8, np.random.default_rng(2))
+    assert not all(np.array_equal(a, b) for a, b in zip(bucketed, other, strict=True))
+
+
+def test_a_trimmed_batch_has_the_loss_of_the_padded_one():
+    """Right padding under a causal encoder: cutting the padding columns changes no number."""
+    torch.manual_seed(0)
+    sizes = (5, 4, 3)
+    model = SIDRecommender(ModelConfig(sizes=sizes, d_model=16, n_heads=2, n_enc_layers=1,
+                                       d_ff=32, dropout=0.0, max_history=8))  # fmt: skip
+    model.eval()
+    codes = torch.from_numpy(random_codes(30, sizes))
+    rng = np.random.default_rng(3)
+    lengths = np.array([5, 2, 3, 1])
+    inp = np.full((4, 8), -1)
+    tgt = np.full((4, 8), -1)
+    for r, n in enumerate(lengths):
+        inp[r, :n], tgt[r, :n] = rng.integers(0, 30, n), rng.integers(0, 30, n)
+    msk = tgt >= 0
+    full = sequence_loss(model, codes, inp, tgt, msk)
+    cut = sequence_loss(model, codes, inp[:, :5], tgt[:, :5], msk[:, :5])
+    assert torch.allclose(full, cut, atol=1e-6)
+    assert not torch.allclose(full, sequence_loss(model, codes, inp[:, :4], tgt[:, :4], msk[:, :4]))
+    # bucketed batches weigh each target the same: the sum over `per_batch` targets
+    n = int(msk.sum())
+    assert torch.allclose(sequence_loss(model, codes, inp, tgt, msk, per_batch=n), full)
+    half = sequence_loss(model, codes, inp, tgt, msk, per_batch=2 * n)
+    assert torch.allclose(half, full / 2)
+
+
+def test_bucketed_trimmed_training_is_deterministic_and_its_own_cache_entry(tmp_path):
+    task = prepare_task(load_task_file(_task_file(tmp_path)))
+    fast = replace(TINY, train=replace(TINY.train, trim_padding=True, length_buckets=2))
+    assert fast.config_hash() != TINY.config_hash()
+    first, _ = get_backbone(task, fast, seed=0, progress=False)
+    losses = [e["loss"] for e in first.log["epochs"]]
+    assert np.isfinite(losses).all() and losses[-1] < losses[0]
+    import shutil
+
+    shutil.rmtree(first.folder)
+    again, reused = get_backbone(task, fast, seed=0, progress=False)
+    assert not reused and again.checkpoint_hash == first.checkpoint_hash
+    plain, _ = get_backbone(task, TINY, seed=0, progress=False)
+    assert plain.folder != first.folder and plain.checkpoint_hash != first.checkpoint_hash
+
+
+def test_a_task_file_declares_its_recipe_without_moving_its_data_hash(tmp_path):
+    plain = load_task_file(_task_file(tmp_path))
+    spec = load_task_file(_task_file(tmp_path, RECIPE))
+    cfg = task_backbone(spec)
+    assert cfg.train.trim_padding is True and cfg.train.length_buckets == 4
+    assert cfg.train.lr == 1.0 and isinstance(cfg.train.lr, float)  # an integer for a float
+    assert cfg.features == BackboneConfig().features
+    assert spec.spec_hash() == plain.spec_hash()
+    assert task_backbone(plain) == BackboneConfig()
+
+
+def test_standard_tasks_keep_the_default_recipe_except_beauty():
+    default = BackboneConfig().config_hash()
+    for name in ("ml100k-horror", "amazon14-office-ink"):
+        assert task_backbone(get_task(name)).config_hash() == default
+    for name in ("amazon14-beauty-fragrance", "amazon14-beauty-fragrance-loo"):
+        cfg = task_backbone(get_task(name))
+        assert cfg.train.trim_padding and cfg.train.length_buckets > 0
+
+
+@pytest.mark.parametrize(
+    "extra, needles",
+    [
+        ("\n[backbone.training]\nlr = 0.1\n", ["[backbone.training]", "train"]),
+        ("\n[backbone.train]\nlearning_rate = 0.1\n", ["'backbone.train.learning_rate'", "lr"]),
+        ("\n[backbone.train]\ntrim_padding = 1\n", ["'backbone.train.trim_padding'", "bool"]),
+        ("\n[backbone.arch]\nd_model = 12.5\n", ["'backbone.arch.d_model'", "int"]),
+    ],
+)
+def test_a_bad_recipe_is_one_line_naming_the_field(tmp_path, capsys, extra, needles):
+    spec = load_task_file(_task_file(tmp_path, extra))
+    with pytest.raises(TaskFileError, match="toy-scary@1.0"):
+        task_backbone(spec)
+    code, _, err = run_cli(capsys, "tasks", "show", str(tmp_path / "toy.toml"))
+    assert_one_line_error(code, err, "toy-scary@1.0", *needles)
+
+
+def test_a_recipe_table_must_hold_tables_of_values(tmp_path, capsys):
+    path = _task_file(tmp_path, "\n[backbone]\ntrain = 3\n")
+    code, _, err = run_cli(capsys, "tasks", "show", str(path))
+    assert_one_line_error(code, err, str(path), "[backbone]")
+
+
+def test_tasks_show_prints_the_recipe(tmp_path, capsys):
+    code, out, _ = run_cli(capsys, "tasks", "show", str(_task_file(tmp_path, RECIPE)))
+    assert code == 0
+    line = next(li for li in out.splitlines() if li.startswith("base recipe"))
+    assert "train.trim_padding = True" in line and "train.length_buckets = 4" in line
