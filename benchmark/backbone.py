@@ -1,5 +1,5 @@
 """The base model of a task: item features -> semantic IDs -> trained SID recommender, cached by
-(task content hash, backbone config hash, seed)."""
+(task base hash, backbone config hash, seed): every concept on the same data shares it."""
 
 from __future__ import annotations
 
@@ -108,7 +108,11 @@ def _file_sha256(path: Path) -> str:
 
 
 def model_dir(kind: str, task: PreparedTask, cfg: BackboneConfig, seed: int) -> Path:
-    return cache_root() / kind / task.content_hash[:16] / f"{cfg.config_hash()[:12]}-s{seed}"
+    """The base model ("models") lives under the task's base hash, shared by every concept on the
+    same data; the retrain oracle ("oracles") under the task's content hash (its D_r is the
+    concept's)."""
+    data = task.base_hash if kind == "models" else task.content_hash
+    return cache_root() / kind / data[:16] / f"{cfg.config_hash()[:12]}-s{seed}"
 
 
 def backbone_dir(task: PreparedTask, cfg: BackboneConfig, seed: int) -> Path:
@@ -169,8 +173,9 @@ def _cached_model(kind, task, cfg, seed, build, files, folder: Path):
         log["checkpoint_sha256"] = _file_sha256(tmp / "model.safetensors")
         meta = {
             "kind": kind,
-            "task": task.spec.identity,
+            "task": task.spec.identity,  # the task that built it (a base model serves others)
             "task_hash": task.content_hash,
+            "base_hash": task.base_hash,
             "seed": seed,
             "backbone": cfg.to_dict(),
             "log": log,

@@ -71,6 +71,47 @@ def histories(task: PreparedTask, positions: np.ndarray) -> tuple[np.ndarray, np
     return out, lengths
 
 
+def shared_windows(
+    task: PreparedTask, positions: np.ndarray, batch_size: int
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Batches of evaluation positions that share encoder passes: positions of one user whose
+    histories start at the same item (a history shorter than max_history starts at the user's
+    first) are prefixes of the longest of them, and under the causal encoder their encodings
+    are the first rows of its encoding. Each group is encoded once, in batches of groups of
+    like lengths. Returns, per batch of about `batch_size` positions:
+    (rows: indices into `positions`, windows: indices into `positions` of the histories to
+    encode, window_of: for each row, its window's index in `windows`)."""
+    if len(positions) == 0:
+        return []
+    users = np.searchsorted(task.seq_offsets, positions, side="right") - 1
+    H = task.spec.preprocess.max_history
+    starts = np.maximum(task.seq_offsets[users], positions - H)
+    groups, group_of = np.unique(np.stack([users, starts], 1), axis=0, return_inverse=True)
+    group_of = group_of.reshape(-1)
+    longest = np.zeros(len(groups), dtype=np.int64)
+    np.maximum.at(longest, group_of, positions - starts)
+    carrier = np.empty(len(groups), dtype=np.int64)  # the position of the group's longest
+    is_longest = positions - starts == longest[group_of]
+    carrier[group_of[is_longest]] = np.flatnonzero(is_longest)
+    members = np.argsort(group_of, kind="stable")
+    bounds = np.searchsorted(group_of[members], np.arange(len(groups) + 1))
+    batches, rows, windows = [], [], []
+    for g in np.argsort(longest, kind="stable"):
+        rows.append(members[bounds[g] : bounds[g + 1]])
+        windows.append(carrier[g])
+        if sum(len(r) for r in rows) >= batch_size:
+            batches.append(_batch(rows, windows))
+            rows, windows = [], []
+    if rows:
+        batches.append(_batch(rows, windows))
+    return batches
+
+
+def _batch(rows: list[np.ndarray], windows: list[int]) -> tuple[np.ndarray, ...]:
+    window_of = np.repeat(np.arange(len(rows)), [len(r) for r in rows])
+    return np.concatenate(rows), np.asarray(windows, dtype=np.int64), window_of
+
+
 def seen_items(task: PreparedTask, positions: np.ndarray) -> torch.Tensor:
     """(N, n_items) bool: items the user interacted with before each position (whole history)."""
     users = np.searchsorted(task.seq_offsets, positions, side="right") - 1

@@ -32,6 +32,8 @@ class Trie:
         self.items = torch.as_tensor(items)
         # below[l][j]: the prefix (after level l) of the j-th allowed item, for l < last level
         self.below: list[torch.Tensor] = []
+        # paths[l]: (n_prefixes[l], l) the codes of every prefix of l levels (the root's: none)
+        paths = [np.zeros((1, 0), dtype=np.int64)]
         for lv in range(n_levels):
             if lv == n_levels - 1:
                 nxt = items
@@ -40,6 +42,8 @@ class Trie:
                 keys = parent * sizes[lv] + codes[items, lv]
                 uniq, nxt = np.unique(keys, return_inverse=True)
                 n_next = len(uniq)
+                paths.append(np.concatenate([paths[-1][uniq // sizes[lv]],
+                                             (uniq % sizes[lv])[:, None]], axis=1))  # fmt: skip
             table = np.full((self.n_prefixes[-1], sizes[lv]), -1, dtype=np.int64)
             table[parent, codes[items, lv]] = nxt
             self.child.append(torch.as_tensor(table))
@@ -47,6 +51,7 @@ class Trie:
             if lv < n_levels - 1:
                 self.below.append(torch.as_tensor(nxt))
             parent = nxt
+        self.paths = [torch.as_tensor(p) for p in paths]
 
     def open_prefixes(self, seen: torch.Tensor) -> list[torch.Tensor]:
         """Per level, (B, n_prefixes after that level) bool: whether the prefix leads to an item
@@ -79,22 +84,28 @@ def beam_search(
     k: int,
     beam: int,
     seen: torch.Tensor | None = None,
+    states: list | None = None,
+    window_of: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-k items per user by constrained beam search. Returns (items (B, k), scores (B, k));
     item -1 with score -inf where fewer than k valid items were reachable.
 
-    seen (B, n_items) bool, optional: items excluded per user (their history).
+    seen (B, n_items) bool, optional: items excluded per user (their history). states: the trie's
+    prefixes as `model.prefix_states(trie.paths)` gives them (computed here when absent: pass them
+    to decode several batches with one model and one trie). window_of (B,): user b's history is
+    the first lengths[b] items of hist[window_of[b]] (`SIDRecommender.start`).
     """
     assert beam >= k
-    B = hist.shape[0]
-    state = model.start(hist, lengths)
+    B = lengths.shape[0]
+    states = model.prefix_states(trie.paths) if states is None else states
+    state = model.start(hist, lengths, states, window_of)
     prefix = torch.zeros(B, 1, dtype=torch.long)
     score = torch.zeros(B, 1)
     tokens = None
     n_levels = len(trie.child)
     is_open = None if seen is None else trie.open_prefixes(seen)  # seen items: closed per level
     for lv in range(n_levels):
-        logp = model.step(state, tokens, lv)
+        logp = model.step(state, tokens, lv, prefix)
         total, nxt = _next_hypotheses(logp, prefix, score, trie.child[lv])
         if is_open is not None:
             reachable = is_open[lv].gather(1, nxt.clamp(min=0).flatten(1)).view_as(nxt)
@@ -157,6 +168,7 @@ def score_items_above(
     lengths: torch.Tensor,
     trie: Trie,
     threshold: torch.Tensor,
+    states: list | None = None,
 ) -> torch.Tensor:
     """Exact log-likelihood of every item in the trie whose score is >= threshold (B,), per user;
     -inf for the others (B, n_items). An item's score is at most its prefix's (each level adds a
@@ -164,14 +176,15 @@ def score_items_above(
     what could rank above the threshold is scored. With threshold -inf it equals
     `score_all_items`. Hypotheses are kept per user, padded to the batch's widest."""
     B = hist.shape[0]
-    state = model.start(hist, lengths)
+    states = model.prefix_states(trie.paths) if states is None else states
+    state = model.start(hist, lengths, states)
     n_levels = len(trie.child)
     prefix = torch.zeros(B, 1, dtype=torch.long)
     score = torch.zeros(B, 1)
     tokens = None
     out = torch.full((B, trie.n_prefixes[-1]), float("-inf"))
     for lv in range(n_levels):
-        logp = model.step(state, tokens, lv)  # (B, P, V)
+        logp = model.step(state, tokens, lv, prefix)  # (B, P, V)
         total, nxt = _next_hypotheses(logp, prefix, score, trie.child[lv])
         keep = (nxt >= 0) & (total >= threshold[:, None, None])
         if lv == n_levels - 1:

@@ -124,6 +124,7 @@ def latent_ranks(
         if changed.any():
             tries.append(Trie(c, sizes, allowed=changed))
             others.append(c)
+    states = [model.prefix_states(t.paths) for t in tries]
     targets = task.seq_items[positions]
     best = _best_target_scores(model, hist, lengths, served, [codes_sets[-1], *others], targets)
     # batches of similar thresholds prune alike (each batch expands as wide as its widest user)
@@ -134,7 +135,10 @@ def latent_ranks(
         h, ln = to_codes(hist[rows], served), torch.as_tensor(lengths[rows])
         # a margin far above float error: a prefix is skipped only when certainly below
         threshold = torch.as_tensor(best[rows]) - 1e-3
-        scores = torch.stack([score_items_above(model, h, ln, t, threshold) for t in tries])
+        scores = torch.stack([
+            score_items_above(model, h, ln, t, threshold, s)
+            for t, s in zip(tries, states, strict=True)
+        ])  # fmt: skip
         scores = scores.amax(0)
         scores[seen_items(task, positions[rows])] = float("-inf")
         ranks[rows] = ranks_from_scores(scores.cpu().numpy(), targets[rows])

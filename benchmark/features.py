@@ -260,8 +260,9 @@ def compute_features(
 
 
 def features_path(task: PreparedTask, config: FeatureConfig, retain_only: bool = False) -> Path:
-    kind = "-retain" if retain_only else ""
-    name = f"{task.content_hash[:16]}-{config.config_hash()[:12]}{kind}.safetensors"
+    # without retain_only the features do not depend on the concept: keyed like the base model
+    data, kind = (task.content_hash, "-retain") if retain_only else (task.base_hash, "")
+    name = f"{data[:16]}-{config.config_hash()[:12]}{kind}.safetensors"
     return cache_root() / "features" / name
 
 
@@ -289,6 +290,7 @@ def item_features(
     os.close(fd)
     try:
         meta = {"task": task.spec.identity, "content_hash": task.content_hash}
+        meta["base_hash"] = task.base_hash
         meta["retain_only"] = str(retain_only)
         meta["config"] = json.dumps(config.to_dict(), sort_keys=True)
         save_file({"features": x}, tmp, metadata=meta)

@@ -159,8 +159,9 @@ class SIDRecommender(nn.Module):
         """(..., n_levels) SID codes -> (..., d): the sum of the item's code embeddings."""
         return sum(self.codes[lv](codes[..., lv]) for lv in range(self.n_levels))
 
-    def encode(self, hist: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """hist (B, T, n_levels) right-padded SID codes, lengths (B,) -> (B, T, d), causal."""
+    def encode(self, hist: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """hist (B, T, n_levels) right-padded SID codes -> (B, T, d), causal: a position never
+        reads the padding after it, so the lengths (B,) are not needed."""
         T = hist.shape[1]
         x = self.drop(self.item_vectors(hist) + self.enc_pos.weight[:T])
         mask = torch.ones(T, T, dtype=torch.bool, device=hist.device).tril()
@@ -241,25 +242,83 @@ class SIDRecommender(nn.Module):
         return [self.logits(h[:, lv], lv) for lv in range(self.n_levels)]
 
     # --- incremental decoding (used by beam search and exhaustive scoring) ---
-    def start(self, hist: torch.Tensor, lengths: torch.Tensor) -> dict:
+    def start(
+        self,
+        hist: torch.Tensor,
+        lengths: torch.Tensor,
+        prefixes: list | None = None,
+        window_of: torch.Tensor | None = None,
+    ) -> dict:
         """Encode histories once and precompute every decoder layer's cross-attention keys/values.
 
         The decoder reads the encoder output at all valid positions (the history's last position
-        sees the whole history under the causal encoder)."""
-        memory = self.encode(hist, lengths)
+        sees the whole history under the causal encoder). `prefixes`: `prefix_states` of the
+        trie the hypotheses walk, so that `step` reads each hypothesis's prefix part.
+        window_of (B,), optional: hist holds W windows and user b's history is the first
+        lengths[b] items of window window_of[b]; under the causal encoder those rows of the
+        window's encoding are the history's own, so one encoder pass serves every history that
+        is a prefix of the window."""
+        memory = self.encode(hist)
+        cross = [blk.cross_attn.keys_values(memory) for blk in self.decoder]
+        if window_of is not None:
+            cross = [(k[window_of], v[window_of]) for k, v in cross]
         valid = torch.arange(hist.shape[1], device=hist.device) < lengths[:, None]
         return {
-            "cross": [blk.cross_attn.keys_values(memory) for blk in self.decoder],
+            "cross": cross,
             "mask": valid[:, None, None, :],  # (B, 1, 1, T)
             "self": [None] * len(self.decoder),  # per layer: (k, v), each (B, P, h, step, dh)
+            "prefixes": prefixes,
         }
 
-    def step(self, state: dict, tokens: torch.Tensor | None, level: int) -> torch.Tensor:
+    @torch.no_grad()
+    def prefix_states(self, paths: list[torch.Tensor]) -> list | None:
+        """What a one-block decoder computes before it reads the history, for every prefix of a
+        trie: per level l, (x, q) of each l-code prefix (`Trie.paths[l]`, (n, l) codes), x the
+        residual stream after self-attention and q the cross-attention query. Both depend on
+        the prefix alone (self-attention reads only the prefix's own tokens), so they are computed
+        once per prefix instead of once per user and hypothesis, by the same operations as the
+        per-hypothesis cache of `step`. None for deeper decoders (their later blocks'
+        self-attention reads the history)."""
+        if len(self.decoder) != 1:
+            return None
+        blk = self.decoder[0]
+        a = blk.self_attn
+        out = []
+        for lv, path in enumerate(paths):
+            n = path.shape[0]
+            x = (self.bos + self.dec_pos.weight[0]).expand(1, n, -1)
+            ks, vs = [], []
+            for j in range(lv + 1):
+                if j > 0:
+                    x = self.codes[j - 1](path[None, :, j - 1]) + self.dec_pos.weight[j]
+                y = blk.n1(x)
+                k, v = (t.transpose(1, 2).unsqueeze(3) for t in a.keys_values(y))
+                ks.append(k)
+                vs.append(v)
+            q = a.heads(a.q(y)).transpose(1, 2)
+            k, v = torch.cat(ks, dim=3), torch.cat(vs, dim=3)
+            w = torch.softmax((q.unsqueeze(3) @ k.transpose(-1, -2)) / math.sqrt(a.dh), dim=-1)
+            x = x + a.o((w @ v).squeeze(3).flatten(-2))
+            out.append((x[0], blk.cross_attn.q(blk.n2(x))[0]))
+        return out
+
+    def step(
+        self,
+        state: dict,
+        tokens: torch.Tensor | None,
+        level: int,
+        prefix: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """One decoder position for P hypotheses per user.
 
-        tokens (B, P): the code chosen at level-1 (None at level 0, the BOS position). Appends to
-        state's self-attention cache in place; returns log-probabilities (B, P, size_level).
+        tokens (B, P): the code chosen at level-1 (None at level 0, the BOS position); prefix
+        (B, P): each hypothesis's prefix id in the trie of `state`'s prefix states (-1: dead),
+        read instead of the tokens when there are such states. Otherwise appends to state's
+        self-attention cache in place. Returns log-probabilities (B, P, size_level).
         """
+        if state.get("prefixes") is not None and prefix is not None:
+            x, q = (t[prefix.clamp(min=0)] for t in state["prefixes"][level])
+            return self._read_history(state, x, q, level)
         if tokens is None:
             x = (self.bos + self.dec_pos.weight[0]).expand(state["mask"].shape[0], 1, -1)
         else:
@@ -281,6 +340,16 @@ class SIDRecommender(nn.Module):
             )
             x = x + c.o(y.transpose(1, 2).flatten(-2))
             x = x + blk.ff(blk.n3(x))
+        return torch.log_softmax(self.logits(self.dec_norm(x), level), dim=-1)
+
+    def _read_history(self, state: dict, x: torch.Tensor, q: torch.Tensor, level: int):
+        """A one-block decoder from its cross-attention on: the (B, P, d) stream after
+        self-attention and the cross-attention query -> log-probabilities (B, P, size_level)."""
+        blk = self.decoder[0]
+        c = blk.cross_attn
+        y = F.scaled_dot_product_attention(c.heads(q), *state["cross"][0], attn_mask=state["mask"])
+        x = x + c.o(y.transpose(1, 2).flatten(-2))
+        x = x + blk.ff(blk.n3(x))
         return torch.log_softmax(self.logits(self.dec_norm(x), level), dim=-1)
 
     @staticmethod

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from benchmark.data import histories, seen_items, to_codes, training_windows
+from benchmark.data import histories, seen_items, shared_windows, to_codes, training_windows
 from benchmark.decoding import Trie, beam_search
 from benchmark.evidence import target_ranks
 from benchmark.metrics import ndcg_at_k, recall_at_k
@@ -171,16 +171,20 @@ def recommend(
     """Top-k item ids (N, k) for the histories before each absolute position."""
     model.eval()
     trie = Trie(codes, sizes, allowed)
+    states = model.prefix_states(trie.paths)
     codes_t = torch.tensor(codes)
     hist, lengths = histories(task, positions)
     out = np.full((len(positions), k), -1, dtype=np.int64)
-    for s in range(0, len(positions), batch_size):
-        sl = slice(s, s + batch_size)
-        seen = seen_items(task, positions[sl]) if exclude_seen else None
+    for rows, windows, window_of in shared_windows(task, positions, batch_size):
+        seen = seen_items(task, positions[rows]) if exclude_seen else None
+        # windows are not cut to their longest: a shorter key axis moves the attention's
+        # float sums by an ulp, and with it a near-tie in a top-K list
+        encoded = to_codes(hist[windows], codes_t)
         items, _ = beam_search(
-            model, to_codes(hist[sl], codes_t), torch.as_tensor(lengths[sl]), trie, k, beam, seen
-        )
-        out[sl] = items.cpu().numpy()
+            model, encoded, torch.as_tensor(lengths[rows]), trie, k, beam, seen, states,
+            torch.as_tensor(window_of),
+        )  # fmt: skip
+        out[rows] = items.cpu().numpy()
     return out
 
 

@@ -10,6 +10,7 @@ D_f holds the training examples (history -> target) whose target is in F, D_r th
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import sys
@@ -76,6 +77,12 @@ class PreparedTask:
     def item_labels(self, item: int) -> tuple[str, ...]:
         s = str(self.item_concepts[item])
         return tuple(s.split(LABEL_SEP)) if s else ()
+
+    @cached_property
+    def base_hash(self) -> str:
+        """Hash of what the base model depends on (`base_hash`): the same for every concept on
+        the same data, preprocessing and split."""
+        return base_hash(self.spec, {n: getattr(self, n) for n in BASE_ARRAYS}, self.raw_stats)
 
     # --- items ---
     @cached_property
@@ -201,6 +208,7 @@ class PreparedTask:
             "train_examples_retain": len(self.d_retain),
             "forget_set": len(self.forget_set),
             "content_hash": self.content_hash,
+            "base_hash": self.base_hash,
         }
 
 
@@ -224,9 +232,13 @@ def method_view(task: PreparedTask) -> MethodTaskView:
     arrays["seq_offsets"] = np.concatenate([[0], np.cumsum(keep)]).astype(np.int64)
     for a in arrays.values():
         a.flags.writeable = False
-    return MethodTaskView(
+    view = MethodTaskView(
         spec=task.spec, raw_stats=dict(task.raw_stats), content_hash=task.content_hash, **arrays
     )
+    # the view is the task seen by a method: it names the task's base model and features, not
+    # a hash of its own truncated sequences
+    view.__dict__["base_hash"] = task.base_hash
+    return view
 
 
 def selection_view(task: PreparedTask) -> PreparedTask:
@@ -254,8 +266,13 @@ def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
 def content_hash(spec: TaskSpec, arrays: dict[str, np.ndarray], raw_stats: dict) -> str:
     h = hashlib.sha256()
     h.update(f"tracer-bench-task/{FORMAT_VERSION}/{spec.spec_hash()}".encode())
+    _hash_arrays(h, raw_stats, arrays, ARRAYS)
+    return h.hexdigest()
+
+
+def _hash_arrays(h, raw_stats: dict, arrays: dict[str, np.ndarray], names: tuple[str, ...]):
     h.update(json.dumps(raw_stats, sort_keys=True).encode())
-    for name in ARRAYS:
+    for name in names:
         a = arrays[name]
         if a.dtype.kind == "U":
             data = "\0".join(a.tolist()).encode("utf-8")
@@ -263,6 +280,24 @@ def content_hash(spec: TaskSpec, arrays: dict[str, np.ndarray], raw_stats: dict)
             data = np.ascontiguousarray(a).tobytes()
         h.update(f"{name}:{a.dtype.kind}:{a.shape}:{len(data)}".encode())
         h.update(data)
+
+
+BASE_ARRAYS = tuple(name for name in ARRAYS if name != "forget_mask")
+
+
+def base_hash(spec: TaskSpec, arrays: dict[str, np.ndarray], raw_stats: dict) -> str:
+    """What a base model (item features, tokenizer, weights) depends on: the prepared data
+    without the concept's forget mask, the preprocessing and the split protocol, and the source
+    (it shapes the item text). Not the task's name, version, concept, K values or forget-set
+    sample: every concept task on the same data shares one base model."""
+    h = hashlib.sha256()
+    data_spec = {
+        "source": spec.dataset.source,
+        "preprocess": dataclasses.asdict(spec.preprocess),
+        "split": {"protocol": spec.split.protocol, "n_test": spec.split.n_test},
+    }
+    h.update(f"tracer-bench-base/{FORMAT_VERSION}/{json.dumps(data_spec, sort_keys=True)}".encode())
+    _hash_arrays(h, raw_stats, arrays, BASE_ARRAYS)
     return h.hexdigest()
 
 

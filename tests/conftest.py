@@ -72,6 +72,7 @@ def toy_task_file(folder: Path, data_dir: Path, **overrides: str) -> Path:
         "label": '"Scary"',
         "user_core": "3",
         "item_core": "1",
+        "max_history": "4",
     }
     fields.update(overrides)
     text = f"""name = {fields["name"]}
@@ -84,7 +85,7 @@ path = "{data_dir}"
 [preprocess]
 user_core = {fields["user_core"]}
 item_core = {fields["item_core"]}
-max_history = 4
+max_history = {fields["max_history"]}
 
 [concept]
 label = {fields["label"]}

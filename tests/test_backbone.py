@@ -187,10 +187,10 @@ def test_backbone_trains_deterministically_and_is_cached(tmp_path, monkeypatch):
 
     import benchmark.backbone as bb
 
-    monkeypatch.setattr(bb, "train_model", lambda *a, **k: pytest.fail("retrained"))
-    again, reused = get_backbone(task, TINY, seed=3, progress=False)
+    with monkeypatch.context() as patch:  # undo() would also undo the isolated cache
+        patch.setattr(bb, "train_model", lambda *a, **k: pytest.fail("retrained"))
+        again, reused = get_backbone(task, TINY, seed=3, progress=False)
     assert reused and again.checkpoint_hash == first.checkpoint_hash
-    monkeypatch.undo()
 
     import shutil
 
@@ -199,6 +199,78 @@ def test_backbone_trains_deterministically_and_is_cached(tmp_path, monkeypatch):
     assert not reused and third.checkpoint_hash == first.checkpoint_hash
     other, _ = get_backbone(task, TINY, seed=4, progress=False)
     assert other.checkpoint_hash != first.checkpoint_hash
+
+
+def test_every_concept_on_the_same_data_shares_one_base_model(tmp_path, monkeypatch):
+    """The base model is keyed by the data, preprocessing and split, not the concept: a second
+    concept's task reuses the first's model and features; its oracle stays its own."""
+    from benchmark.backbone import cached_sid_model, model_dir
+    from benchmark.features import features_path
+    from tasks.prepare import method_view
+
+    data = write_atomic(tmp_path / "data", *toy_rows(n_users=30, n_items=12, per_user=9))
+    for sub in "abcd":
+        (tmp_path / sub).mkdir()
+    scary = prepare_task(load_task_file(toy_task_file(tmp_path / "a", data)))
+    comedy = prepare_task(
+        load_task_file(toy_task_file(tmp_path / "b", data, name='"toy-comedy"', label='"Comedy"'))
+    )
+    assert not np.array_equal(scary.forget_mask, comedy.forget_mask)
+    assert scary.content_hash != comedy.content_hash and scary.base_hash == comedy.base_hash
+    assert method_view(comedy).base_hash == comedy.base_hash
+    first, reused = get_backbone(scary, TINY, seed=0, progress=False)
+    assert not reused
+
+    import benchmark.backbone as bb
+
+    with monkeypatch.context() as patch:
+        patch.setattr(bb, "train_model", lambda *a, **k: pytest.fail("retrained"))
+        second, reused = get_backbone(comedy, TINY, seed=0, progress=False)
+    assert reused and second.folder == first.folder
+    assert second.checkpoint_hash == first.checkpoint_hash
+    np.testing.assert_array_equal(second.sids.codes, first.sids.codes)
+    assert features_path(comedy, TINY.features) == features_path(scary, TINY.features)
+    assert features_path(comedy, TINY.features, True) != features_path(scary, TINY.features, True)
+    assert model_dir("oracles", comedy, TINY, 0) != model_dir("oracles", scary, TINY, 0)
+    for task, trained_before in [(scary, False), (comedy, False), (comedy, True)]:
+        ok = ~task.forget_mask[task.seq_items]
+        *_, reused = cached_sid_model("oracles", task, TINY, 0, ok, progress=False)
+        assert reused == trained_before
+
+    # other data, or the same data preprocessed or split otherwise: a model of its own
+    shorter = prepare_task(load_task_file(toy_task_file(tmp_path / "c", data, max_history="3")))
+    assert shorter.base_hash != scary.base_hash
+    other = write_atomic(tmp_path / "other", *toy_rows(n_users=31, n_items=12, per_user=9))
+    assert prepare_task(load_task_file(toy_task_file(tmp_path / "d", other))).base_hash not in (
+        scary.base_hash, shorter.base_hash)  # fmt: skip
+
+
+def test_prefix_states_and_shared_windows_decode_bit_for_bit_as_before(tmp_path, monkeypatch):
+    """Decoding reads each prefix's self-attention part from a per-trie table and encodes a
+    user's histories of one window once: the same top-K lists and latent ranks as one
+    self-attention cache per hypothesis and one encoder pass per history."""
+    import benchmark.train as train_mod
+    from benchmark.evaluation import latent_ranks
+
+    task = _toy_task(tmp_path)
+    bb, _ = get_backbone(task, TINY, seed=0, progress=False)
+    positions = np.concatenate([task.test_pos, task.train_pos])
+    codes, sizes = bb.sids.codes, bb.sids.sizes
+    assert len(train_mod.shared_windows(task, positions, 8)) < len(positions) / 8  # shared
+
+    def decode():
+        top = recommend(bb.model, task, codes, sizes, positions, k=5, beam=8, batch_size=8)
+        return top, latent_ranks(task, bb.model, [codes], sizes, task.train_pos[:20])
+
+    new = decode()
+    with monkeypatch.context() as patch:
+        patch.setattr(SIDRecommender, "prefix_states", lambda self, paths: None)
+        patch.setattr(train_mod, "shared_windows", lambda t, pos, b: [
+            (np.array([i]), np.array([i]), np.array([0])) for i in range(len(pos))
+        ])  # fmt: skip
+        old = decode()
+    np.testing.assert_array_equal(new[0], old[0])
+    np.testing.assert_array_equal(new[1], old[1])
 
 
 def test_each_seed_draws_its_own_tokenizer_unless_the_config_fixes_one(tmp_path):

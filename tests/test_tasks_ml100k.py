@@ -25,6 +25,14 @@ def test_counts_after_5core(ml100k_horror):
     assert s["forget_items"] + s["retain_items"] == s["items"]
 
 
+def test_the_ml100k_concepts_share_one_base_hash(ml100k_horror):
+    """One base model per dataset: Horror, Children's and Romance differ only in the concept."""
+    others = [prepare_task(get_task(n)) for n in ("ml100k-childrens", "ml100k-romance")]
+    assert {t.base_hash for t in others} == {ml100k_horror.base_hash}
+    assert len({t.content_hash for t in [ml100k_horror, *others]}) == 3
+    assert ml100k_horror.summary()["base_hash"] == ml100k_horror.base_hash
+
+
 def test_every_test_target_in_exactly_one_test_pool(ml100k_horror):
     t = ml100k_horror
     pools = np.concatenate([t.forget_test, t.retain_test])
