@@ -77,10 +77,10 @@ def shared_windows(
     """Batches of evaluation positions that share encoder passes: positions of one user whose
     histories start at the same item (a history shorter than max_history starts at the user's
     first) are prefixes of the longest of them, and under the causal encoder their encodings
-    are the first rows of its encoding. Each group is encoded once, in batches of groups of
-    like lengths. Returns, per batch of about `batch_size` positions:
-    (rows: indices into `positions`, windows: indices into `positions` of the histories to
-    encode, window_of: for each row, its window's index in `windows`)."""
+    are the first rows of its encoding. Each group is encoded once. Returns, per batch of
+    about `batch_size` positions: (rows: indices into `positions`, windows: indices into
+    `positions` of the histories to encode, window_of: for each row, its window's index in
+    `windows`)."""
     if len(positions) == 0:
         return []
     users = np.searchsorted(task.seq_offsets, positions, side="right") - 1
@@ -95,13 +95,14 @@ def shared_windows(
     carrier[group_of[is_longest]] = np.flatnonzero(is_longest)
     members = np.argsort(group_of, kind="stable")
     bounds = np.searchsorted(group_of[members], np.arange(len(groups) + 1))
-    batches, rows, windows = [], [], []
-    for g in np.argsort(longest, kind="stable"):
+    batches, rows, windows, n = [], [], [], 0
+    for g in range(len(groups)):
         rows.append(members[bounds[g] : bounds[g + 1]])
         windows.append(carrier[g])
-        if sum(len(r) for r in rows) >= batch_size:
+        n += len(rows[-1])
+        if n >= batch_size:
             batches.append(_batch(rows, windows))
-            rows, windows = [], []
+            rows, windows, n = [], [], 0
     if rows:
         batches.append(_batch(rows, windows))
     return batches
