@@ -258,17 +258,27 @@ class SIDRecommender(nn.Module):
         lengths[b] items of window window_of[b]; under the causal encoder those rows of the
         window's encoding are the history's own, so one encoder pass serves every history that
         is a prefix of the window."""
-        memory = self.encode(hist)
-        cross = [blk.cross_attn.keys_values(memory) for blk in self.decoder]
-        if window_of is not None:
-            cross = [(k[window_of], v[window_of]) for k, v in cross]
+        # position-wise work runs in blocks of about ROWS_PER_BLOCK rows (every row's arithmetic
+        # is the same as in one pass: linear layers and attention are row-independent)
+        blocks = [self._cross_keys(h) for h in _blocks(hist, hist.shape[1])]
+        cross = [
+            (torch.cat([b[i][0] for b in blocks]), torch.cat([b[i][1] for b in blocks]))
+            for i in range(len(self.decoder))
+        ]
+        if window_of is None:
+            window_of = torch.arange(hist.shape[0], device=hist.device)
         valid = torch.arange(hist.shape[1], device=hist.device) < lengths[:, None]
         return {
-            "cross": cross,
+            "cross": cross,  # per layer: (k, v) of each window, (W, h, T, dh)
+            "window_of": window_of,  # (B,): the window of user b
             "mask": valid[:, None, None, :],  # (B, 1, 1, T)
             "self": [None] * len(self.decoder),  # per layer: (k, v), each (B, P, h, step, dh)
             "prefixes": prefixes,
         }
+
+    def _cross_keys(self, hist: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        memory = self.encode(hist)
+        return [blk.cross_attn.keys_values(memory) for blk in self.decoder]
 
     @torch.no_grad()
     def prefix_states(self, paths: list[torch.Tensor]) -> list | None:
@@ -317,8 +327,13 @@ class SIDRecommender(nn.Module):
         self-attention cache in place. Returns log-probabilities (B, P, size_level).
         """
         if state.get("prefixes") is not None and prefix is not None:
-            x, q = (t[prefix.clamp(min=0)] for t in state["prefixes"][level])
-            return self._read_history(state, x, q, level)
+            x_of, q_of = state["prefixes"][level]
+            prefix = prefix.clamp(min=0)
+            users = _blocks(torch.arange(prefix.shape[0]), prefix.shape[1])
+            return torch.cat([
+                self._read_history(state, u, x_of[prefix[u]], q_of[prefix[u]], level)
+                for u in users
+            ])  # fmt: skip
         if tokens is None:
             x = (self.bos + self.dec_pos.weight[0]).expand(state["mask"].shape[0], 1, -1)
         else:
@@ -335,19 +350,22 @@ class SIDRecommender(nn.Module):
             w = torch.softmax((q.unsqueeze(3) @ k.transpose(-1, -2)) / math.sqrt(a.dh), dim=-1)
             x = x + a.o((w @ v).squeeze(3).flatten(-2))
             c = blk.cross_attn
+            k, v = (t[state["window_of"]] for t in state["cross"][i])
             y = F.scaled_dot_product_attention(
-                c.heads(c.q(blk.n2(x))), *state["cross"][i], attn_mask=state["mask"]
+                c.heads(c.q(blk.n2(x))), k, v, attn_mask=state["mask"]
             )
             x = x + c.o(y.transpose(1, 2).flatten(-2))
             x = x + blk.ff(blk.n3(x))
         return torch.log_softmax(self.logits(self.dec_norm(x), level), dim=-1)
 
-    def _read_history(self, state: dict, x: torch.Tensor, q: torch.Tensor, level: int):
-        """A one-block decoder from its cross-attention on: the (B, P, d) stream after
-        self-attention and the cross-attention query -> log-probabilities (B, P, size_level)."""
+    def _read_history(self, state: dict, users: torch.Tensor, x, q, level: int) -> torch.Tensor:
+        """A one-block decoder from its cross-attention on, for the given users: their (b, P, d)
+        stream after self-attention and cross-attention query -> log-probabilities
+        (b, P, size_level)."""
         blk = self.decoder[0]
         c = blk.cross_attn
-        y = F.scaled_dot_product_attention(c.heads(q), *state["cross"][0], attn_mask=state["mask"])
+        k, v = (t[state["window_of"][users]] for t in state["cross"][0])
+        y = F.scaled_dot_product_attention(c.heads(q), k, v, attn_mask=state["mask"][users])
         x = x + c.o(y.transpose(1, 2).flatten(-2))
         x = x + blk.ff(blk.n3(x))
         return torch.log_softmax(self.logits(self.dec_norm(x), level), dim=-1)
@@ -359,6 +377,14 @@ class SIDRecommender(nn.Module):
         for i, kv in enumerate(state["self"]):
             if kv is not None:
                 state["self"][i] = tuple(t.gather(1, idx.expand(-1, -1, *t.shape[2:])) for t in kv)
+
+
+ROWS_PER_BLOCK = 2048  # rows of d_model floats: a block's activations stay in cache
+
+
+def _blocks(t: torch.Tensor, rows_per_item: int) -> tuple[torch.Tensor, ...]:
+    """t split along its first axis into blocks of about ROWS_PER_BLOCK rows of work."""
+    return t.split(max(1, ROWS_PER_BLOCK // max(rows_per_item, 1)))
 
 
 def sid_logprob(logits: list[torch.Tensor], y: torch.Tensor) -> torch.Tensor:
