@@ -248,7 +248,9 @@ def test_every_concept_on_the_same_data_shares_one_base_model(tmp_path, monkeypa
 def test_prefix_states_and_shared_windows_decode_bit_for_bit_as_before(tmp_path, monkeypatch):
     """Decoding reads each prefix's self-attention part from a per-trie table and encodes a
     user's histories of one window once: the same top-K lists and latent ranks as one
-    self-attention cache per hypothesis and one encoder pass per history."""
+    self-attention cache per hypothesis and one encoder pass per history, and the same whether
+    the position-wise work runs in blocks of one user or in one pass."""
+    import benchmark.model as model_mod
     import benchmark.train as train_mod
     from benchmark.evaluation import latent_ranks
 
@@ -262,8 +264,11 @@ def test_prefix_states_and_shared_windows_decode_bit_for_bit_as_before(tmp_path,
         top = recommend(bb.model, task, codes, sizes, positions, k=5, beam=8, batch_size=8)
         return top, latent_ranks(task, bb.model, [codes], sizes, task.train_pos[:20])
 
-    new = decode()
     with monkeypatch.context() as patch:
+        patch.setattr(model_mod, "ROWS_PER_BLOCK", 3)  # one window, one user per block
+        new = decode()
+    with monkeypatch.context() as patch:
+        patch.setattr(model_mod, "ROWS_PER_BLOCK", 10**9)
         patch.setattr(SIDRecommender, "prefix_states", lambda self, paths: None)
         patch.setattr(train_mod, "shared_windows", lambda t, pos, b: [
             (np.array([i]), np.array([i]), np.array([0])) for i in range(len(pos))
