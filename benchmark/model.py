@@ -329,7 +329,7 @@ class SIDRecommender(nn.Module):
         if state.get("prefixes") is not None and prefix is not None:
             x_of, q_of = state["prefixes"][level]
             prefix = prefix.clamp(min=0)
-            users = _blocks(torch.arange(prefix.shape[0]), prefix.shape[1])
+            users = _blocks(torch.arange(prefix.shape[0], device=prefix.device), prefix.shape[1])
             return torch.cat([
                 self._read_history(state, u, x_of[prefix[u]], q_of[prefix[u]], level)
                 for u in users
