@@ -164,7 +164,7 @@ class View:
     every resample through `cache`, and only indexed by a pool's rows per resample."""
 
     def __init__(self, ev: Evidence, idx: np.ndarray | None = None, cache: dict | None = None):
-        self.ev, self.idx = ev, idx
+        self.ev = ev
         self._shared = cache if cache is not None else {}
         masks = self.per_row("pool masks", lambda: _pool_masks(ev))
         rows = np.arange(len(ev)) if idx is None else idx
