@@ -9,7 +9,7 @@ import re
 import sys
 from pathlib import Path
 
-from benchmark.metrics import N_BOOT
+from benchmark.metrics.registry import N_BOOT
 from leaderboard.table import FORMATS
 
 
@@ -38,7 +38,7 @@ def write_plots(table, out_dir: str | Path) -> list[Path]:
 
 def run(args: argparse.Namespace) -> int:
     """Print (or write to --out) the leaderboard table; optionally write plots and the site."""
-    from benchmark.atomic import write_text_atomic
+    from benchmark.util.atomic import write_text_atomic
     from leaderboard.html import render_page
     from leaderboard.table import COMPACT_METRICS, format_table, leaderboard_table, load_results
 

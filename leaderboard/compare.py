@@ -1,12 +1,12 @@
 """Compare two result sets (e.g. two TRACER versions) per (task identity, method) and metric (DESIGN
 §5, §6): mean ± seed std on each side and the change B − A. B regresses on a metric only when it
-moves in the metric's bad direction (benchmark.metrics.METRICS) by more than the tolerance AND
-significantly:
+moves in the metric's bad direction (benchmark.metrics.registry.METRICS) by more than the tolerance
+AND significantly:
 
 - with evidence on both sides (metrics computable from evidence, the seeds both sides share, the
   same examples): the 95 % interval of the paired difference B − A over (seed, example) resamples
-  (`benchmark.metrics.paired_differences`: one paired bootstrap for all metrics of a method) must
-  exclude 0; B − A is then the mean over the shared seeds;
+  (`benchmark.metrics.registry.paired_differences`: one paired bootstrap for all metrics of a
+  method) must exclude 0; B − A is then the mean over the shared seeds;
 - otherwise (no evidence, a model-level measurement such as unlearn_seconds, or examples that
   differ): the per-seed-mean intervals from the JSON files (mean over seeds of ci_low and of
   ci_high) must not overlap. A measurement without an interval has a zero-width one: any change
@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from benchmark.evidence import Evidence, read_evidence, same_examples
-from benchmark.metrics import METRICS, N_BOOT, paired_differences
+from benchmark.metrics.evidence import Evidence, read_evidence, same_examples
+from benchmark.metrics.registry import METRICS, N_BOOT, paired_differences
 from leaderboard.table import load_results
 from tasks.errors import BenchError
 
@@ -105,7 +105,8 @@ class Comparison:
 
 
 def direction(metric: str) -> bool:
-    """True when higher is better; BenchError for a name outside benchmark.metrics.METRICS."""
+    """True when higher is better; BenchError for a name outside
+    benchmark.metrics.registry.METRICS."""
     base = metric.split("@", 1)[0]
     if base not in METRICS:
         raise BenchError(f"unknown metric {metric!r}; known: {', '.join(sorted(METRICS))}")

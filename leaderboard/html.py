@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmark.atomic import write_text_atomic
+from benchmark.util.atomic import write_text_atomic
 from leaderboard.plot import tradeoff_png
 from leaderboard.table import (
     NOTE,

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmark.atomic import write_bytes_atomic
+from benchmark.util.atomic import write_bytes_atomic
 from leaderboard.table import GROUP_KEYS, ResultsError, method_text, rank_text
 
 ISO_SCORES = (0.2, 0.4, 0.6, 0.8)  # erasure-score contours drawn for reference

@@ -6,7 +6,6 @@ The token is only ever handed to `HfApi`: never written, printed or put in an er
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import tempfile
@@ -19,8 +18,9 @@ from huggingface_hub import DatasetCard, DatasetCardData, HfApi, get_token
 from tabulate import tabulate
 
 from benchmark import __version__
-from benchmark.evidence import evidence_path
-from benchmark.ledger import ledger_path
+from benchmark.metrics.evidence import evidence_path
+from benchmark.results.ledger import ledger_path
+from benchmark.util.atomic import folder_atomic
 from leaderboard.table import (
     CI_HEADER,
     LEADERBOARD_METRICS,
@@ -205,21 +205,8 @@ def _replaceable(folder: Path) -> bool:
 def _write_atomic(
     results_dir: Path, final: Path, repo_id: str, with_ledger: bool
 ) -> list[tuple[str, int]]:
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-"))
-    old = final.with_name(f".{final.name}.old-{os.getpid()}")
-    try:
-        files = build_folder(results_dir, tmp, repo_id, with_ledger)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's folder is private; the result need not be
-        if final.exists():
-            os.rename(final, old)
-        os.rename(tmp, final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
-    return files
+    with folder_atomic(final) as tmp:
+        return build_folder(results_dir, tmp, repo_id, with_ledger)
 
 
 def publish(

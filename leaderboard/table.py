@@ -1,13 +1,13 @@
 """Load a results folder and aggregate it into a leaderboard table (DESIGN §5, §6).
 
-A results folder holds `<task>/<method>/seed<N>.json` (schema version 2, `benchmark.schema`) with
-`seed<N>.evidence.parquet` beside each; `seed<N>.failed.json` files are failed runs (skipped,
+A results folder holds `<task>/<method>/seed<N>.json` (schema version 2, `benchmark.results.schema`)
+with `seed<N>.evidence.parquet` beside each; `seed<N>.failed.json` files are failed runs (skipped,
 counted) and anything else is ignored. Protocol 1.x files (schema version 1) are refused.
 
 Ranks (DESIGN §5): within a task group (identity, data hash, backbone) a row's rank is 1 + the
 number of rows whose erasure score is significantly better: the 95 % interval of the paired
 difference over the seeds the two rows share, from one joint (seed, example) bootstrap of the
-evidence (`benchmark.metrics.seed_resampled_means`, the same draws as
+evidence (`benchmark.metrics.registry.seed_resampled_means`, the same draws as
 `paired_differences` with the same seed). Rows that cannot be told apart share a rank. A pair
 where either row has no evidence (or no seed in common) is compared by mean instead: the higher
 mean counts as better (`rank_basis` is then "mean", and a note says so).
@@ -30,10 +30,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmark.evidence import Evidence, read_evidence, same_examples, with_oracle_of
-from benchmark.ledger import is_verified, read_ledger
-from benchmark.metrics import N_BOOT, compute, interval, seed_resampled_means
-from benchmark.schema import schema_problems
+from benchmark.metrics.evidence import Evidence, read_evidence, same_examples, with_oracle_of
+from benchmark.metrics.registry import N_BOOT, compute, interval, seed_resampled_means
+from benchmark.results.ledger import is_verified, read_ledger
+from benchmark.results.schema import schema_problems
 from tasks.errors import BenchError
 
 RESULT_NAME = re.compile(r"seed(\d+)\.json")
@@ -112,7 +112,7 @@ def read_result(path: Path, verified: bool = False) -> dict:
         "seed": data["seed"],
         "harness_version": data["harness_version"],
         "reference": data["reference"],
-        "verified": verified,  # never what the file says of itself (benchmark.ledger)
+        "verified": verified,  # never what the file says of itself (benchmark.results.ledger)
         "evidence": str(evidence) if evidence.is_file() else "",
         "path": str(path),
     }
@@ -441,7 +441,7 @@ CI_HEADER = f"{HEADLINE} 95% CI"
 
 def direction_arrow(name: str) -> str:
     """'↑' for a higher-is-better metric, '↓' for lower-is-better, '' when undeclared."""
-    from benchmark.metrics import METRICS
+    from benchmark.metrics.registry import METRICS
 
     metric = METRICS.get(metric_base(name))
     return "" if metric is None else ("↑" if metric.higher_is_better else "↓")

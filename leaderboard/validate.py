@@ -2,10 +2,10 @@
 it (DESIGN §6). Protocol 2.0, on top of the harness's own modules (no torch, no metric formula of
 its own):
 
-- the record against the one schema module (`benchmark.schema`): protocol 1.x files are refused;
-- task identity and data hash (the task prepared here), method and backbone config hashes;
-- metric names known to the registry (`benchmark.metrics.METRICS`), values in range and inside
-  their own interval;
+- the record against the one schema module (`benchmark.results.schema`): protocol 1.x files are
+refused; - task identity and data hash (the task prepared here), method and backbone config hashes;
+- metric names known to the registry (`benchmark.metrics.registry.METRICS`), values in range and
+  inside their own interval;
 - the evidence file: named by the record, beside it, its sha256 and row count as recorded, its
   columns, pools and ranks consistent (`rank` against the served `topk`, latent and relearned ranks
   on every forget-set row); then every metric computable from the evidence is recomputed with the
@@ -35,7 +35,7 @@ import json
 import math
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -45,8 +45,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark import __version__
-from benchmark.artifacts import artifacts_dir, check_files
-from benchmark.evidence import (
+from benchmark.metrics.evidence import (
     COLUMNS,
     FORGET_SET_ONLY,
     ORACLE_COLUMNS,
@@ -59,10 +58,21 @@ from benchmark.evidence import (
     slot_bits,
     target_ranks,
 )
-from benchmark.ledger import LEDGER_NAME, is_verified, ledger_path, read_ledger
-from benchmark.metrics import HEADLINE_K, METRICS, compute_all, evidence_metric_names, metric_base
-from benchmark.schema import NUM, STAT_FIELDS, is_kind, schema_problems
+from benchmark.metrics.registry import (
+    HEADLINE_K,
+    METRICS,
+    compute_all,
+    evidence_metric_names,
+    metric_base,
+)
+from benchmark.results.artifacts import artifacts_dir, check_files
+from benchmark.results.ledger import LEDGER_NAME, is_verified, ledger_path, read_ledger
+from benchmark.results.schema import NUM, STAT_FIELDS, is_kind, schema_problems
+from benchmark.util.hashing import bytes_digest
 from tasks.errors import BenchError
+
+# (result record, prepared task) -> the reference columns recomputed (`benchmark.app.verify`)
+ReferenceFrame = Callable[[dict, Any], pd.DataFrame]
 
 EVIDENCE_TOL = 1e-9
 RESULT_NAME = re.compile(r"seed(\d+)\.json")
@@ -215,7 +225,7 @@ def metric_problems(metrics: dict) -> list[tuple[str, str]]:
     for name, stat in metrics.items():
         f = f"metrics.{name}"
         if not _known(name):
-            out.append((f, "unknown metric (not in benchmark.metrics.METRICS)"))
+            out.append((f, "unknown metric (not in benchmark.metrics.registry.METRICS)"))
         if not isinstance(stat, dict):
             out.append((f, "must be an object with value, ci_low, ci_high, n"))
             continue
@@ -240,7 +250,7 @@ def metric_problems(metrics: dict) -> list[tuple[str, str]]:
 
 def claim_problems(rec: dict) -> list[tuple[str, str]]:
     """A result cannot vouch for itself: a `verification` block is a claim only the board's
-    ledger can make (`benchmark.ledger`); cost numbers are finite."""
+    ledger can make (`benchmark.results.ledger`); cost numbers are finite."""
     out = []
     if "verification" in rec:
         out.append(("verification", "a result cannot declare itself verified: the ✓ comes "
@@ -361,7 +371,7 @@ def evidence_problems(
         return [("evidence.file", f"evidence file {want.name} missing")], None
     out = []
     data = want.read_bytes()
-    if hashlib.sha256(data).hexdigest() != meta["sha256"]:
+    if bytes_digest(data) != meta["sha256"]:
         out.append(("evidence.sha256", f"is not the sha256 of {want.name} (changed since written)"))
     try:
         df = read_evidence(want)
@@ -469,13 +479,15 @@ class _Seen:
 
 
 def validate(
-    path: str | Path, task_files: Iterable[str | Path] = (), recompute_reference: bool = False
-) -> list[Problem]:
+    path: str | Path, task_files: Iterable[str | Path] = (),
+    recompute_reference: ReferenceFrame | None = None,
+) -> list[Problem]:  # fmt: skip
     """Every problem of a submission (a results folder or one result JSON); [] when clean.
     `task_files`: task .toml files that count as known besides the standard suite.
-    `recompute_reference`: also recompute the original model's and the oracle's evidence columns
-    with this machine's models (trained, or read from the cache; needs torch), which must be the
-    checkpoints the records name."""
+    `recompute_reference`: a function (record, prepared task) -> the original model's and the
+    oracle's evidence columns recomputed with this machine's models (the application passes
+    `benchmark.app.verify.reference_frame`, which needs torch); they must equal the recorded
+    ones."""
     root = Path(path)
     if not root.exists():
         raise BenchError(f"no such file or folder: {root}")
@@ -516,8 +528,8 @@ def validate(
     problems += _seed_problems(seeds) + _shared_problems(cells)
     if root.is_dir():
         problems += ledger_problems(root)
-    if recompute_reference:
-        problems += _recomputed_problems(cells, checker)
+    if recompute_reference is not None:
+        problems += _recomputed_problems(cells, checker, recompute_reference)
     return problems
 
 
@@ -562,10 +574,10 @@ def _shared_problems(cells: dict[tuple[str, int], list[_Seen]]) -> list[Problem]
     return out
 
 
-def _recomputed_problems(cells: dict[tuple[str, int], list[_Seen]], checker: Validator):
+def _recomputed_problems(
+    cells: dict[tuple[str, int], list[_Seen]], checker: Validator, reference_frame: ReferenceFrame
+) -> list[Problem]:
     """Each (task, seed)'s original and oracle columns against this machine's recomputation."""
-    from benchmark.verify import reference_frame
-
     out = []
     for (identity, seed), seen in sorted(cells.items()):
         have = [s for s in seen if s.evidence is not None]

@@ -6,7 +6,7 @@ tokenizer it serves with (possibly changed) and any decode-time ban. Its task is
 `tasks.prepare.MethodTaskView`: training data (D_f = task.d_forget, D_r = task.d_retain, via
 task.train_pos), the concept's items (task.forget_mask) and validation targets (task.valid_pos),
 as read-only arrays — the test targets are not in it. What it returns is checked
-(`benchmark.cell.check_unlearned`) before evaluation.
+(`benchmark.app.cell.check_unlearned`) before evaluation.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from benchmark.backbone import BackboneConfig
-from benchmark.model import SIDRecommender
-from benchmark.sid import SemanticIds
+from benchmark.recommender.backbone import BackboneConfig
+from benchmark.recommender.model import SIDRecommender
+from benchmark.recommender.sid import SemanticIds
 from tasks.prepare import PreparedTask
 
 

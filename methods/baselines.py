@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmark.backbone import BackboneConfig, cached_sid_model
+from benchmark.recommender.backbone import BackboneConfig, cached_sid_model
 from methods.base import MethodInputs, Unlearned, UnlearningMethod
 from methods.common import (
     Examples,
@@ -23,7 +23,6 @@ from methods.common import (
     retain_loss,
     sid_logprob,
 )
-from methods.registry import register
 from tasks.prepare import PreparedTask
 
 
@@ -32,7 +31,6 @@ class NoConfig:
     pass
 
 
-@register
 class Retrain(UnlearningMethod):
     """Oracle: the base model's recipe from scratch without the concept's interactions — its
     tokenizer's collaborative features from retain-only interactions (forget items keep
@@ -62,7 +60,6 @@ def train_oracle(
     return Unlearned(model, sids, log={"reused_cached_oracle": reused, **log})
 
 
-@register
 class Filter(UnlearningMethod):
     """Ban F at decoding time; no training. Hides, does not unlearn."""
 
@@ -138,7 +135,6 @@ class _Finetune(UnlearningMethod):
         return Unlearned(model, inputs.sids, log=log)
 
 
-@register
 class RetainFinetune(_Finetune):
     """Continue training on D_r only."""
 
@@ -146,7 +142,6 @@ class RetainFinetune(_Finetune):
     uses_forget = False
 
 
-@register
 class GradientAscent(_Finetune):
     """Maximise the forget targets' loss (no retain term by default)."""
 
@@ -157,7 +152,6 @@ class GradientAscent(_Finetune):
         return logp.mean() / len(logits)
 
 
-@register
 class GradDiff(_Finetune):
     """Ascent on D_f plus descent on D_r."""
 
@@ -167,7 +161,6 @@ class GradDiff(_Finetune):
         return logp.mean() / len(logits)
 
 
-@register
 class NPO(_Finetune):
     """Negative preference optimisation against the base model, plus the retain loss:
     -(2/beta) log sigmoid(-beta (log p - log p_ref)) on forget targets' SIDs."""
@@ -180,7 +173,6 @@ class NPO(_Finetune):
         return -(2.0 / b) * F.logsigmoid(-b * (logp - ref_logp)).mean()
 
 
-@register
 class SimNPO(_Finetune):
     """Reference-free NPO with length normalisation and a margin:
     -(2/beta) log sigmoid(-(beta/|y|) log p - gamma)."""
@@ -192,7 +184,6 @@ class SimNPO(_Finetune):
         return -(2.0 / b) * F.logsigmoid(-(b / len(logits)) * logp - g).mean()
 
 
-@register
 class Suppress(_Finetune):
     """Push the forget targets' original SID tokens down directly (unlikelihood on every level,
     teacher-forced), shared tokens included, plus the retain loss: what TRACER argues against."""

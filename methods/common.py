@@ -9,11 +9,11 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from benchmark.data import histories, to_codes, training_windows
-from benchmark.model import SIDRecommender, sid_logprob  # noqa: F401  (re-exported)
-from benchmark.sid import SemanticIds
-from benchmark.train import finetune as optimise  # noqa: F401  (re-exported for methods)
-from benchmark.train import sequence_loss
+from benchmark.recommender.data import histories, to_codes, training_windows
+from benchmark.recommender.model import SIDRecommender, sid_logprob  # noqa: F401  (re-exported)
+from benchmark.recommender.sid import SemanticIds
+from benchmark.recommender.train import finetune as optimise  # noqa: F401  (re-exported for methods)
+from benchmark.recommender.train import sequence_loss
 from tasks.prepare import PreparedTask
 
 

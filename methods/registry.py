@@ -1,40 +1,46 @@
-"""Methods by name: the built-in ones, plus third-party packages that declare an entry point in
-the group `tracer_bench.methods` (name = method name, value = "module:Class")."""
+"""Methods by name, all found through the entry-point group `tracer_bench.methods` (name = method
+name, value = "module:Class"): the built-ins are declared in tracer-bench's own pyproject.toml
+exactly as a third-party package declares its methods."""
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 
 from methods.base import UnlearningMethod
 from tasks.errors import BenchError
 
 ENTRY_POINT_GROUP = "tracer_bench.methods"
-_BUILTIN: dict[str, type[UnlearningMethod]] = {}
+DISTRIBUTION = "tracer-bench"
 
 
-def register(cls: type[UnlearningMethod]) -> type[UnlearningMethod]:
-    """Class decorator for the built-in methods."""
-    _BUILTIN[cls.name] = cls
+def _is_builtin(ep: EntryPoint) -> bool:
+    dist = getattr(ep, "dist", None)
+    return dist is not None and dist.name == DISTRIBUTION
+
+
+def _load(ep: EntryPoint) -> type[UnlearningMethod]:
+    try:
+        cls = ep.load()
+    except Exception as exc:  # a broken plugin must not break the harness
+        raise BenchError(f"method plugin {ep.name!r} ({ep.value}) failed to load: {exc}") from None
+    if not (isinstance(cls, type) and issubclass(cls, UnlearningMethod)):
+        raise BenchError(f"method plugin {ep.name!r} ({ep.value}) is not an UnlearningMethod")
+    if cls.name != ep.name:
+        raise BenchError(f"method plugin {ep.name!r} ({ep.value}) names itself {cls.name!r}")
     return cls
 
 
 def available_methods() -> dict[str, type[UnlearningMethod]]:
-    import methods.baselines  # noqa: F401  (registers the built-ins)
-    import methods.tracer  # noqa: F401
-
-    found = dict(_BUILTIN)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in found:
-            continue  # a built-in name cannot be shadowed
-        try:
-            cls = ep.load()
-        except Exception as exc:  # a broken plugin must not break the harness
-            raise BenchError(
-                f"method plugin {ep.name!r} ({ep.value}) failed to load: {exc}"
-            ) from None
-        if not (isinstance(cls, type) and issubclass(cls, UnlearningMethod)):
-            raise BenchError(f"method plugin {ep.name!r} ({ep.value}) is not an UnlearningMethod")
-        found[ep.name] = cls
+    """The built-ins in the order tracer-bench declares them, then third-party methods; a
+    built-in name cannot be shadowed."""
+    eps = list(entry_points(group=ENTRY_POINT_GROUP))
+    builtin = [ep for ep in eps if _is_builtin(ep)]
+    if not builtin:
+        raise BenchError("no built-in methods registered: install tracer-bench (pip install -e .)")
+    found: dict[str, type[UnlearningMethod]] = {}
+    for ep in builtin + [ep for ep in eps if not _is_builtin(ep)]:
+        if ep.name not in found:
+            found[ep.name] = _load(ep)
     return found
 
 

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmark.sid import SemanticIds
+from benchmark.recommender.sid import SemanticIds
 from methods.base import MethodInputs, Unlearned, UnlearningMethod
 from methods.common import (
     Examples,
@@ -35,7 +35,6 @@ from methods.common import (
     optimise,
     retain_loss,
 )
-from methods.registry import register
 
 
 @dataclass(frozen=True)
@@ -140,7 +139,6 @@ def coherence_loss(model, base_vecs: torch.Tensor, codes: torch.Tensor, items: t
     return (vecs @ vecs.T - base_vecs @ base_vecs.T).pow(2).mean()
 
 
-@register
 class Tracer(UnlearningMethod):
     """Reference method: forget items move to fresh level-1 tokens no retain item uses; NPO on
     those exclusive tokens; the original paths closed toward retain-only continuations; retain
@@ -213,14 +211,12 @@ class NoCoherenceConfig(TracerConfig):
     coherence_weight: float = 0.0
 
 
-@register
 class TracerNoReassign(Tracer):
     """Ablation: forgetting acts on the original (shared) SIDs."""
 
     name, Config = "tracer-noreassign", NoReassignConfig
 
 
-@register
 class TracerNoCoherence(Tracer):
     """Ablation: no coherence regularizer."""
 

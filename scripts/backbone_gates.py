@@ -24,7 +24,7 @@ from pathlib import Path
 
 from backbone_variants import variant
 
-from benchmark.runner import run_grid
+from benchmark.app.runner import run_grid
 from leaderboard.table import leaderboard_table, load_results
 
 ORACLE_GATE = 1.05

@@ -20,7 +20,7 @@ from dataclasses import replace
 import torch
 
 from benchmark import __version__
-from benchmark.backbone import BackboneConfig, evaluate_backbone, train_backbone
+from benchmark.recommender.backbone import BackboneConfig, evaluate_backbone, train_backbone
 from tasks import get_task, prepare_task
 from tasks.prepare import selection_view
 

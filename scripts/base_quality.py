@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark.evidence import evidence_path
-from benchmark.metrics import ndcg_at_k, recall_at_k
+from benchmark.metrics.evidence import evidence_path
+from benchmark.metrics.registry import ndcg_at_k, recall_at_k
 
 
 def main(root: str) -> None:

@@ -12,12 +12,12 @@ import sys
 import numpy as np
 import torch
 
-from benchmark.backbone import BackboneConfig, backbone_dir, load_backbone
-from benchmark.evidence import target_ranks
-from benchmark.features import train_interactions
-from benchmark.metrics import recall_at_k
-from benchmark.sasrec import SASRecConfig, sasrec_topk, train_sasrec
-from benchmark.train import recommend
+from benchmark.metrics.evidence import target_ranks
+from benchmark.metrics.registry import recall_at_k
+from benchmark.recommender.backbone import BackboneConfig, backbone_dir, load_backbone
+from benchmark.recommender.features import train_interactions
+from benchmark.recommender.sasrec import SASRecConfig, sasrec_topk, train_sasrec
+from benchmark.recommender.train import recommend
 from tasks import get_task, prepare_task
 
 POPULARITY_EDGES = (0, 5, 20, 50, 100, 200, 10**9)

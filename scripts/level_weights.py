@@ -17,11 +17,11 @@ import time
 import torch
 from backbone_variants import variant
 
-from benchmark.backbone import evaluate_backbone, get_backbone
-from benchmark.data import histories, seen_items, to_codes
-from benchmark.decoding import Trie, level_logprobs
-from benchmark.evidence import target_ranks
-from benchmark.metrics import ndcg_at_k, recall_at_k
+from benchmark.metrics.evidence import target_ranks
+from benchmark.metrics.registry import ndcg_at_k, recall_at_k
+from benchmark.recommender.backbone import evaluate_backbone, get_backbone
+from benchmark.recommender.data import histories, seen_items, to_codes
+from benchmark.recommender.decoding import Trie, level_logprobs
 from tasks import get_task, prepare_task
 from tasks.prepare import selection_view
 

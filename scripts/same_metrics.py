@@ -15,7 +15,7 @@ import math
 import sys
 from pathlib import Path
 
-from benchmark.metrics import COST_METRICS
+from benchmark.metrics.registry import COST_METRICS
 
 FIELDS = ("value", "ci_low", "ci_high", "n")
 CHECKPOINTS = ("backbone", "oracle")

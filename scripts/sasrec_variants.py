@@ -14,7 +14,7 @@ import sys
 import torch
 from backbone_variants import variant_args, with_overrides
 
-from benchmark.sasrec import SASRecConfig, evaluate_sasrec, train_sasrec
+from benchmark.recommender.sasrec import SASRecConfig, evaluate_sasrec, train_sasrec
 from tasks import get_task, prepare_task
 from tasks.prepare import selection_view
 

@@ -11,12 +11,12 @@ import time
 import numpy as np
 import torch
 
-from benchmark.backbone import BackboneConfig
-from benchmark.data import training_windows
-from benchmark.features import item_features
-from benchmark.model import SIDRecommender
-from benchmark.sid import fit_semantic_ids
-from benchmark.train import adamw, sequence_loss
+from benchmark.recommender.backbone import BackboneConfig
+from benchmark.recommender.data import training_windows
+from benchmark.recommender.features import item_features
+from benchmark.recommender.model import SIDRecommender
+from benchmark.recommender.sid import fit_semantic_ids
+from benchmark.recommender.train import adamw, sequence_loss
 from tasks import get_task, prepare_task
 
 

@@ -19,10 +19,10 @@ from dataclasses import replace
 import torch
 from backbone_variants import variant
 
-from benchmark.backbone import get_backbone
-from benchmark.evidence import target_ranks
-from benchmark.metrics import ndcg_at_k, recall_at_k
-from benchmark.train import recommend
+from benchmark.metrics.evidence import target_ranks
+from benchmark.metrics.registry import ndcg_at_k, recall_at_k
+from benchmark.recommender.backbone import get_backbone
+from benchmark.recommender.train import recommend
 from methods.baselines import train_oracle
 from tasks import get_task, prepare_task
 

@@ -51,10 +51,10 @@ def main() -> None:
         print(" ".join(f"--config {m}.{k}={v}" for m in ablations
                        for k, v in VARIANTS[name].items()))  # fmt: skip
         return
-    from benchmark.backbone import BackboneConfig
-    from benchmark.cell import CellContext, run_cell
-    from benchmark.device import configure_device
-    from benchmark.evaluation import EvalConfig
+    from benchmark.app.cell import CellContext, run_cell
+    from benchmark.evaluation.probes import EvalConfig
+    from benchmark.recommender.backbone import BackboneConfig
+    from benchmark.recommender.device import configure_device
     from tasks import get_task, prepare_task
 
     configure_device()

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmark.atomic import folder_atomic
+from benchmark.util.atomic import folder_atomic
 from tasks.dataset import RawDataset
 from tasks.errors import BenchError
 from tasks.sources import SOURCES

@@ -6,7 +6,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from tasks.errors import BenchError
-from tasks.spec import TaskSpec, load_task_file
+from tasks.spec import TaskSpec
+from tasks.taskfile import load_task_file
 
 STANDARD_DIR = Path(__file__).parent / "standard"
 QUICK_TASK = "ml100k-horror"

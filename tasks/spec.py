@@ -1,21 +1,15 @@
-"""A task is declarative data: a frozen dataclass tree read strictly from a TOML file."""
+"""A task is declarative data: a frozen dataclass tree, built strictly from a TOML table
+(`tasks.taskfile` reads the file)."""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
-import sys
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from tasks.errors import TaskFileError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 
 @dataclass(frozen=True)
@@ -74,7 +68,7 @@ class TaskSpec:
     main_score: str = "erasure_score"
     # the base recipe's departures from the harness default, as [backbone.<part>] tables of
     # fields (part: features, sid, arch, train); checked and applied by
-    # benchmark.backbone.task_backbone. Not part of the data: it moves no data hash
+    # benchmark.recommender.backbone.task_backbone. Not part of the data: it moves no data hash
     backbone: dict[str, dict] = field(default_factory=dict)
 
     @property
@@ -114,7 +108,7 @@ def _convert(value: object, tp: object, where: str, file: str) -> object:
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise TaskFileError(f"{file}: [{where}] must be a table")
-        return _build(tp, value, where, file)
+        return build_spec(tp, value, where, file)
     if origin is tuple:
         (elem, _) = typing.get_args(tp)
         if not isinstance(value, list):
@@ -144,7 +138,7 @@ def _convert(value: object, tp: object, where: str, file: str) -> object:
     )
 
 
-def _build(cls: type, table: dict, prefix: str, file: str) -> object:
+def build_spec(cls: type, table: dict, prefix: str, file: str) -> object:
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(table) - names)
@@ -165,7 +159,8 @@ def _build(cls: type, table: dict, prefix: str, file: str) -> object:
     return cls(**kwargs)
 
 
-def _check(spec: TaskSpec, file: str) -> None:
+def check_spec(spec: TaskSpec, file: str) -> None:
+    """The task file's own rules (its source's rules: `tasks.sources.check_source`)."""
     def bad(where: str, why: str) -> TaskFileError:
         return TaskFileError(f"{file}: field '{where}' {why}")
 
@@ -204,29 +199,3 @@ def _check(spec: TaskSpec, file: str) -> None:
         algo, _, digest = value.partition(":")
         if algo not in ("sha256", "md5") or not digest:
             raise bad(f"dataset.checksums.{name}", "must look like 'sha256:<hex>' or 'md5:<hex>'")
-    from tasks.sources import SOURCES  # late import: sources depend on this module
-
-    if spec.dataset.source not in SOURCES:
-        raise bad(
-            "dataset.source", f"must be one of {sorted(SOURCES)}, got {spec.dataset.source!r}"
-        )
-    SOURCES[spec.dataset.source].check(spec.dataset, file)
-
-
-def spec_from_dict(table: dict, file: str = "<task>") -> TaskSpec:
-    spec = _build(TaskSpec, table, "", file)
-    assert isinstance(spec, TaskSpec)
-    _check(spec, file)
-    return spec
-
-
-def load_task_file(path: str | Path) -> TaskSpec:
-    path = Path(path)
-    try:
-        with path.open("rb") as fh:
-            table = tomllib.load(fh)
-    except FileNotFoundError:
-        raise TaskFileError(f"{path}: task file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise TaskFileError(f"{path}: not valid TOML ({exc})") from None
-    return spec_from_dict(table, str(path))

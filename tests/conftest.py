@@ -105,7 +105,7 @@ def tiny_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from test_backbone import TINY
     from test_evaluation import SMALL
 
-    from benchmark.runner import run_grid
+    from benchmark.app.runner import run_grid
 
     base = tmp_path_factory.mktemp("tiny_results")
     old = os.environ.get("TRACER_BENCH_CACHE")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.atomic import folder_atomic
+from benchmark.util.atomic import folder_atomic
 
 
 def _siblings(folder: Path) -> list[str]:

@@ -9,13 +9,18 @@ import pytest
 import torch
 from conftest import toy_rows, toy_task_file, write_atomic
 
-from benchmark.backbone import ArchConfig, BackboneConfig, get_backbone, train_backbone
-from benchmark.data import histories, to_codes
-from benchmark.decoding import Trie, beam_search, level_logprobs, score_all_items
-from benchmark.features import FeatureConfig
-from benchmark.model import ModelConfig, SIDRecommender, load_checkpoint, save_checkpoint
-from benchmark.sid import SIDConfig
-from benchmark.train import TrainConfig, recommend
+from benchmark.recommender.backbone import ArchConfig, BackboneConfig, get_backbone, train_backbone
+from benchmark.recommender.data import histories, to_codes
+from benchmark.recommender.decoding import Trie, beam_search, level_logprobs, score_all_items
+from benchmark.recommender.features import FeatureConfig
+from benchmark.recommender.model import (
+    ModelConfig,
+    SIDRecommender,
+    load_checkpoint,
+    save_checkpoint,
+)
+from benchmark.recommender.sid import SIDConfig
+from benchmark.recommender.train import TrainConfig, recommend
 from tasks import load_task_file, prepare_task
 
 TINY = BackboneConfig(
@@ -185,7 +190,7 @@ def test_backbone_trains_deterministically_and_is_cached(tmp_path, monkeypatch):
     losses = [e["loss"] for e in first.log["epochs"]]
     assert losses[-1] < losses[0]  # it learns
 
-    import benchmark.backbone as bb
+    import benchmark.recommender.backbone as bb
 
     with monkeypatch.context() as patch:  # undo() would also undo the isolated cache
         patch.setattr(bb, "train_model", lambda *a, **k: pytest.fail("retrained"))
@@ -204,8 +209,8 @@ def test_backbone_trains_deterministically_and_is_cached(tmp_path, monkeypatch):
 def test_every_concept_on_the_same_data_shares_one_base_model(tmp_path, monkeypatch):
     """The base model is keyed by the data, preprocessing and split, not the concept: a second
     concept's task reuses the first's model and features; its oracle stays its own."""
-    from benchmark.backbone import cached_sid_model, model_dir
-    from benchmark.features import features_path
+    from benchmark.recommender.backbone import cached_sid_model, model_dir
+    from benchmark.recommender.features import features_path
     from tasks.prepare import method_view
 
     data = write_atomic(tmp_path / "data", *toy_rows(n_users=30, n_items=12, per_user=9))
@@ -221,7 +226,7 @@ def test_every_concept_on_the_same_data_shares_one_base_model(tmp_path, monkeypa
     first, reused = get_backbone(scary, TINY, seed=0, progress=False)
     assert not reused
 
-    import benchmark.backbone as bb
+    import benchmark.recommender.backbone as bb
 
     with monkeypatch.context() as patch:
         patch.setattr(bb, "train_model", lambda *a, **k: pytest.fail("retrained"))
@@ -250,9 +255,9 @@ def test_prefix_states_and_shared_windows_decode_bit_for_bit_as_before(tmp_path,
     user's histories of one window once: the same top-K lists and latent ranks as one
     self-attention cache per hypothesis and one encoder pass per history, and the same whether
     the position-wise work runs in blocks of one user or in one pass."""
-    import benchmark.model as model_mod
-    import benchmark.train as train_mod
-    from benchmark.evaluation import latent_ranks
+    import benchmark.recommender.model as model_mod
+    import benchmark.recommender.train as train_mod
+    from benchmark.evaluation.probes import latent_ranks
 
     task = _toy_task(tmp_path)
     bb, _ = get_backbone(task, TINY, seed=0, progress=False)
@@ -327,7 +332,7 @@ def test_single_target_decoding_matches_the_training_pass(tiny_model):
 def test_epoch_selection_is_not_fooled_by_validation_noise():
     """A dip within noise does not count against training and the latest epoch level with the
     best is kept (the most annealed); only significant drops count toward stopping."""
-    from benchmark.train import EpochSelector
+    from benchmark.recommender.train import EpochSelector
 
     rng = np.random.default_rng(0)
     users = rng.random(900)  # per-user NDCG of the best epoch
@@ -355,7 +360,7 @@ def test_training_reports_epochs_loss_and_validation(tmp_path):
 
 
 def test_dropout_drops_p_and_keeps_the_mean():
-    from benchmark.model import Dropout
+    from benchmark.recommender.model import Dropout
 
     drop = Dropout(0.25)
     x = torch.ones(200_000)
@@ -373,7 +378,7 @@ def test_dropout_drops_p_and_keeps_the_mean():
 def test_label_smoothing_mixes_each_level_with_the_uniform_distribution(tiny_model):
     """sequence_loss(label_smoothing=e) per level = (1-e) * CE(target) + e * mean over codes of
     -log p(code): checked against that formula on the model's own logits."""
-    from benchmark.train import sequence_loss
+    from benchmark.recommender.train import sequence_loss
 
     model, sizes, codes, hist, lengths = tiny_model
     inp = np.random.default_rng(2).integers(0, 40, (3, 5))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import toy_rows, toy_task_file, write_atomic
 
-from benchmark.cli import main
+from benchmark.app.cli import main
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
@@ -151,7 +151,7 @@ def test_missing_recbole_gives_install_command(capsys, monkeypatch):
 
 def test_console_script_exits_2_without_traceback(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmark.cli", "tasks", "show", "no-such-task"],
+        [sys.executable, "-m", "benchmark.app.cli", "tasks", "show", "no-such-task"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -209,7 +209,7 @@ def test_run_writes_results_then_prints_the_leaderboard(tmp_path, capsys, monkey
     from test_backbone import TINY
     from test_evaluation import SMALL
 
-    import benchmark.runner as runner
+    import benchmark.app.runner as runner
 
     real = runner.run_grid
 

@@ -14,8 +14,8 @@ import pytest
 from test_leaderboard import cli, copy_results, record
 from test_leaderboard_significance import N_FORGET, frame, matched, write_cell
 
-from benchmark.evidence import Evidence, evidence_path, read_evidence
-from benchmark.metrics import compute, paired_differences
+from benchmark.metrics.evidence import Evidence, evidence_path, read_evidence
+from benchmark.metrics.registry import compute, paired_differences
 from leaderboard.compare import compare, parse_tolerances
 from leaderboard.table import find_result_files
 from tasks.errors import BenchError

@@ -3,7 +3,7 @@ processes on loopback, one worker SIGKILLed in the middle of a group; the same g
 `--cluster local:2`. Either way the grid completes with exactly the expected result files, each
 valid, and every metric equal to the local run's.
 
-The CLI runs as `python -c` around `benchmark.cli.main` with the tiny backbone and evaluation
+The CLI runs as `python -c` around `benchmark.app.cli.main` with the tiny backbone and evaluation
 configs (`run_grid` given TINY and SMALL, as tests/test_cli_errors.py does in-process): the
 production CLI has no option for a backbone, and the workers get the configs from the client."""
 
@@ -21,8 +21,8 @@ import pytest
 import torch
 from conftest import MARK, survivors, toy_rows, toy_task_file, write_atomic
 
-from benchmark.metrics import COST_METRICS
-from benchmark.runner import result_path, run_grid
+from benchmark.app.runner import result_path, run_grid
+from benchmark.metrics.registry import COST_METRICS
 from leaderboard.validate import validate
 
 TESTS = Path(__file__).parent
@@ -33,10 +33,10 @@ import sys
 sys.path.insert(0, {tests!r})
 from test_backbone import TINY
 from test_evaluation import SMALL
-import benchmark.runner as runner
+import benchmark.app.runner as runner
 real = runner.run_grid
 runner.run_grid = lambda *a, **k: real(*a, **{{**k, "backbone": TINY, "eval_cfg": SMALL}})
-from benchmark.cli import main
+from benchmark.app.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -224,7 +224,7 @@ def test_slurm_config_makes_the_job_script(tmp_path):
     would submit (the cluster itself is dask-jobqueue's)."""
     from dask_jobqueue.slurm import SLURMJob
 
-    from benchmark.clusters import load_slurm_config, slurm_cluster_kwargs
+    from benchmark.app.clusters import load_slurm_config, slurm_cluster_kwargs
 
     config = tmp_path / "slurm.toml"
     config.write_text(

@@ -1,5 +1,5 @@
-"""Evaluation on a tiny model (benchmark.evaluation): the evidence frame it writes, the oracle's
-own tokenizer, and what the protocol 2.0 metrics make of hiding and of TRACER."""
+"""Evaluation on a tiny model (benchmark.evaluation.probes): the evidence frame it writes, the
+oracle's own tokenizer, and what the protocol 2.0 metrics make of hiding and of TRACER."""
 
 from __future__ import annotations
 
@@ -10,18 +10,23 @@ import pytest
 import torch
 from test_methods import inputs_for, overrides, toy  # noqa: F401  (fixture)
 
-from benchmark.data import histories, seen_items, to_codes
-from benchmark.decoding import Trie, score_all_items
-from benchmark.evaluation import (
+from benchmark.evaluation.probes import (
     EvalConfig,
     ServedModel,
     evaluate_unlearning,
     latent_ranks,
     make_reference,
 )
-from benchmark.evidence import COLUMNS, Evidence
-from benchmark.features import item_features
-from benchmark.metrics import compute, evidence_metric_names, metric_stats, ranks_from_scores
+from benchmark.metrics.evidence import COLUMNS, Evidence
+from benchmark.metrics.registry import (
+    compute,
+    evidence_metric_names,
+    metric_stats,
+    ranks_from_scores,
+)
+from benchmark.recommender.data import histories, seen_items, to_codes
+from benchmark.recommender.decoding import Trie, score_all_items
+from benchmark.recommender.features import item_features
 from methods.common import grow_level
 from methods.registry import get_method
 from methods.tracer import reassign
@@ -88,7 +93,7 @@ def reference(toy):  # noqa: F811
 def test_the_oracle_has_its_own_retain_only_tokenizer(toy, reference):  # noqa: F811
     task, bb = toy
     _, oracle = reference
-    from benchmark.features import FeatureConfig
+    from benchmark.recommender.features import FeatureConfig
 
     cfg = inputs_for(task, bb).backbone.features
     if cfg.collab_dim == 0:
@@ -150,8 +155,8 @@ def test_tracer_end_to_end_changes_the_served_tokenizer(toy, reference):  # noqa
 def test_reference_evidence_is_cached_per_model_and_read_back_unchanged(toy, monkeypatch):  # noqa: F811
     import dataclasses
 
-    import benchmark.reference_cache as cache
-    from benchmark.cell import CellContext
+    import benchmark.evaluation.reference as cache
+    from benchmark.app.cell import CellContext
     from tasks.sources.common import cache_root
 
     task, bb = toy

@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 from conftest import MARK, survivors, toy_rows, toy_task_file, write_atomic
 
-from benchmark.evidence import evidence_path
-from benchmark.runner import result_path
+from benchmark.app.runner import result_path
+from benchmark.metrics.evidence import evidence_path
 
 TESTS = Path(__file__).parent
 METHODS = ["filter", "ga", "graddiff", "tracer"]
@@ -28,7 +28,7 @@ import sys
 sys.path.insert(0, {tests!r})
 from test_backbone import TINY
 from test_evaluation import SMALL
-from benchmark.runner import run_grid
+from benchmark.app.runner import run_grid
 counts = run_grid([{task!r}], {methods!r}, {seeds!r}, {out!r}, progress=False,
                   backbone=TINY, eval_cfg=SMALL, jobs={jobs})
 print(counts)

@@ -118,7 +118,7 @@ def edit(path: Path, change: Callable[[dict], None]) -> None:
 
 def cli(argv: list[str]) -> int:
     """Run a `publish` / `validate` / `compare` command line; its exit status."""
-    from leaderboard.hubcli import add_parsers
+    from benchmark.app.hubcli import add_parsers
 
     parser = argparse.ArgumentParser()
     add_parsers(parser.add_subparsers(required=True))
@@ -161,7 +161,7 @@ def test_load_results_one_row_per_file(results: Path) -> None:
 
 
 def test_protocol_1_results_are_refused(results: Path) -> None:
-    from benchmark.schema import OLD_VERSION_MESSAGE
+    from benchmark.results.schema import OLD_VERSION_MESSAGE
 
     path = results / "toy" / "a" / "seed1.json"
     edit(path, lambda r: r.update(schema_version=1))
@@ -429,7 +429,7 @@ def with_retrain(tiny_results: Path, tmp_path_factory: pytest.TempPathFactory) -
     from test_backbone import TINY
     from test_evaluation import SMALL
 
-    from benchmark.runner import run_grid
+    from benchmark.app.runner import run_grid
 
     out = tmp_path_factory.mktemp("with_retrain") / "results"
     shutil.copytree(tiny_results, out)
@@ -447,8 +447,8 @@ def with_retrain(tiny_results: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 
 def test_real_results(with_retrain: Path, tmp_path: Path) -> None:
-    from benchmark.evidence import Evidence, read_evidence, with_oracle_of
-    from benchmark.metrics import compute
+    from benchmark.metrics.evidence import Evidence, read_evidence, with_oracle_of
+    from benchmark.metrics.registry import compute
     from leaderboard.cli import write_plots
     from leaderboard.html import write_site
 

@@ -1,6 +1,6 @@
 """Significance ranks, the noise ceiling and the joint bootstrap, on hand-made evidence frames
-(benchmark.evidence.COLUMNS) whose erasure score is set by how many forget-set examples a method
-leaves where the oracle leaves them (oracle match), every other part held at 1."""
+(benchmark.metrics.evidence.COLUMNS) whose erasure score is set by how many forget-set examples a
+method leaves where the oracle leaves them (oracle match), every other part held at 1."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from test_leaderboard import record
 
-from benchmark.evidence import COLUMNS, Evidence, evidence_path, with_oracle_of
-from benchmark.metrics import compute
+from benchmark.metrics.evidence import COLUMNS, Evidence, evidence_path, with_oracle_of
+from benchmark.metrics.registry import compute
 from leaderboard.table import (
     INTERVAL_METRICS,
     format_table,

@@ -14,9 +14,9 @@ import torch
 from conftest import toy_rows, toy_task_file, write_atomic
 from test_backbone import TINY
 
-from benchmark.backbone import get_backbone
-from benchmark.model import Dropout
-from benchmark.sid import SemanticIds
+from benchmark.recommender.backbone import get_backbone
+from benchmark.recommender.model import Dropout
+from benchmark.recommender.sid import SemanticIds
 from methods.base import MethodInputs, Unlearned, UnlearningMethod
 from methods.common import Examples, grow_level, reference_logprob
 from methods.registry import available_methods, get_method
@@ -88,7 +88,7 @@ def test_third_party_method_plugs_in_through_an_entry_point(tmp_path, monkeypatc
     monkeypatch.syspath_prepend(str(tmp_path))
     cls = get_method("my-noop")
     assert cls.version == "0.1" and cls().config.strength == 2.0
-    from benchmark.cli import main
+    from benchmark.app.cli import main
 
     assert main(["methods"]) == 0
     assert "`my-noop`" in capsys.readouterr().out
@@ -144,7 +144,7 @@ def test_methods_never_read_test_targets(toy, name):
     """Every registered method (built-ins, retrain and filter included, and any entry-point
     plugin installed) runs on the harness's view of the task: scrambling the test targets changes
     nothing it returns — weights, served SIDs, ban, and the lists it serves."""
-    from benchmark.evaluation import ServedModel, served_topk
+    from benchmark.evaluation.probes import ServedModel, served_topk
     from tasks.prepare import method_view
 
     task, bb = toy
@@ -172,7 +172,7 @@ def test_methods_never_read_test_targets(toy, name):
 
 
 def test_returned_outputs_are_checked(toy):
-    from benchmark.cell import check_unlearned
+    from benchmark.app.cell import check_unlearned
 
     task, bb = toy
     method = get_method("ga")()

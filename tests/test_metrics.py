@@ -1,5 +1,5 @@
-"""The protocol 2.0 metrics (benchmark.metrics) on hand-made evidence frames: each formula, its
-anchors (original -> 0, oracle -> 1), over- and under-forgetting, and the paired bootstraps."""
+"""The protocol 2.0 metrics (benchmark.metrics.registry) on hand-made evidence frames: each formula,
+its anchors (original -> 0, oracle -> 1), over- and under-forgetting, and the paired bootstraps."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.evidence import COLUMNS, Evidence, slot_bits, target_ranks, with_oracle_of
-from benchmark.metrics import (
+from benchmark.metrics.evidence import COLUMNS, Evidence, slot_bits, target_ranks, with_oracle_of
+from benchmark.metrics.registry import (
     METRICS,
     compute,
     evidence_metric_names,
@@ -208,7 +208,8 @@ def test_every_metric_is_registered_once_with_a_direction():
 
 def test_metric_modules_do_not_import_torch():
     code = (
-        "import sys, benchmark.metrics, benchmark.evidence, benchmark.schema, "
+        "import sys, benchmark.metrics.registry, benchmark.metrics.evidence, "
+        "benchmark.results.schema, "
         "leaderboard.validate; print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -7,14 +7,14 @@ import math
 import numpy as np
 import pytest
 
-from benchmark.model import ModelConfig
-from benchmark.perf import (
+from benchmark.app.perf import (
     allowed_next_tokens,
     format_perf_table,
     item_tokens,
     run_perf,
     window_examples,
 )
+from benchmark.recommender.model import ModelConfig
 
 
 def radix_codes(n_items: int) -> tuple[np.ndarray, tuple[int, ...]]:
@@ -69,8 +69,8 @@ def test_breakdown_sums_a_runs_recorded_costs(tiny_results, capsys):
     """`tracer-bench perf --breakdown`: every step's seconds come from the results' costs."""
     import json
 
-    from benchmark.breakdown import breakdown
-    from benchmark.cli import main
+    from benchmark.app.breakdown import breakdown
+    from benchmark.app.cli import main
 
     rows = dict(breakdown(tiny_results))
     recs = [json.loads(f.read_text()) for f in sorted(tiny_results.rglob("seed*.json"))]
@@ -93,7 +93,7 @@ def test_breakdown_sums_a_runs_recorded_costs(tiny_results, capsys):
 
 
 def test_breakdown_of_no_results_is_an_error(tmp_path):
-    from benchmark.breakdown import breakdown
+    from benchmark.app.breakdown import breakdown
     from tasks.errors import BenchError
 
     with pytest.raises(BenchError, match="no result files"):

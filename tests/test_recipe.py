@@ -12,9 +12,9 @@ from conftest import toy_rows, toy_task_file, write_atomic
 from test_backbone import TINY, random_codes
 from test_cli_errors import assert_one_line_error, run_cli
 
-from benchmark.backbone import BackboneConfig, get_backbone, task_backbone
-from benchmark.model import ModelConfig, SIDRecommender
-from benchmark.train import epoch_batches, sequence_loss
+from benchmark.recommender.backbone import BackboneConfig, get_backbone, task_backbone
+from benchmark.recommender.model import ModelConfig, SIDRecommender
+from benchmark.recommender.train import epoch_batches, sequence_loss
 from tasks import get_task, load_task_file, prepare_task
 from tasks.errors import TaskFileError
 

@@ -9,7 +9,7 @@ from conftest import toy_rows, toy_task_file, write_atomic
 from test_backbone import TINY
 from test_evaluation import SMALL
 
-from benchmark.runner import failure_path, result_path, run_grid
+from benchmark.app.runner import failure_path, result_path, run_grid
 
 
 def test_grid_writes_skips_and_records_failures(tmp_path, monkeypatch):
@@ -36,7 +36,7 @@ def test_grid_writes_skips_and_records_failures(tmp_path, monkeypatch):
     )
     assert again == {"done": 0, "skipped": 2, "failed": 0, "evaluation_seconds": {}, "workers": {}}
 
-    import benchmark.runner as runner
+    import benchmark.app.runner as runner
 
     def boom(ctx, method, overrides=None):
         raise RuntimeError("simulated failure")
@@ -57,9 +57,9 @@ def test_the_client_writes_a_cell_once_and_counts_a_lost_group(tmp_path):
     after one of its cells counts only its unfinished cells as failed."""
     from tqdm import tqdm
 
-    from benchmark.executors import Event
-    from benchmark.results import CellFiles
-    from benchmark.runner import CellOutput, Group, ResultWriter
+    from benchmark.app.executors import Event
+    from benchmark.app.runner import CellOutput, Group, ResultWriter
+    from benchmark.results.write import CellFiles
 
     group = Group("toy.toml", "toy", 0, ("filter", "ga", "npo"))
     counts = {"done": 0, "skipped": 0, "failed": 0, "evaluation_seconds": {}}
@@ -82,7 +82,7 @@ def test_more_workers_than_groups_split_a_group_into_parts(tmp_path, monkeypatch
     as in each worker)."""
     import torch
 
-    from benchmark.runner import plan_groups
+    from benchmark.app.runner import plan_groups
 
     data = write_atomic(tmp_path / "data", *toy_rows(n_users=30, n_items=12, per_user=9))
     task_file = str(toy_task_file(tmp_path, data))

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 from conftest import toy_rows, toy_task_file, write_atomic
 
-from benchmark.data import seen_items
-from benchmark.sasrec import SASRecConfig, evaluate_sasrec, sasrec_topk, train_sasrec
+from benchmark.recommender.data import seen_items
+from benchmark.recommender.sasrec import SASRecConfig, evaluate_sasrec, sasrec_topk, train_sasrec
 from tasks import load_task_file, prepare_task
 
 SMALL = SASRecConfig(d_model=16, n_heads=2, n_layers=1, dropout=0.0, max_epochs=40,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from conftest import toy_rows, toy_task_file, write_atomic
 
-from benchmark.scale import EVALUATION, STAGES, measure_in_child, scale_table
+from benchmark.app.scale import EVALUATION, STAGES, measure_in_child, scale_table
 
 
 def test_measure_and_table(tmp_path, monkeypatch):

@@ -1,5 +1,5 @@
-"""The one result schema module (`benchmark.schema`): a good record, a missing or mistyped field,
-and protocol 1.x records refused with a message that says why."""
+"""The one result schema module (`benchmark.results.schema`): a good record, a missing or mistyped
+field, and protocol 1.x records refused with a message that says why."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from benchmark.schema import (
+from benchmark.results.schema import (
     BOOL,
     DICT,
     FIELDS,

@@ -10,9 +10,9 @@ from itertools import combinations
 import numpy as np
 import pytest
 
-from benchmark import features as feats
-from benchmark.features import FeatureConfig, collab_features, item_features, item_texts
-from benchmark.sid import SemanticIds, SIDConfig, dedup_codes, fit_semantic_ids
+from benchmark.recommender import features as feats
+from benchmark.recommender.features import FeatureConfig, collab_features, item_features, item_texts
+from benchmark.recommender.sid import SemanticIds, SIDConfig, dedup_codes, fit_semantic_ids
 from tasks.errors import BenchError
 from tasks.sources.common import cache_root
 
@@ -248,9 +248,9 @@ def test_minilm_embeddings():
 
 
 def test_ppmi_features_follow_co_occurrence_and_keep_old_hashes(ml100k_horror):
-    from benchmark.backbone import BackboneConfig
-    from benchmark.features import ppmi_features, train_interactions
-    from benchmark.train import TrainConfig
+    from benchmark.recommender.backbone import BackboneConfig
+    from benchmark.recommender.features import ppmi_features, train_interactions
+    from benchmark.recommender.train import TrainConfig
 
     t = ml100k_horror
     x = ppmi_features(t, 16, window=5)

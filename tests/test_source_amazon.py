@@ -311,7 +311,7 @@ def test_items_without_metadata_are_refused_or_dropped_never_retained(data: Path
     """A reviewed item with no metadata row has no concept labels: a task refuses it by default
     and drops its interactions only when told to (`on_missing_item = "drop"`)."""
     from tasks.prepare import build_arrays
-    from tasks.spec import spec_from_dict
+    from tasks.taskfile import spec_from_dict
 
     raw = load(data)  # P9 is reviewed, without metadata
     table = {"name": "amz", "version": "2.0", "concept": {"label": "Sexual Wellness"},

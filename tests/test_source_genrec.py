@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from test_cli_errors import assert_one_line_error, run_cli
 
-from benchmark.published import published_rows
+from benchmark.app.published import published_rows
 from tasks import get_task, prepare_task
 from tasks.sources.genrec_json import path_labels
 

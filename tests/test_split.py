@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import write_atomic
 
-from benchmark.data import histories, training_windows
+from benchmark.recommender.data import histories, training_windows
 from tasks import load_task_file, prepare_task
 from tasks.errors import TaskFileError
 

@@ -18,9 +18,10 @@ import pytest
 from test_leaderboard import copy_results, edit, task_files
 
 from benchmark import __version__
-from benchmark.evidence import Evidence, evidence_path
-from benchmark.metrics import METRICS, compute_all, evidence_metric_names, metric_stats
-from leaderboard.hubcli import add_parsers
+from benchmark.app.hubcli import add_parsers
+from benchmark.app.verify import reference_frame
+from benchmark.metrics.evidence import Evidence, evidence_path
+from benchmark.metrics.registry import METRICS, compute_all, evidence_metric_names, metric_stats
 from leaderboard.validate import metric_range, reference_problems, result_files, validate
 from tasks.errors import BenchError
 
@@ -470,7 +471,7 @@ def test_every_cell_of_a_seed_forged_alike_needs_the_models(tiny_results, tmp_pa
     with the recomputation, and a machine whose models differ says it cannot check."""
     monkeypatch.setenv("TRACER_BENCH_CACHE", str(tiny_results.parent / "cache"))  # the run's models
     clean = copy_results(tiny_results, tmp_path / "clean")
-    assert validate(clean, task_files(tiny_results), recompute_reference=True) == []
+    assert validate(clean, task_files(tiny_results), recompute_reference=reference_frame) == []
     root = copy_results(tiny_results, tmp_path / "forged")
 
     def oracle_forgets_less(df: pd.DataFrame) -> pd.DataFrame:
@@ -482,7 +483,7 @@ def test_every_cell_of_a_seed_forged_alike_needs_the_models(tiny_results, tmp_pa
     for method in ("filter", "ga", "tracer"):
         forge(root / TASK / method / "seed0.json", oracle_forgets_less)
     assert validate(root, task_files(tiny_results)) == []
-    problems = validate(root, task_files(tiny_results), recompute_reference=True)
+    problems = validate(root, task_files(tiny_results), recompute_reference=reference_frame)
     assert {(Path(p.file).parent.name, Path(p.file).name, p.field) for p in problems} == {
         (m, "seed0.json", "evidence") for m in ("filter", "ga", "tracer")
     }
@@ -490,7 +491,7 @@ def test_every_cell_of_a_seed_forged_alike_needs_the_models(tiny_results, tmp_pa
                for p in problems)  # fmt: skip
     for method in ("filter", "ga", "tracer"):  # an older harness decoded differently: say so
         edit(root / TASK / method / "seed0.json", lambda r: r.update(harness_version="0.0.9"))
-    problems = validate(root, task_files(tiny_results), recompute_reference=True)
+    problems = validate(root, task_files(tiny_results), recompute_reference=reference_frame)
     assert {p.field for p in problems} == {"evidence"} and len(problems) == 3
     assert all(p.message.endswith(f"recorded by harness 0.0.9, recomputed by {__version__}")
                for p in problems)  # fmt: skip
@@ -499,7 +500,8 @@ def test_every_cell_of_a_seed_forged_alike_needs_the_models(tiny_results, tmp_pa
         for seed in (0, 1):
             edit(other / TASK / method / f"seed{seed}.json",
                  lambda r: r["backbone"].update(checkpoint_sha256="f" * 64))
-    fields = {p.field for p in validate(other, task_files(tiny_results), recompute_reference=True)}
+    problems = validate(other, task_files(tiny_results), recompute_reference=reference_frame)
+    fields = {p.field for p in problems}
     assert fields == {"reference"}
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Protocol
 
 from tasks.dataset import RawDataset
+from tasks.errors import TaskFileError
 from tasks.sources.amazon import Amazon2023Source
 from tasks.sources.atomic import AtomicSource
 from tasks.sources.genrec_json import GenRecJSONSource
@@ -27,3 +28,12 @@ SOURCES: dict[str, Source] = {
     s.name: s
     for s in (ML100kSource(), ML1MSource(), Amazon2023Source(), AtomicSource(), GenRecJSONSource())
 }
+
+
+def check_source(ds: DatasetSpec, file: str) -> None:
+    """The task file's [dataset] against its source: a known source, and that source's rules."""
+    if ds.source not in SOURCES:
+        raise TaskFileError(
+            f"{file}: field 'dataset.source' must be one of {sorted(SOURCES)}, got {ds.source!r}"
+        )
+    SOURCES[ds.source].check(ds, file)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-import tempfile
 import urllib.request
 from pathlib import Path
 
+from benchmark.util.atomic import written_atomic
+from benchmark.util.hashing import file_digest
 from tasks.errors import BenchError, ChecksumError
 
 
@@ -31,14 +31,6 @@ def utf8_problem(path: Path, data: bytes | None = None) -> str:
         line = data.count(b"\n", 0, exc.start) + 1
         return f"{path}:{line}: not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})"
     return ""
-
-
-def file_digest(path: Path, algo: str = "sha256") -> str:
-    h = hashlib.new(algo)
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def verify_checksum(path: Path, expected: str) -> None:
@@ -68,26 +60,22 @@ def download(url: str, dest: Path, expected: str | None = None, timeout: float =
         if expected:
             verify_checksum(dest, expected)
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    tmp = Path(tmp_name)
     try:
         from tqdm import tqdm
 
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-            total = int(resp.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=f"download {dest.name}") as bar:
-                for block in iter(lambda: resp.read(1 << 20), b""):
-                    out.write(block)
-                    bar.update(len(block))
-        if expected:
-            try:
-                verify_checksum(tmp, expected)
-            except ChecksumError as exc:
-                raise ChecksumError(f"{url}: {str(exc).split(': ', 1)[1]}") from None
-        os.replace(tmp, dest)
+        with written_atomic(dest) as tmp:
+            with tmp.open("wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+                total = int(resp.headers.get("Content-Length") or 0) or None
+                bar = tqdm(total=total, unit="B", unit_scale=True, desc=f"download {dest.name}")
+                with bar:
+                    for block in iter(lambda: resp.read(1 << 20), b""):
+                        out.write(block)
+                        bar.update(len(block))
+            if expected:
+                try:
+                    verify_checksum(tmp, expected)
+                except ChecksumError as exc:
+                    raise ChecksumError(f"{url}: {str(exc).split(': ', 1)[1]}") from None
     except OSError as exc:
         raise BenchError(f"{url}: download failed ({exc})") from None
-    finally:
-        tmp.unlink(missing_ok=True)
     return dest

@@ -23,12 +23,17 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
-from benchmark.device import configure_device
+from benchmark.recommender.device import configure_device
 
-if TYPE_CHECKING:
-    from benchmark.runner import Group
+
+class Group(Protocol):
+    """What an executor needs of a unit of work (the runner's (task, seed) groups): a label for
+    its events. The work itself is the `Work` callable's business."""
+
+    @property
+    def label(self) -> str: ...
 
 
 class Event(NamedTuple):
@@ -43,7 +48,7 @@ class Event(NamedTuple):
 
 
 Emit = Callable[[Event], None]
-Work = Callable[["Group", Emit], None]
+Work = Callable[[Group, Emit], None]
 
 
 class Executor(Protocol):

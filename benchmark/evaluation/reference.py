@@ -17,8 +17,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -26,8 +24,9 @@ import numpy as np
 import torch
 
 from benchmark import __version__
-from benchmark.backbone import build_lock
-from benchmark.evaluation import EvalConfig, ModelEvidence, Pools, ServedModel, run_model
+from benchmark.evaluation.probes import EvalConfig, ModelEvidence, Pools, ServedModel, run_model
+from benchmark.recommender.backbone import build_lock
+from benchmark.util.atomic import written_atomic
 from tasks.prepare import PreparedTask
 from tasks.sources.common import cache_root
 
@@ -114,11 +113,5 @@ def _save(path: Path, key: str, ev: ModelEvidence) -> None:
     arrays = {"topk": np.ascontiguousarray(ev.topk), "latent": np.ascontiguousarray(ev.latent)}
     if ev.relearned is not None:
         arrays["relearned"] = np.ascontiguousarray(ev.relearned)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    try:
-        save_file(arrays, tmp, metadata={"key": key, "seconds": json.dumps(ev.seconds)})
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with written_atomic(path) as tmp:
+        save_file(arrays, str(tmp), metadata={"key": key, "seconds": json.dumps(ev.seconds)})

@@ -1,5 +1,5 @@
 """Every metric of DESIGN §5, defined once as a pure numpy function of an evidence frame
-(`benchmark.evidence.Evidence`) and registered with its direction, aggregation and K, in the
+(`benchmark.metrics.evidence.Evidence`) and registered with its direction, aggregation and K, in the
 manner of lm-evaluation-harness's `register_metric`. The runner, `validate`, the leaderboard and
 `compare` all call these functions; bootstrap intervals (one implementation, paired wherever two
 models meet on the same examples) live here too. Numpy only: no torch.
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from benchmark.evidence import Evidence, resample_indices
+from benchmark.metrics.evidence import Evidence, resample_indices
 
 HEADLINE = "erasure_score"
 HEADLINE_K = 10  # the headline's served forgetting and utility are taken at @10

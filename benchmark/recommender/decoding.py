@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from benchmark.model import SIDRecommender
+from benchmark.recommender.model import SIDRecommender
 
 
 class Trie:

@@ -14,12 +14,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from benchmark.util.atomic import write_text_atomic, written_atomic
 
 
 @dataclass
@@ -89,9 +93,13 @@ class Attention(nn.Module):
 
     def forward(self, x, kv=None, mask=None, causal=False) -> torch.Tensor:
         k, v = self.keys_values(x) if kv is None else kv
+        return self.attend(self.q(x), k, v, mask, causal)
+
+    def attend(self, q, k, v, mask=None, causal=False) -> torch.Tensor:
+        """The output for projected queries q (..., T, d) over keys and values split in heads."""
         p = self.dropout if self.training else 0.0
         y = F.scaled_dot_product_attention(
-            self.heads(self.q(x)), k, v, attn_mask=mask, dropout_p=p, is_causal=causal
+            self.heads(q), k, v, attn_mask=mask, dropout_p=p, is_causal=causal
         )
         return self.o(y.transpose(-2, -3).flatten(-2))
 
@@ -126,6 +134,24 @@ class DecoderBlock(nn.Module):
         self.n2, self.cross_attn = RMSNorm(cfg.d_model), Attention(cfg)
         self.n3, self.ff = RMSNorm(cfg.d_model), FeedForward(cfg)
         self.drop = Dropout(cfg.dropout)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        attend_self: Callable[[torch.Tensor], torch.Tensor] | None,
+        attend_history: Callable[[torch.Tensor], torch.Tensor],
+        query: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The block's residual sequence, the same in training and decoding: self-attention,
+        cross-attention to the history, feed-forward, each reading its own pre-norm. The callers
+        differ only in how attention reads its keys: `attend_self(n1(x))` (None: x has had its
+        self-attention, a decoder whose prefix states are precomputed) and `attend_history(q)`
+        for the cross-attention queries q = cross_attn.q(n2(x)) (or `query`, precomputed)."""
+        if attend_self is not None:
+            x = x + self.drop(attend_self(self.n1(x)))
+        q = self.cross_attn.q(self.n2(x)) if query is None else query
+        x = x + self.drop(attend_history(q))
+        return x + self.ff(self.n3(x))
 
 
 class SIDRecommender(nn.Module):
@@ -209,16 +235,17 @@ class SIDRecommender(nn.Module):
         see = torch.ones(T, T, dtype=torch.bool, device=hist.device).tril()
         cross_mask = see.repeat_interleave(L, dim=0)  # (T*L, T)
         for block in self.decoder:
-            x = x + block.drop(block.self_attn(block.n1(x), causal=True))
             c = block.cross_attn
-            q = x.new_zeros(B, T, L, x.shape[-1])
-            q[keep] = c.q(block.n2(x))
-            y = F.scaled_dot_product_attention(
-                c.heads(q.reshape(B, T * L, -1)), *c.keys_values(memory), attn_mask=cross_mask
-            )
-            y = y.transpose(-2, -3).reshape(B, T, L, -1)[keep]
-            x = x + block.drop(c.o(y))
-            x = x + block.ff(block.n3(x))
+
+            def attend_history(q_kept: torch.Tensor, c: Attention = c) -> torch.Tensor:
+                q = q_kept.new_zeros(B, T, L, q_kept.shape[-1])
+                q[keep] = q_kept
+                y = F.scaled_dot_product_attention(
+                    c.heads(q.reshape(B, T * L, -1)), *c.keys_values(memory), attn_mask=cross_mask
+                )
+                return c.o(y.transpose(-2, -3).reshape(B, T, L, -1)[keep])
+
+            x = block(x, partial(block.self_attn, causal=True), attend_history)
         h = self.dec_norm(x)
         out = [self.logits(h[:, lv], lv) for lv in range(L)]
         return [lg.reshape(B, T, -1) for lg in out] if full else out
@@ -234,10 +261,9 @@ class SIDRecommender(nn.Module):
         history, the decoder reading the whole (valid) history."""
         x = self.drop(self._decoder_inputs(target))  # (N, L, d)
         for block in self.decoder:
-            x = x + block.drop(block.self_attn(block.n1(x), causal=True))
-            kv = block.cross_attn.keys_values(memory)
-            x = x + block.drop(block.cross_attn(block.n2(x), kv=kv, mask=mask))
-            x = x + block.ff(block.n3(x))
+            k, v = block.cross_attn.keys_values(memory)
+            attend_history = partial(block.cross_attn.attend, k=k, v=v, mask=mask)
+            x = block(x, partial(block.self_attn, causal=True), attend_history)
         h = self.dec_norm(x)
         return [self.logits(h[:, lv], lv) for lv in range(self.n_levels)]
 
@@ -339,23 +365,10 @@ class SIDRecommender(nn.Module):
         else:
             x = self.codes[level - 1](tokens) + self.dec_pos.weight[level]
         for i, blk in enumerate(self.decoder):
-            a = blk.self_attn
-            y = blk.n1(x)
-            q = a.heads(a.q(y)).transpose(1, 2)  # (B, P, h, dh): one query per hypothesis
-            k, v = (t.transpose(1, 2).unsqueeze(3) for t in a.keys_values(y))  # (B, P, h, 1, dh)
-            if state["self"][i] is not None:
-                k = torch.cat([state["self"][i][0], k], dim=3)
-                v = torch.cat([state["self"][i][1], v], dim=3)
-            state["self"][i] = (k, v)
-            w = torch.softmax((q.unsqueeze(3) @ k.transpose(-1, -2)) / math.sqrt(a.dh), dim=-1)
-            x = x + a.o((w @ v).squeeze(3).flatten(-2))
-            c = blk.cross_attn
             k, v = (t[state["window_of"]] for t in state["cross"][i])
-            y = F.scaled_dot_product_attention(
-                c.heads(c.q(blk.n2(x))), k, v, attn_mask=state["mask"]
-            )
-            x = x + c.o(y.transpose(1, 2).flatten(-2))
-            x = x + blk.ff(blk.n3(x))
+            attend_history = partial(blk.cross_attn.attend, k=k, v=v, mask=state["mask"])
+            x = blk(x, partial(_cached_self_attention, blk.self_attn, state["self"], i),
+                    attend_history)  # fmt: skip
         return torch.log_softmax(self.logits(self.dec_norm(x), level), dim=-1)
 
     def _read_history(self, state: dict, users: torch.Tensor, x, q, level: int) -> torch.Tensor:
@@ -363,11 +376,9 @@ class SIDRecommender(nn.Module):
         stream after self-attention and cross-attention query -> log-probabilities
         (b, P, size_level)."""
         blk = self.decoder[0]
-        c = blk.cross_attn
         k, v = (t[state["window_of"][users]] for t in state["cross"][0])
-        y = F.scaled_dot_product_attention(c.heads(q), k, v, attn_mask=state["mask"][users])
-        x = x + c.o(y.transpose(1, 2).flatten(-2))
-        x = x + blk.ff(blk.n3(x))
+        attend_history = partial(blk.cross_attn.attend, k=k, v=v, mask=state["mask"][users])
+        x = blk(x, None, attend_history, query=q)
         return torch.log_softmax(self.logits(self.dec_norm(x), level), dim=-1)
 
     @staticmethod
@@ -377,6 +388,19 @@ class SIDRecommender(nn.Module):
         for i, kv in enumerate(state["self"]):
             if kv is not None:
                 state["self"][i] = tuple(t.gather(1, idx.expand(-1, -1, *t.shape[2:])) for t in kv)
+
+
+def _cached_self_attention(a: Attention, cache: list, i: int, y: torch.Tensor) -> torch.Tensor:
+    """Self-attention of one new position per hypothesis, y (B, P, d), over the positions before
+    it: layer i's keys and values in `cache` (each (B, P, h, step, dh)), extended in place."""
+    q = a.heads(a.q(y)).transpose(1, 2)  # (B, P, h, dh): one query per hypothesis
+    k, v = (t.transpose(1, 2).unsqueeze(3) for t in a.keys_values(y))  # (B, P, h, 1, dh)
+    if cache[i] is not None:
+        k = torch.cat([cache[i][0], k], dim=3)
+        v = torch.cat([cache[i][1], v], dim=3)
+    cache[i] = (k, v)
+    w = torch.softmax((q.unsqueeze(3) @ k.transpose(-1, -2)) / math.sqrt(a.dh), dim=-1)
+    return a.o((w @ v).squeeze(3).flatten(-2))
 
 
 ROWS_PER_BLOCK = 2048  # rows of d_model floats: a block's activations stay in cache
@@ -396,17 +420,13 @@ def sid_logprob(logits: list[torch.Tensor], y: torch.Tensor) -> torch.Tensor:
 
 def save_checkpoint(model: SIDRecommender, folder: Path, extra: dict | None = None) -> None:
     """weights as safetensors, config (and `extra`) as JSON, both written atomically."""
-    import os
-
     from safetensors.torch import save_file
 
-    folder.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(tensors, str(folder / ".model.safetensors.tmp"))
-    os.replace(folder / ".model.safetensors.tmp", folder / "model.safetensors")
+    with written_atomic(folder / "model.safetensors") as tmp:
+        save_file(tensors, str(tmp))
     meta = {"config": model.cfg.to_dict(), **(extra or {})}
-    (folder / ".config.json.tmp").write_text(json.dumps(meta, indent=2, sort_keys=True))
-    os.replace(folder / ".config.json.tmp", folder / "config.json")
+    write_text_atomic(folder / "config.json", json.dumps(meta, indent=2, sort_keys=True))
 
 
 def load_checkpoint(folder: Path) -> tuple[SIDRecommender, dict]:

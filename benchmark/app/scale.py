@@ -13,12 +13,12 @@ latent scoring prunes by the model's scores, so a trained model may be cheaper o
 from __future__ import annotations
 
 import json
-import resource
 import subprocess
 import sys
 import time
 from dataclasses import replace
 
+from benchmark.util.memory import peak_rss_mib
 from tasks.errors import BenchError
 
 STAGES = (
@@ -30,13 +30,18 @@ EVALUATION = ("decode", "latent", "relearn", "geometry", "bootstrap")
 
 def measure(task_name: str, threads: int) -> dict:
     """Seconds per stage, sizes and peak RSS of one task (run in a child process)."""
-    from benchmark.backbone import set_threads, task_backbone
-    from benchmark.cell import cell_metrics
-    from benchmark.evaluation import EvalConfig, ServedModel, evaluate_unlearning, make_reference
-    from benchmark.features import compute_features
-    from benchmark.model import SIDRecommender
-    from benchmark.sid import fit_semantic_ids
-    from benchmark.train import seed_everything, train_model
+    from benchmark.app.cell import cell_metrics
+    from benchmark.evaluation.probes import (
+        EvalConfig,
+        ServedModel,
+        evaluate_unlearning,
+        make_reference,
+    )
+    from benchmark.recommender.backbone import set_threads, task_backbone
+    from benchmark.recommender.features import compute_features
+    from benchmark.recommender.model import SIDRecommender
+    from benchmark.recommender.sid import fit_semantic_ids
+    from benchmark.recommender.train import seed_everything, train_model
     from tasks import get_task, prepare_task
 
     set_threads(threads)
@@ -69,13 +74,13 @@ def measure(task_name: str, threads: int) -> dict:
         "interactions": task.n_interactions,
         "evaluation examples": len(frame),
         "seconds": seconds,
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mib": peak_rss_mib(),
     }
 
 
 def measure_in_child(task_name: str, threads: int) -> dict:
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmark.scale", task_name, str(threads)],
+        [sys.executable, "-m", "benchmark.app.scale", task_name, str(threads)],
         capture_output=True, text=True,
     )  # fmt: skip
     if proc.returncode != 0:

@@ -1,4 +1,4 @@
-"""The `publish`, `validate` and `compare` subcommands (benchmark.cli wires `add_parsers` in).
+"""The `publish`, `validate` and `compare` subcommands (benchmark.app.cli wires `add_parsers` in).
 Each handler returns the exit status; bad input raises BenchError (one stderr line, status 2)."""
 
 from __future__ import annotations
@@ -32,9 +32,11 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from benchmark.app.verify import reference_frame
     from leaderboard.validate import validate
 
-    problems = validate(args.path, args.task_file, args.recompute_reference)
+    recompute = reference_frame if args.recompute_reference else None
+    problems = validate(args.path, args.task_file, recompute)
     for p in problems:
         print(p)
     print(f"{len(problems)} problem(s)" if problems else f"{args.path}: valid")

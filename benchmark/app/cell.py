@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import copy
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from benchmark.backbone import BackboneConfig, get_backbone
-from benchmark.evaluation import (
+from benchmark.evaluation.probes import (
     EvalConfig,
     ModelEvidence,
     Reference,
@@ -23,47 +20,17 @@ from benchmark.evaluation import (
     make_reference,
     model_measurements,
 )
-from benchmark.evidence import Evidence
-from benchmark.features import item_features
-from benchmark.metrics import COST_METRICS, evidence_metric_names, metric_stats
-from benchmark.reference_cache import cached_evidence
+from benchmark.evaluation.reference import cached_evidence
+from benchmark.metrics.evidence import Evidence
+from benchmark.metrics.registry import COST_METRICS, evidence_metric_names, metric_stats
+from benchmark.recommender.backbone import BackboneConfig, get_backbone
+from benchmark.recommender.features import item_features
+from benchmark.util.memory import PeakRSS
 from methods.base import MethodInputs, Unlearned
 from methods.baselines import train_oracle
 from methods.registry import get_method
 from tasks.errors import BenchError
 from tasks.prepare import PreparedTask, method_view
-
-
-class PeakRSS:
-    """Peak resident memory of this process while the block runs (sampled every 20 ms)."""
-
-    def __enter__(self) -> PeakRSS:
-        self.base = self.peak = _rss_mib()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.02):
-            self.peak = max(self.peak, _rss_mib())
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, _rss_mib())
-
-
-def _rss_mib() -> float:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 @dataclass
@@ -108,6 +75,9 @@ class CellContext:
             )
         return self._cache["oracle"]
 
+    def oracle_version(self) -> str:
+        return get_method("retrain").version
+
     def view(self):
         """The task as methods see it (`tasks.prepare.method_view`), built once."""
         if "view" not in self._cache:
@@ -116,7 +86,7 @@ class CellContext:
 
     def reference(self) -> Reference:
         """The original model's and the oracle's evidence on this seed's pools: computed once, or
-        read from the cache (`benchmark.reference_cache`) unless `reuse_reference` is off."""
+        read from the cache (`benchmark.evaluation.reference`) unless `reuse_reference` is off."""
         if "ref" not in self._cache:
             bb, orc = self.base(), self.oracle()
             feats = item_features(self.task, self.backbone_cfg.features)

@@ -12,9 +12,10 @@ from pathlib import Path
 from tabulate import tabulate
 
 from benchmark import __version__
-from benchmark.device import configure_device
+from benchmark.app.hubcli import add_parsers as add_hub_parsers
+from benchmark.recommender.device import configure_device
+from benchmark.util.memory import peak_rss_mib
 from leaderboard.cli import add_parsers as add_leaderboard_parsers
-from leaderboard.hubcli import add_parsers as add_hub_parsers
 from tasks.errors import BenchError
 from tasks.registry import SUITES
 
@@ -44,7 +45,7 @@ def _print_summary(summary: dict, as_json: bool) -> None:
 
 
 def _cmd_tasks_show(args: argparse.Namespace) -> int:
-    from benchmark.backbone import task_backbone
+    from benchmark.recommender.backbone import task_backbone
     from tasks import get_task, prepare_task
 
     spec = get_task(args.task)
@@ -75,14 +76,8 @@ def _metrics_table(rows: dict[str, dict], ks: tuple[int, ...]) -> str:
     return tabulate(body, headers=headers, disable_numparse=True)
 
 
-def _peak_rss_mib() -> float:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def _cmd_train(args: argparse.Namespace) -> int:
-    from benchmark.backbone import (
+    from benchmark.recommender.backbone import (
         evaluate_backbone,
         get_backbone,
         popularity_metrics,
@@ -110,7 +105,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     )
     reference = None
     if args.sasrec:  # the recommender a user would pick instead, on the same split
-        from benchmark.sasrec import SASRecConfig, evaluate_sasrec, train_sasrec
+        from benchmark.recommender.sasrec import SASRecConfig, evaluate_sasrec, train_sasrec
 
         reference, slog = train_sasrec(task, SASRecConfig(), args.seed)
         print(f"SASRec reference: trained in {slog['seconds']:.1f} s, kept epoch "
@@ -126,7 +121,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             f"{split}: decoded {m['users']} targets in {m['decode_seconds']:.2f} s "
             f"(beam {args.beam})"
         )
-    from benchmark.published import published_rows
+    from benchmark.app.published import published_rows
 
     published = published_rows(task.spec)
     rows.update({f"test ({name})": r for name, r in published.items()})
@@ -142,12 +137,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
             "SID model / SASRec on test: "
             + ", ".join(f"{m}@10 {sid[f'{m}@10'] / ref[f'{m}@10']:.3f}" for m in ("recall", "ndcg"))
         )
-    print(f"peak RSS of this command: {_peak_rss_mib():.0f} MiB")
+    print(f"peak RSS of this command: {peak_rss_mib():.0f} MiB")
     return 0
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from benchmark.backbone import (
+    from benchmark.recommender.backbone import (
         backbone_dir,
         evaluate_backbone,
         load_backbone,
@@ -181,11 +176,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_unlearn(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from benchmark.backbone import set_threads, task_backbone
-    from benchmark.cell import CellContext, run_cell
-    from benchmark.evaluation import EvalConfig
-    from benchmark.metrics import higher_is_better
-    from benchmark.results import save_result
+    from benchmark.app.cell import CellContext, run_cell
+    from benchmark.evaluation.probes import EvalConfig
+    from benchmark.metrics.registry import higher_is_better
+    from benchmark.recommender.backbone import set_threads, task_backbone
+    from benchmark.results.write import save_result
     from methods.registry import get_method
     from tasks import get_task, prepare_task
 
@@ -214,22 +209,22 @@ def _cmd_unlearn(args: argparse.Namespace) -> int:
 
 def _cmd_perf(args: argparse.Namespace) -> int:
     if args.scale:
-        from benchmark.scale import measure_in_child, scale_table
+        from benchmark.app.scale import measure_in_child, scale_table
 
         rows = []
         for name in args.scale:
             print(f"measuring {name} ...", file=sys.stderr, flush=True)
             rows.append(measure_in_child(name, args.threads))
         print(
-            f"each stage once, {args.threads} thread(s) per task (benchmark/scale.py says what "
+            f"each stage once, {args.threads} thread(s) per task (benchmark/app/scale.py says what "
             "each stage is); in brackets: the growth over the previous task"
         )
         print(scale_table(rows))
         return 0
     if args.breakdown:
-        from benchmark.backbone import set_threads
-        from benchmark.breakdown import breakdown, format_breakdown
-        from benchmark.perf import matmul_gflops
+        from benchmark.app.breakdown import breakdown, format_breakdown
+        from benchmark.app.perf import matmul_gflops
+        from benchmark.recommender.backbone import set_threads
 
         rows = breakdown(args.breakdown)
         set_threads(args.threads)
@@ -239,10 +234,10 @@ def _cmd_perf(args: argparse.Namespace) -> int:
         )
         print(format_breakdown(rows, matmul_gflops(), args.threads))
         return 0
-    from benchmark.backbone import task_backbone
-    from benchmark.features import item_features
-    from benchmark.perf import print_perf_table, run_perf
-    from benchmark.sid import fit_semantic_ids
+    from benchmark.app.perf import print_perf_table, run_perf
+    from benchmark.recommender.backbone import task_backbone
+    from benchmark.recommender.features import item_features
+    from benchmark.recommender.sid import fit_semantic_ids
     from tasks import get_task, prepare_task
 
     task = prepare_task(get_task(args.task))
@@ -311,7 +306,7 @@ def _executor(args: argparse.Namespace):
         return nullcontext(None)
     if args.jobs is not None and args.jobs > 1:
         raise BenchError("--jobs is the local executor's: with --executor dask, --cluster local:N")
-    from benchmark.clusters import dask_executor, parse_cluster, parse_resources
+    from benchmark.app.clusters import dask_executor, parse_cluster, parse_resources
 
     if args.cluster:
         parse_cluster(args.cluster)
@@ -328,11 +323,10 @@ def _workers_line(workers: dict[str, int]) -> str:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    import resource
     from pathlib import Path
 
-    from benchmark.backbone import set_threads
-    from benchmark.runner import run_grid
+    from benchmark.app.runner import run_grid
+    from benchmark.recommender.backbone import set_threads
     from methods.registry import available_methods
     from tasks.registry import QUICK_TASK, suite
 
@@ -340,7 +334,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise BenchError(f"--jobs must be at least 1, got {args.jobs}")
     executor = _executor(args)
     if args.jobs is None:  # two single-threaded workers beat one two-threaded one (the models
-        from benchmark.executors import usable_cores  # are small): reports/profile-cpu.md
+        from benchmark.app.executors import usable_cores  # are small): reports/profile-cpu.md
 
         args.jobs = 1 if args.threads else min(2, usable_cores())
     set_threads(args.threads)
@@ -356,7 +350,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             executor=chosen,
         )  # fmt: skip
     wall = time.perf_counter() - start
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    children = peak_rss_mib(children=True)
     if not args.no_leaderboard and any(out.rglob("seed*.json")):
         from leaderboard.table import (
             COMPACT_METRICS,
@@ -377,7 +371,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(
         f"grid: {counts['done']} run, {counts['skipped']} already done, "
         f"{counts['failed']} failed; {wall:.0f} s wall ({wall / 60:.1f} min), "
-        f"peak RSS {max(_peak_rss_mib(), children):.0f} MiB (largest local process)"
+        f"peak RSS {max(peak_rss_mib(), children):.0f} MiB (largest local process)"
     )
     return 1 if counts["failed"] else 0
 
@@ -387,8 +381,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     input (a missing or tampered artifact, an unknown task)."""
     from pathlib import Path
 
-    from benchmark.backbone import set_threads
-    from benchmark.verify import verify_result
+    from benchmark.app.verify import verify_result
+    from benchmark.recommender.backbone import set_threads
     from leaderboard.validate import result_files
 
     set_threads(args.threads)

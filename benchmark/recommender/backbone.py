@@ -16,11 +16,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmark.atomic import folder_atomic
-from benchmark.features import FeatureConfig, item_features
-from benchmark.model import ModelConfig, SIDRecommender, load_checkpoint, save_checkpoint
-from benchmark.sid import SemanticIds, SIDConfig, fit_semantic_ids
-from benchmark.train import TrainConfig, ranking_metrics, recommend, seed_everything, train_model
+from benchmark.recommender.features import FeatureConfig, item_features
+from benchmark.recommender.model import (
+    ModelConfig,
+    SIDRecommender,
+    load_checkpoint,
+    save_checkpoint,
+)
+from benchmark.recommender.sid import SemanticIds, SIDConfig, fit_semantic_ids
+from benchmark.recommender.train import (
+    TrainConfig,
+    ranking_metrics,
+    recommend,
+    seed_everything,
+    train_model,
+)
+from benchmark.util.atomic import folder_atomic
+from benchmark.util.hashing import file_digest
 from tasks.errors import TaskFileError
 from tasks.prepare import PreparedTask
 from tasks.sources.common import cache_root
@@ -103,10 +115,6 @@ class Backbone:
         return self.log["checkpoint_sha256"]
 
 
-def _file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def model_dir(kind: str, task: PreparedTask, cfg: BackboneConfig, seed: int) -> Path:
     """The base model ("models") lives under the task's base hash, shared by every concept on the
     same data; the retrain oracle ("oracles") under the task's content hash (its D_r is the
@@ -170,7 +178,7 @@ def _cached_model(kind, task, cfg, seed, build, files, folder: Path):
         if files is not None:
             files(tmp)
         save_checkpoint(model, tmp)
-        log["checkpoint_sha256"] = _file_sha256(tmp / "model.safetensors")
+        log["checkpoint_sha256"] = file_digest(tmp / "model.safetensors")
         meta = {
             "kind": kind,
             "task": task.spec.identity,  # the task that built it (a base model serves others)
@@ -278,7 +286,7 @@ def evaluate_backbone(
 def popularity_metrics(task: PreparedTask, split: str = "test", ks=(5, 10, 20)) -> dict:
     """Most-popular baseline (training-part counts, the user's seen items excluded)."""
     pos = task.test_pos if split == "test" else task.valid_pos
-    from benchmark.features import train_interactions
+    from benchmark.recommender.features import train_interactions
 
     _, train_items = train_interactions(task)
     counts = np.bincount(train_items, minlength=task.n_items).astype(float)

@@ -1,9 +1,6 @@
-"""A cell's unlearned model as submission artifacts (DESIGN §6): `seed<N>.artifacts/` beside the
-result JSON, holding the weights (safetensors), the served SID table and the decode-time ban
-(JSON), and a manifest with every file's size and SHA-256. `tracer-bench verify` loads them with
-checks only — sizes and hashes first, tensor names and shapes read from the safetensors header
-before any data, SIDs unique and in range — so no submitter code runs and nothing is unpickled.
-"""
+"""The unlearned model to and from its artifact files (`benchmark.results.artifacts` has the
+layout and the manifest): weights as safetensors, the config, the served SIDs and the ban as
+JSON."""
 
 from __future__ import annotations
 
@@ -12,27 +9,20 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
-from benchmark.atomic import folder_atomic
+from benchmark.recommender.model import ModelConfig, SIDRecommender
+from benchmark.recommender.sid import SemanticIds
+from benchmark.results.artifacts import ARTIFACT_FORMAT, FILES, check_files, read_json
+from benchmark.util.hashing import file_digest
 from tasks.errors import BenchError
-from tasks.sources.common import file_digest
-
-ARTIFACT_FORMAT = 1
-FILES = ("model.safetensors", "model.json", "sids.json", "ban.json")
-MAX_BYTES = 512 * 2**20  # a larger file is refused before it is read
-
-
-def artifacts_dir(result_json: Path) -> Path:
-    return result_json.with_name(result_json.name.removesuffix(".json") + ".artifacts")
 
 
 def artifact_files(model, sids, banned) -> dict[str, bytes]:
     """The artifacts as bytes ({file name: bytes}, the manifest last), built in a temporary
     folder of this process: a worker returns them to the client, which writes them."""
-    from safetensors.torch import save_file
-
-    from benchmark.sid import SemanticIds
-
     with tempfile.TemporaryDirectory(prefix="tracer-bench-artifacts-") as name:
         tmp = Path(name)
         tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -50,52 +40,9 @@ def artifact_files(model, sids, banned) -> dict[str, bytes]:
         return {n: (tmp / n).read_bytes() for n in (*FILES, "manifest.json")}
 
 
-def write_artifacts(folder: Path, files: dict[str, bytes]) -> None:
-    """Write artifact files into a temporary sibling folder, then rename it into place."""
-    with folder_atomic(folder) as tmp:
-        for name, data in files.items():
-            (tmp / name).write_bytes(data)
-
-
-def _json(path: Path) -> object:
-    try:
-        return json.loads(path.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise BenchError(f"{path}: not valid JSON ({exc})") from None
-
-
-def check_files(folder: Path) -> str:
-    """The artifacts' manifest and every file's size and hash (no loading): the manifest's own
-    sha256, for the result to record. A BenchError naming the file otherwise. Torch-free."""
-    if not (folder / "manifest.json").is_file():
-        raise BenchError(f"{folder}: no artifacts (manifest.json missing)")
-    manifest = _json(folder / "manifest.json")
-    if not isinstance(manifest, dict) or manifest.get("format") != ARTIFACT_FORMAT:
-        raise BenchError(f"{folder / 'manifest.json'}: not an artifact manifest of format 1")
-    files = manifest.get("files")
-    if not isinstance(files, dict) or set(files) != set(FILES):
-        raise BenchError(f"{folder / 'manifest.json'}: must list exactly {list(FILES)}")
-    for name, meta in files.items():
-        path = folder / name
-        if not path.is_file():
-            raise BenchError(f"{path}: missing")
-        size = path.stat().st_size
-        if size > MAX_BYTES or not isinstance(meta, dict) or size != meta.get("bytes"):
-            raise BenchError(f"{path}: {size} bytes, the manifest says {meta.get('bytes')}")
-        if file_digest(path) != meta.get("sha256"):
-            raise BenchError(f"{path}: sha256 differs from the manifest's")
-    return file_digest(folder / "manifest.json")
-
-
 def load_artifacts(folder: Path, n_items: int):
     """(model, served SIDs, ban or None) from a submission's artifacts, every file checked; a
     BenchError naming the file and the problem otherwise."""
-    import torch
-    from safetensors import SafetensorError, safe_open
-
-    from benchmark.model import ModelConfig, SIDRecommender
-    from benchmark.sid import SemanticIds
-
     check_files(folder)
     try:
         sids = SemanticIds.load(folder / "sids.json")
@@ -105,7 +52,7 @@ def load_artifacts(folder: Path, n_items: int):
         raise BenchError(f"{folder / 'sids.json'}: {sids.codes.shape[0]} items, the task has "
                          f"{n_items}")  # fmt: skip
     try:
-        cfg = ModelConfig.from_dict(_json(folder / "model.json"))
+        cfg = ModelConfig.from_dict(read_json(folder / "model.json"))
     except (TypeError, KeyError) as exc:
         raise BenchError(f"{folder / 'model.json'}: not a model config ({exc})") from None
     if tuple(cfg.sizes) != tuple(sids.sizes):
@@ -134,7 +81,7 @@ def load_artifacts(folder: Path, n_items: int):
         model.head_bias[k.split(".", 1)[1]] = torch.nn.Parameter(torch.zeros_like(state[k]))
     model.load_state_dict(state)
     model.eval()
-    ban = _json(folder / "ban.json")
+    ban = read_json(folder / "ban.json")
     ids = ban.get("banned") if isinstance(ban, dict) else None
     if not isinstance(ids, list) or not all(isinstance(i, int) and 0 <= i < n_items for i in ids):
         raise BenchError(f"{folder / 'ban.json'}: 'banned' must list item ids in 0..{n_items - 1}")

@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from benchmark.executors import DaskExecutor, usable_cores
+from benchmark.app.executors import DaskExecutor, usable_cores
 from tasks.errors import BenchError
 
 SLURM_KEYS: dict[str, type] = {
@@ -70,7 +70,7 @@ def load_slurm_config(path: Path | None) -> dict:
     """The `[slurm]` table of a config file ({} without one), every key and type checked."""
     if path is None:
         return {}
-    from tasks.spec import tomllib
+    from tasks.taskfile import tomllib
 
     try:
         with Path(path).open("rb") as fh:

@@ -13,15 +13,15 @@ import hashlib
 import importlib.util
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from benchmark.device import on_cpu
-from benchmark.options import asdict_without_legacy
+from benchmark.recommender.device import on_cpu
+from benchmark.recommender.options import asdict_without_legacy
+from benchmark.util.atomic import written_atomic
 from tasks.errors import BenchError
 from tasks.prepare import PreparedTask
 from tasks.sources.common import cache_root
@@ -285,16 +285,10 @@ def item_features(
         except (OSError, KeyError, SafetensorError):
             pass  # damaged: recompute and overwrite
     x = compute_features(task, config, retain_only)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    try:
-        meta = {"task": task.spec.identity, "content_hash": task.content_hash}
-        meta["base_hash"] = task.base_hash
-        meta["retain_only"] = str(retain_only)
-        meta["config"] = json.dumps(config.to_dict(), sort_keys=True)
-        save_file({"features": x}, tmp, metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    meta = {"task": task.spec.identity, "content_hash": task.content_hash}
+    meta["base_hash"] = task.base_hash
+    meta["retain_only"] = str(retain_only)
+    meta["config"] = json.dumps(config.to_dict(), sort_keys=True)
+    with written_atomic(path) as tmp:
+        save_file({"features": x}, str(tmp), metadata=meta)
     return x

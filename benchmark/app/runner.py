@@ -1,9 +1,10 @@
 """Runs a (task x method x seed) grid: one result JSON (and its evidence parquet) per cell, written
 atomically; finished cells are skipped on a re-run; a failing cell is recorded and the others go
 on. Cells of one (task, seed) share the base model, the retrain oracle and the original model's
-reference lists, so a (task, seed) group is the unit of work. An executor (`benchmark.executors`:
-this process, `jobs` local processes, or Dask workers) runs the groups; a group hands each finished
-cell back as bytes and this process writes it, the same way for every executor. A run killed at
+reference lists, so a (task, seed) group is the unit of work. An executor
+(`benchmark.app.executors`: this process, `jobs` local processes, or Dask workers) runs the
+groups; a group hands each finished cell back as bytes and this process writes it, the same way
+for every executor. A run killed at
 any moment and started again finishes the grid: every write is a rename of a finished temporary
 file, and leftover temporary files are removed on start."""
 
@@ -18,12 +19,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from benchmark.artifacts import artifact_files
-from benchmark.backbone import BackboneConfig, task_backbone
-from benchmark.cell import CellContext, run_cell
-from benchmark.evaluation import EvalConfig
-from benchmark.executors import Event, Executor, InProcess, ProcessPool
-from benchmark.results import CellFiles, result_files, write_json_atomic
+from benchmark.app.cell import CellContext, run_cell
+from benchmark.app.executors import Event, Executor, InProcess, ProcessPool
+from benchmark.evaluation.probes import EvalConfig
+from benchmark.recommender.backbone import BackboneConfig, task_backbone
+from benchmark.results.unlearned_model import artifact_files
+from benchmark.results.write import CellFiles, result_files, write_json_atomic
 from methods.registry import get_method
 from tasks import get_task, prepare_task
 

@@ -12,10 +12,10 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
-from benchmark.atomic import write_text_atomic
-from benchmark.evidence import evidence_path
+from benchmark.metrics.evidence import evidence_path
+from benchmark.util.atomic import write_text_atomic
+from benchmark.util.hashing import file_digest
 from tasks.errors import BenchError
-from tasks.sources.common import file_digest
 
 LEDGER_NAME = "verification-ledger.jsonl"
 ENTRY_FIELDS = ("result", "result_sha256", "evidence_sha256", "artifacts_manifest_sha256",

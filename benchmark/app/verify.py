@@ -1,8 +1,9 @@
 """`tracer-bench verify`: re-evaluate a submitted cell from its artifacts with this harness
 (DESIGN §6) and, when every evidence metric it recomputes equals the submitted value, write the
-verified result. The submitter's code never runs: the artifacts are data (`benchmark.artifacts`).
-The base model and the oracle are this machine's (trained or cached); verification needs them to
-be the checkpoints the submission recorded (CPU runs reproduce them bit for bit)."""
+verified result. The submitter's code never runs: the artifacts are data
+(`benchmark.results.artifacts`). The base model and the oracle are this machine's (trained or
+cached); verification needs them to be the checkpoints the submission recorded (CPU runs
+reproduce them bit for bit)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import json
 import math
 from pathlib import Path
 
-from benchmark.artifacts import artifacts_dir, load_artifacts
-from benchmark.schema import schema_problems
+from benchmark.results.artifacts import artifacts_dir
+from benchmark.results.schema import schema_problems
+from benchmark.results.unlearned_model import load_artifacts
 from tasks.errors import BenchError
 
 TOLERANCE = 1e-9
@@ -34,10 +36,10 @@ def _from_dict(cls, data: dict):
 
 
 def backbone_config(record: dict):
-    from benchmark.backbone import ArchConfig, BackboneConfig
-    from benchmark.features import FeatureConfig
-    from benchmark.sid import SIDConfig
-    from benchmark.train import TrainConfig
+    from benchmark.recommender.backbone import ArchConfig, BackboneConfig
+    from benchmark.recommender.features import FeatureConfig
+    from benchmark.recommender.sid import SIDConfig
+    from benchmark.recommender.train import TrainConfig
 
     d = record["backbone"]["config"]
     cfg = BackboneConfig(
@@ -63,8 +65,8 @@ def _declares_retain_sid_changes(name: str) -> bool:
 def _context(record: dict, task, where: str):
     """The (task, seed) context of a record, with this machine's base model and oracle; a
     BenchError when either is not the checkpoint the record names."""
-    from benchmark.cell import CellContext
-    from benchmark.evaluation import EvalConfig
+    from benchmark.app.cell import CellContext
+    from benchmark.evaluation.probes import EvalConfig
 
     cfg = _from_dict(EvalConfig, record.get("evaluation") or {"seed": record["seed"]})
     ctx = CellContext(
@@ -85,7 +87,7 @@ def reference_frame(record: dict, task):
     """The evidence columns of the original model and the oracle for a record's (task, seed),
     recomputed with this machine's models (`validate --recompute-reference`). Any method's frame
     from this reference shares them; the oracle's own evidence stands in for the method."""
-    from benchmark.evaluation import evidence_frame
+    from benchmark.evaluation.probes import evidence_frame
 
     ctx, _ = _context(record, task, f"{record['task']['identity']} seed {record['seed']}")
     ref = ctx.reference()
@@ -95,14 +97,14 @@ def reference_frame(record: dict, task):
 def verify_result(result_json: Path, out: Path, task_files=()) -> tuple[Path, list[str]]:
     """Re-evaluate one cell. Returns (verified result path, mismatches); the verified result is
     written only when there is no mismatch."""
-    from benchmark.cell import cell_metrics, check_unlearned
-    from benchmark.evaluation import (
+    from benchmark.app.cell import cell_metrics, check_unlearned
+    from benchmark.evaluation.probes import (
         ServedModel,
         evaluate_unlearning,
         evidence_frame,
         run_model,
     )
-    from benchmark.results import save_verified
+    from benchmark.results.write import save_verified
     from tasks import get_task, prepare_task
 
     try:

@@ -28,7 +28,6 @@ round (so a load change on the machine hits every contender alike):
 from __future__ import annotations
 
 import os
-import resource
 import sys
 import time
 from collections.abc import Callable
@@ -39,10 +38,11 @@ import torch
 from tabulate import tabulate
 from torch import nn
 
-from benchmark.data import histories, to_codes, training_windows
-from benchmark.decoding import Trie, beam_search
-from benchmark.model import ModelConfig, SIDRecommender
-from benchmark.train import TrainConfig, sequence_loss
+from benchmark.recommender.data import histories, to_codes, training_windows
+from benchmark.recommender.decoding import Trie, beam_search
+from benchmark.recommender.model import ModelConfig, SIDRecommender
+from benchmark.recommender.train import TrainConfig, sequence_loss
+from benchmark.util.memory import peak_rss_mib
 from tasks.prepare import PreparedTask
 
 PAD, EOS, BOS = 0, 1, 2  # special tokens of the HF peer; SID tokens follow, level by level
@@ -193,11 +193,6 @@ def matmul_gflops(n: int = 2048, min_seconds: float = 0.5) -> float:
         torch.mm(a, b, out=c)
         reps += 1
     return 2 * n**3 * reps / (time.perf_counter() - start) / 1e9
-
-
-def peak_rss_mib() -> float:
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10  # bytes on macOS, else KiB
 
 
 @dataclass

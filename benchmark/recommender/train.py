@@ -13,12 +13,18 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from benchmark.data import histories, seen_items, shared_windows, to_codes, training_windows
-from benchmark.decoding import Trie, beam_search
-from benchmark.evidence import target_ranks
-from benchmark.metrics import ndcg_at_k, recall_at_k
-from benchmark.model import SIDRecommender
-from benchmark.options import asdict_without_legacy
+from benchmark.metrics.evidence import target_ranks
+from benchmark.metrics.registry import ndcg_at_k, recall_at_k
+from benchmark.recommender.data import (
+    histories,
+    seen_items,
+    shared_windows,
+    to_codes,
+    training_windows,
+)
+from benchmark.recommender.decoding import Trie, beam_search
+from benchmark.recommender.model import SIDRecommender
+from benchmark.recommender.options import asdict_without_legacy
 from tasks.prepare import PreparedTask
 
 # (field, the value every recipe had before the field existed)
@@ -46,8 +52,8 @@ class TrainConfig:
     label_smoothing: float = 0.0
     # 0: training windows overlap by one item; s > 0: they end s items apart, so every target
     # outside a user's first window is trained from at least max_history - s + 1 items
-    # (benchmark.data.training_windows). 10: 0.905 / 0.912 of SASRec's defaults on test, but
-    # 0.868 / 0.866 of SASRec on the same windows, at 1.73x the training time
+    # (benchmark.recommender.data.training_windows). 10: 0.905 / 0.912 of SASRec's defaults on test,
+    # but 0.868 / 0.866 of SASRec on the same windows, at 1.73x the training time
     # (reports/backbone-tuning-cpu.md, 6j)
     window_stride: int = 0
     # cut each batch to its longest window: the same arithmetic on fewer padding positions

@@ -12,8 +12,9 @@ from pathlib import Path
 import torch
 
 from benchmark import __version__
-from benchmark.atomic import write_bytes_atomic
-from benchmark.schema import SCHEMA_VERSION
+from benchmark.results.schema import SCHEMA_VERSION
+from benchmark.util.atomic import write_bytes_atomic
+from benchmark.util.hashing import bytes_digest, file_digest
 
 
 def git_revision() -> str:
@@ -70,7 +71,7 @@ def result_record(ctx, cell: dict, evidence: dict) -> dict:
             "checkpoint_sha256": base.checkpoint_hash,
         },
         "oracle": {
-            "version": oracle_version(),
+            "version": ctx.oracle_version(),
             "checkpoint_sha256": oracle.log["checkpoint_sha256"],
         },
         "seed": ctx.seed,
@@ -93,12 +94,6 @@ def write_json_atomic(path: Path, data: dict) -> None:
     write_bytes_atomic(path, json_bytes(data))
 
 
-def oracle_version() -> str:
-    from methods.registry import get_method
-
-    return get_method("retrain").version
-
-
 @dataclasses.dataclass(frozen=True)
 class CellFiles:
     """A finished cell's files as bytes, made where the cell ran and written where the results
@@ -110,8 +105,8 @@ class CellFiles:
     artifacts: dict[str, bytes] | None = None
 
     def write(self, path: Path) -> None:
-        from benchmark.artifacts import artifacts_dir, write_artifacts
-        from benchmark.evidence import evidence_path
+        from benchmark.metrics.evidence import evidence_path
+        from benchmark.results.artifacts import artifacts_dir, write_artifacts
 
         write_bytes_atomic(evidence_path(path), self.evidence)
         if self.artifacts is not None:
@@ -125,15 +120,13 @@ def result_files(
 ) -> CellFiles:  # fmt: skip
     """The files of the result to be written at `path`: the JSON records the evidence file's
     name and hash, and the artifacts' manifest hash (`validate` checks both)."""
-    import hashlib
-
-    from benchmark.artifacts import artifacts_dir
-    from benchmark.evidence import evidence_bytes, evidence_path
+    from benchmark.metrics.evidence import evidence_bytes, evidence_path
+    from benchmark.results.artifacts import artifacts_dir
 
     ev = evidence_bytes(cell["evidence"])
     evidence = {
         "file": evidence_path(path).name,
-        "sha256": hashlib.sha256(ev).hexdigest(),
+        "sha256": bytes_digest(ev),
         "rows": len(cell["evidence"]),
     }
     record = result_record(ctx, cell, evidence)
@@ -141,7 +134,7 @@ def result_files(
     if artifacts is not None:
         record["artifacts"] = {
             "folder": artifacts_dir(path).name,
-            "manifest_sha256": hashlib.sha256(artifacts["manifest.json"]).hexdigest(),
+            "manifest_sha256": bytes_digest(artifacts["manifest.json"]),
         }
     return CellFiles(json_bytes(record), ev, artifacts)
 
@@ -155,16 +148,15 @@ def save_result(path: Path, ctx, cell: dict, extra_cost: dict | None = None) -> 
 def save_verified(root: Path, path: Path, record: dict, frame, artifacts: Path) -> dict:
     """A verified copy of a submitted result under the board's folder `root`: its evidence
     re-computed here, its artifacts beside it, and an entry in `root`'s verification ledger
-    (`benchmark.ledger`). A `verification` block the submission carried is dropped: only the
+    (`benchmark.results.ledger`). A `verification` block the submission carried is dropped: only the
     ledger says what was verified."""
     import copy
-    import hashlib
     import shutil
 
-    from benchmark.artifacts import artifacts_dir
-    from benchmark.atomic import folder_atomic
-    from benchmark.evidence import evidence_path, write_evidence_atomic
-    from benchmark.ledger import record_verified
+    from benchmark.metrics.evidence import evidence_path, write_evidence_atomic
+    from benchmark.results.artifacts import artifacts_dir
+    from benchmark.results.ledger import record_verified
+    from benchmark.util.atomic import folder_atomic
 
     ev_path = evidence_path(path)
     write_evidence_atomic(ev_path, frame)
@@ -172,14 +164,14 @@ def save_verified(root: Path, path: Path, record: dict, frame, artifacts: Path) 
     out.pop("verification", None)
     out["evidence"] = {
         "file": ev_path.name,
-        "sha256": hashlib.sha256(ev_path.read_bytes()).hexdigest(),
+        "sha256": file_digest(ev_path),
         "rows": len(frame),
     }
     target = artifacts_dir(path)  # the verified model travels with its verified result
     if target.resolve() != artifacts.resolve():
         with folder_atomic(target) as tmp:
             shutil.copytree(artifacts, tmp, dirs_exist_ok=True)
-    manifest = hashlib.sha256((target / "manifest.json").read_bytes()).hexdigest()
+    manifest = file_digest(target / "manifest.json")
     write_json_atomic(path, out)
     record_verified(root, path, manifest, __version__)
     return out

@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.data import histories, seen_items, training_windows
-from benchmark.evidence import target_ranks
-from benchmark.metrics import ndcg_at_k
-from benchmark.train import EpochSelector, adamw, ranking_metrics, seed_everything
+from benchmark.metrics.evidence import target_ranks
+from benchmark.metrics.registry import ndcg_at_k
+from benchmark.recommender.data import histories, seen_items, training_windows
+from benchmark.recommender.train import EpochSelector, adamw, ranking_metrics, seed_everything
 from tasks.prepare import PreparedTask
 
 
@@ -34,7 +34,8 @@ class SASRecConfig:
     weight_decay: float = 0.0
     patience: int = 5
     noise_z: float = 2.0
-    window_stride: int = 0  # as TrainConfig.window_stride (benchmark.data.training_windows)
+    # as TrainConfig.window_stride (benchmark.recommender.data.training_windows)
+    window_stride: int = 0
 
 
 class SASRec(nn.Module):

@@ -1,5 +1,5 @@
 """A cell's evidence (DESIGN §5, §6): one row per evaluation example, from which every metric is a
-pure numpy function (`benchmark.metrics`). Numpy and pandas only: no torch.
+pure numpy function (`benchmark.metrics.registry`). Numpy and pandas only: no torch.
 
 Columns (ranks are 0-based; inf when the target is not in the served top-K list; NaN where a
 column does not apply to the row's pool):
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmark.atomic import write_bytes_atomic
+from benchmark.util.atomic import write_bytes_atomic
 
 POOLS = ("retain_test", "forget_test", "forget_set")
 RANKS = (

@@ -11,29 +11,41 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
-def _default_mode() -> int:
+def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
-    return 0o666 & ~mask
+    return mask
 
 
-def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
-    """Write `data` to `path` so that readers see the old file or the whole new one. The file
-    gets the usual permissions (0666 less the umask), not mkstemp's private 0600."""
+def _default_mode() -> int:
+    return 0o666 & ~_umask()
+
+
+@contextmanager
+def written_atomic(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary file name in `path`'s folder for a writer that takes a name (safetensors,
+    numpy); when the block ends normally the file replaces `path`, so readers see the old file or
+    the whole new one. It gets the usual permissions (0666 less the umask), not mkstemp's 0600."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        yield Path(tmp)
         os.chmod(tmp, _default_mode())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    return path
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+    """Write `data` to `path` atomically (`written_atomic`), synced to disk before the rename."""
+    with written_atomic(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return Path(path)
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
@@ -50,6 +62,7 @@ def folder_atomic(folder: str | Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's folder is private; the result need not be
         _swap_in(tmp, folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
-from benchmark.device import on_cpu
+from benchmark.recommender.device import on_cpu
+from benchmark.util.atomic import write_text_atomic, written_atomic
+from benchmark.util.hashing import file_digest
 from tasks.errors import BenchError
 
 SID_FORMAT = 1
@@ -222,21 +221,6 @@ def _l2_normalize(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 @dataclass(frozen=True, eq=False)
 class SemanticIds:
     """Item i's SID is codes[i] (n_levels codes); level j's codes lie in [0, sizes[j])."""
@@ -383,9 +367,10 @@ class SemanticIds:
         if self.centroids:
             cpath = path.with_suffix(".safetensors")
             arrays = {f"level{j}": np.ascontiguousarray(c) for j, c in enumerate(self.centroids)}
-            _atomic_write(cpath, lambda tmp: save_file(arrays, tmp))
-            doc["centroids"] = {"file": cpath.name, "sha256": _sha256(cpath)}
-        _atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(doc)))
+            with written_atomic(cpath) as tmp:
+                save_file(arrays, str(tmp))
+            doc["centroids"] = {"file": cpath.name, "sha256": file_digest(cpath)}
+        write_text_atomic(path, json.dumps(doc))
 
     @classmethod
     def load(cls, path: str | Path) -> SemanticIds:
@@ -401,7 +386,7 @@ class SemanticIds:
         centroids: tuple[np.ndarray, ...] = ()
         if doc["centroids"]:
             cpath = path.parent / doc["centroids"]["file"]
-            if not cpath.is_file() or _sha256(cpath) != doc["centroids"]["sha256"]:
+            if not cpath.is_file() or file_digest(cpath) != doc["centroids"]["sha256"]:
                 raise BenchError(f"{cpath}: centroids missing or not the ones saved with {path}")
             arrays = load_file(cpath)
             centroids = tuple(arrays[f"level{j}"] for j in range(len(arrays)))

@@ -1,6 +1,6 @@
 """Evaluation (DESIGN §5): run a served model over the pools and write what it did into an
-evidence frame (`benchmark.evidence`). Every metric is then a numpy function of that frame
-(`benchmark.metrics`); only the model-level measurements (retain geometry, code purity) are
+evidence frame (`benchmark.metrics.evidence`). Every metric is then a numpy function of that frame
+(`benchmark.metrics.registry`); only the model-level measurements (retain geometry, code purity) are
 computed here from the weights.
 
 Pools: retain-test targets, forget-test targets (every test target of every user, protocol 2.0)
@@ -20,13 +20,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from benchmark.data import histories, seen_items, to_codes
-from benchmark.decoding import Trie, score_items_above
-from benchmark.evidence import COLUMNS, forget_slots, latent_rows, slot_bits, target_ranks
-from benchmark.metrics import HEADLINE_K, ranks_from_scores
-from benchmark.model import SIDRecommender, sid_logprob
-from benchmark.sid import SemanticIds
-from benchmark.train import recommend
+from benchmark.metrics.evidence import COLUMNS, forget_slots, latent_rows, slot_bits, target_ranks
+from benchmark.metrics.registry import HEADLINE_K, ranks_from_scores
+from benchmark.recommender.data import histories, seen_items, to_codes
+from benchmark.recommender.decoding import Trie, score_items_above
+from benchmark.recommender.model import SIDRecommender, sid_logprob
+from benchmark.recommender.sid import SemanticIds
+from benchmark.recommender.train import recommend
 from tasks.prepare import PreparedTask
 
 
@@ -168,7 +168,7 @@ def relearn(
 ) -> SIDRecommender:
     """Fine-tune a copy for `steps` on `sample` D_f examples outside the forget-set pool
     (history -> target, 32 per step, cross-entropy of the target's SID per level)."""
-    from benchmark.train import finetune
+    from benchmark.recommender.train import finetune
 
     model = copy.deepcopy(sm.model)
     for p in model.parameters():
@@ -254,7 +254,7 @@ def make_reference(
     oracle_first: bool = False,
 ) -> Reference:
     """`evidence`, with `run_model`'s arguments, gives one model's evidence (the cell context
-    reads it from `benchmark.reference_cache` when there); `oracle_first` asks for the oracle's
+    reads it from `benchmark.evaluation.reference` when there); `oracle_first` asks for the oracle's
     first (the part of a split group that built the oracle)."""
     pools = make_pools(task, original.sids, cfg.split, cfg.latent_sample)
 
@@ -272,7 +272,7 @@ def make_reference(
 def evidence_frame(
     task: PreparedTask, ref: Reference, method: ModelEvidence
 ) -> pd.DataFrame:
-    """One row per evaluation example (columns: `benchmark.evidence`)."""
+    """One row per evaluation example (columns: `benchmark.metrics.evidence`)."""
     p, fm = ref.pools, task.forget_mask
     n_eval, n_fs = len(p.eval_pos), len(p.forget_set_pos)
     pool = np.full(n_eval + n_fs, "forget_set", dtype=object)

@@ -1,0 +1,202 @@
+"""The architecture of DESIGN §9, checked on the source: every import (module-level or inside a
+function) between the project's modules goes down the layers, and no import cycle exists.
+
+`python tests/test_architecture.py [ROOT]` prints the forbidden arrows and cycles of any tree."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+PACKAGES = ("benchmark", "methods", "tasks", "leaderboard")
+LEAF = ("benchmark", "benchmark.util")  # the version string and the shared utilities
+# room -> the rooms its modules may import (besides their own room and the leaf)
+ALLOWED: dict[str, set[str]] = {
+    "benchmark.util": set(),
+    "tasks": set(),
+    "benchmark.metrics": set(),
+    "benchmark.recommender": {"tasks", "benchmark.metrics"},
+    "benchmark.evaluation": {"tasks", "benchmark.metrics", "benchmark.recommender"},
+    "benchmark.results": {"tasks", "benchmark.metrics", "benchmark.recommender",
+                          "benchmark.evaluation"},
+    "methods": {"tasks", "benchmark.metrics", "benchmark.recommender"},
+    "leaderboard": {"tasks", "benchmark.metrics", "benchmark.results"},
+    "benchmark.app": {"tasks", "benchmark.metrics", "benchmark.recommender",
+                      "benchmark.evaluation", "benchmark.results", "methods", "leaderboard"},
+}
+# modules whose whole import closure must be free of torch and of every method
+NO_TORCH = ("leaderboard", "benchmark.metrics.evidence", "benchmark.metrics.registry",
+            "benchmark.results.schema", "benchmark.results.record")
+
+
+def module_name(root: Path, path: Path) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(root: Path, path: Path) -> set[str]:
+    """Every module `path` imports, with `from a import b` counted as a.b when a.b is a module."""
+    name = module_name(root, path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(up + ([base] if base else []))
+            found.add(base)
+            found.update(f"{base}.{a.name}" for a in node.names)
+    return found
+
+
+def graph(root: Path) -> dict[str, set[str]]:
+    files = [p for pkg in PACKAGES for p in sorted((root / pkg).rglob("*.py"))]
+    modules = {module_name(root, p): p for p in files}
+    edges = {}
+    for name, path in modules.items():
+        deps = set()
+        for target in imports_of(root, path):
+            top = target.split(".")[0]
+            if top in PACKAGES:
+                # `from pkg import name` where name is not a module: the package itself
+                while target not in modules and "." in target:
+                    target = target.rpartition(".")[0]
+                if target in modules and target != name:
+                    deps.add(target)
+            elif top == "torch":
+                deps.add("torch")
+        edges[name] = deps
+    return edges
+
+
+def room(module: str) -> str | None:
+    for r in sorted(ALLOWED, key=len, reverse=True):
+        if module == r or module.startswith(r + "."):
+            return r
+    return None
+
+
+def is_leaf(module: str) -> bool:
+    return module == LEAF[0] or module == LEAF[1] or module.startswith(LEAF[1] + ".")
+
+
+def forbidden_arrows(edges: dict[str, set[str]]) -> list[str]:
+    out = []
+    for src, deps in sorted(edges.items()):
+        mine = room(src)
+        if mine is None and src != LEAF[0]:
+            out.append(f"{src}: in no room of the architecture")
+            continue
+        for dst in sorted(deps - {"torch"}):
+            if mine is None or mine == "benchmark.util":
+                if not is_leaf(dst):  # the leaf imports nothing of the project's
+                    out.append(f"{src} -> {dst}")
+            elif not (is_leaf(dst) or room(dst) == mine or room(dst) in ALLOWED[mine]):
+                out.append(f"{src} -> {dst}")
+    return out
+
+
+def closure(edges: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        m = todo.pop()
+        if m not in seen:
+            seen.add(m)
+            todo.extend(edges.get(m, ()))
+    return seen
+
+
+def torch_or_method_reach(edges: dict[str, set[str]]) -> list[str]:
+    out = []
+    for m in sorted(edges):
+        if any(m == p or m.startswith(p + ".") for p in NO_TORCH):
+            bad = sorted(d for d in closure(edges, m) if d == "torch" or d.startswith("methods"))
+            if bad:
+                out.append(f"{m} reaches {', '.join(bad)}")
+    return out
+
+
+def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index, low, stack, on, out = {}, {}, [], set(), []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in edges.get(v, ()):
+            if w not in edges:
+                continue
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    return out
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_import_goes_down_the_layers():
+    assert forbidden_arrows(graph(ROOT)) == []
+
+
+def test_leaderboard_and_numpy_modules_reach_no_torch_and_no_method():
+    assert torch_or_method_reach(graph(ROOT)) == []
+
+
+def test_no_import_cycle():
+    assert cycles(graph(ROOT)) == []
+
+
+def test_the_checks_see_a_forbidden_arrow_and_a_cycle(tmp_path):
+    for name, text in {
+        "tasks/__init__.py": "",
+        "tasks/spec.py": "from tasks import sources\n",
+        "tasks/sources.py": "def f():\n    from tasks.spec import x\n",
+        "benchmark/__init__.py": "",
+        "benchmark/recommender/__init__.py": "",
+        "benchmark/recommender/model.py": "import torch\nfrom methods.base import M\n",
+        "methods/__init__.py": "",
+        "methods/base.py": "",
+        "leaderboard/__init__.py": "",
+        "leaderboard/table.py": "from benchmark.recommender.model import X\n",
+    }.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    edges = graph(tmp_path)
+    assert forbidden_arrows(edges) == [
+        "benchmark.recommender.model -> methods.base",
+        "leaderboard.table -> benchmark.recommender.model",
+    ]
+    assert torch_or_method_reach(edges) == [
+        "leaderboard.table reaches methods.base, torch",
+    ]
+    assert cycles(edges) == [["tasks.sources", "tasks.spec"]]
+
+
+if __name__ == "__main__":
+    edges = graph(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT)
+    for line in forbidden_arrows(edges) + torch_or_method_reach(edges):
+        print(line)
+    for c in cycles(edges):
+        print("cycle:", " <-> ".join(c))
