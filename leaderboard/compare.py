@@ -17,7 +17,6 @@ not significant is "within noise". Usable in CI (exit status 1 on regression).""
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from tabulate import tabulate
 
 from benchmark.metrics.evidence import Evidence, read_evidence, same_examples
 from benchmark.metrics.registry import METRICS, N_BOOT, paired_differences
+from benchmark.results.record import ResultRecord
 from leaderboard.table import load_results
 from tasks.errors import BenchError
 
@@ -144,14 +144,14 @@ def json_interval(runs: pd.DataFrame, metric: str) -> tuple[float, float]:
     where a file records no interval, e.g. a cost measurement)."""
     lows, highs = [], []
     for path in runs["path"]:
-        data = json.loads(Path(path).read_text())
-        entry = data["metrics"].get(metric)
+        rec = ResultRecord.read(path)
+        entry = rec.metrics.get(metric)
         if isinstance(entry, dict):
             value = entry.get("value")
             lows.append(entry.get("ci_low", value))
             highs.append(entry.get("ci_high", value))
         else:
-            value = data.get("cost", {}).get(metric)
+            value = rec.cost.get(metric)
             lows.append(value)
             highs.append(value)
     lo, hi = (np.array([math.nan if x is None else x for x in v], float) for v in (lows, highs))

@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmark.results.record import ResultsError
 from benchmark.util.atomic import write_bytes_atomic
-from leaderboard.table import GROUP_KEYS, ResultsError, method_text, rank_text
+from leaderboard.table import GROUP_KEYS, method_text, rank_text
 
 ISO_SCORES = (0.2, 0.4, 0.6, 0.8)  # erasure-score contours drawn for reference
 MARKERS = "osD^vP<>XphH8d"  # "*" is the noise ceiling's

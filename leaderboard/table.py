@@ -1,6 +1,6 @@
 """Load a results folder and aggregate it into a leaderboard table (DESIGN §5, §6).
 
-A results folder holds `<task>/<method>/seed<N>.json` (schema version 2, `benchmark.results.schema`)
+A results folder holds `<task>/<method>/seed<N>.json` (schema version 2, `benchmark.results.record`)
 with `seed<N>.evidence.parquet` beside each; `seed<N>.failed.json` files are failed runs (skipped,
 counted) and anything else is ignored. Protocol 1.x files (schema version 1) are refused.
 
@@ -20,9 +20,7 @@ unranked as the reference.
 
 from __future__ import annotations
 
-import json
 import math
-import re
 from collections.abc import Sequence
 from itertools import combinations
 from pathlib import Path
@@ -33,11 +31,14 @@ import pandas as pd
 from benchmark.metrics.evidence import Evidence, read_evidence, same_examples, with_oracle_of
 from benchmark.metrics.registry import N_BOOT, compute, interval, seed_resampled_means
 from benchmark.results.ledger import is_verified, read_ledger
-from benchmark.results.schema import schema_problems
+from benchmark.results.record import (
+    RESULT_NAME,
+    ResultRecord,
+    ResultsError,
+    failure_files,
+    result_files,
+)
 from tasks.errors import BenchError
-
-RESULT_NAME = re.compile(r"seed(\d+)\.json")
-FAILED_NAME = re.compile(r"seed(\d+)\.failed\.json")
 
 # a row of the leaderboard never mixes two values of these (DESIGN §6)
 GROUP_KEYS = ["task_identity", "task_data_hash", "backbone_hash"]
@@ -71,10 +72,6 @@ ROLES = ("method", "noise ceiling", "reference")
 STATS = ("mean", "std", "lo", "hi")
 
 
-class ResultsError(BenchError):
-    """A results folder that is missing or empty, or a result file that cannot be read."""
-
-
 def _number(value: object, path: Path, field: str) -> float:
     if value is None:
         return math.nan
@@ -88,30 +85,19 @@ def read_result(path: Path, verified: bool = False) -> dict:
     caller found it in the board's ledger, and the path of its evidence file, "" when absent) plus
     one column per metric value. A file that is not a well-formed schema-2 record (a protocol 1.x
     file included) is a ResultsError naming it."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ResultsError(f"{path}: cannot read result file ({exc})") from None
-    except json.JSONDecodeError as exc:
-        raise ResultsError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    problems = schema_problems(data)
-    if problems:
-        field, message = problems[0]
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        where = f"field '{field}': " if field and field != "schema_version" else ""
-        raise ResultsError(f"{path}: {where}{message}{more}")
-    evidence = Path(path).parent / Path(data["evidence"]["file"]).name
+    rec = ResultRecord.read(path)
+    evidence = Path(path).parent / Path(rec.evidence.file).name
     row: dict = {
-        "task_identity": data["task"]["identity"],
-        "task_name": data["task"]["name"],
-        "task_data_hash": data["task"]["data_hash"],
-        "backbone_hash": data["backbone"]["config_hash"],
-        "method": data["method"]["name"],
-        "method_version": data["method"]["version"],
-        "config_hash": data["method"]["config_hash"],
-        "seed": data["seed"],
-        "harness_version": data["harness_version"],
-        "reference": data["reference"],
+        "task_identity": rec.task.identity,
+        "task_name": rec.task.name,
+        "task_data_hash": rec.task.data_hash,
+        "backbone_hash": rec.backbone.config_hash,
+        "method": rec.method.name,
+        "method_version": rec.method.version,
+        "config_hash": rec.method.config_hash,
+        "seed": rec.seed,
+        "harness_version": rec.harness_version,
+        "reference": rec.reference,
         "verified": verified,  # never what the file says of itself (benchmark.results.ledger)
         "evidence": str(evidence) if evidence.is_file() else "",
         "path": str(path),
@@ -121,7 +107,7 @@ def read_result(path: Path, verified: bool = False) -> dict:
         raise ResultsError(
             f"{path}: field 'seed' is {row['seed']} but the file name says seed{match.group(1)}"
         )
-    for name, entry in data["metrics"].items():
+    for name, entry in rec.metrics.items():
         field = f"metrics.{name}.value"
         if name in ID_COLUMNS:
             raise ResultsError(f"{path}: metric name '{name}' clashes with an identity column")
@@ -129,8 +115,8 @@ def read_result(path: Path, verified: bool = False) -> dict:
             raise ResultsError(f"{path}: missing field '{field}'")
         row[name] = _number(entry["value"], path, field)
     for name in COST_METRICS:  # cost metrics missing from `metrics` are taken from `cost`
-        if name not in row and name in data["cost"]:
-            row[name] = _number(data["cost"][name], path, f"cost.{name}")
+        if name not in row and name in rec.cost:
+            row[name] = _number(rec.cost[name], path, f"cost.{name}")
     return row
 
 
@@ -141,10 +127,7 @@ def find_result_files(folder: str | Path) -> tuple[list[Path], list[Path]]:
         raise ResultsError(f"results folder {folder} does not exist")
     if not folder.is_dir():
         raise ResultsError(f"results folder {folder} is not a folder")
-    files = sorted(p for p in folder.rglob("*.json") if p.is_file())
-    results = [p for p in files if RESULT_NAME.fullmatch(p.name)]
-    failed = [p for p in files if FAILED_NAME.fullmatch(p.name)]
-    return results, failed
+    return result_files(folder), failure_files(folder)
 
 
 def load_results(folder: str | Path) -> pd.DataFrame:

@@ -2,7 +2,7 @@
 it (DESIGN §6). Protocol 2.0, on top of the harness's own modules (no torch, no metric formula of
 its own):
 
-- the record against the one schema module (`benchmark.results.schema`): protocol 1.x files are
+- the record against the one schema module (`benchmark.results.record`): protocol 1.x files are
 refused; - task identity and data hash (the task prepared here), method and backbone config hashes;
 - metric names known to the registry (`benchmark.metrics.registry.METRICS`), values in range and
   inside their own interval;
@@ -33,7 +33,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -67,7 +66,14 @@ from benchmark.metrics.registry import (
 )
 from benchmark.results.artifacts import artifacts_dir, check_files
 from benchmark.results.ledger import LEDGER_NAME, is_verified, ledger_path, read_ledger
-from benchmark.results.schema import NUM, STAT_FIELDS, is_kind, schema_problems
+from benchmark.results.record import (
+    NUM,
+    STAT_FIELDS,
+    ResultRecord,
+    is_kind,
+    result_files,
+    schema_problems,
+)
 from benchmark.util.hashing import bytes_digest
 from tasks.errors import BenchError
 
@@ -75,7 +81,6 @@ from tasks.errors import BenchError
 ReferenceFrame = Callable[[dict, Any], pd.DataFrame]
 
 EVIDENCE_TOL = 1e-9
-RESULT_NAME = re.compile(r"seed(\d+)\.json")
 REFERENCE_METHOD = "retrain"
 # metric ranges beyond the default [0, 1] (shares, recalls, NDCGs, the headline and its parts)
 SIGNED = {"ce_excess", "relearn_excess", "retain_geometry_spearman"}  # [-1, 1]
@@ -106,11 +111,6 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.file}: {self.field or '-'}: {self.message}"
-
-
-def result_files(root: Path) -> list[Path]:
-    """The result JSONs under a results folder (`<task>/<method>/seed<N>.json`), sorted."""
-    return sorted(p for p in root.rglob("seed*.json") if RESULT_NAME.fullmatch(p.name))
 
 
 def metric_range(name: str) -> tuple[float, float]:
@@ -183,37 +183,39 @@ class Validator:
         task = self.task(identity)
         return task if isinstance(task, BenchError) else task.content_hash
 
-    def task_problems(self, rec: dict, frame: pd.DataFrame | None) -> list[tuple[str, str]]:
+    def task_problems(
+        self, rec: ResultRecord, frame: pd.DataFrame | None
+    ) -> list[tuple[str, str]]:
         """The evidence against the prepared task, when the record's data hash is the task's."""
-        identity = rec["task"]["identity"]
+        identity = rec.task.identity
         if frame is None or identity not in self.specs:
             return []
         task = self.task(identity)
-        if isinstance(task, BenchError) or task.content_hash != rec["task"]["data_hash"]:
+        if isinstance(task, BenchError) or task.content_hash != rec.task.data_hash:
             return []
         return evidence_vs_task(frame, task)
 
-    def identity(self, rec: dict) -> list[tuple[str, str]]:
+    def identity(self, rec: ResultRecord) -> list[tuple[str, str]]:
         """Task identity and data hash, config hashes, timestamp."""
-        task, method, bb = rec["task"], rec["method"], rec["backbone"]
+        task, method, bb = rec.task, rec.method, rec.backbone
         out = []
-        if task["identity"] != f"{task['name']}@{task['version']}":
+        if task.identity != f"{task.name}@{task.version}":
             out.append(("task.identity", "is not task.name@task.version"))
-        if task["identity"] not in self.specs:
-            out.append(("task.identity", f"unknown task {task['identity']!r}"))
+        if task.identity not in self.specs:
+            out.append(("task.identity", f"unknown task {task.identity!r}"))
         else:
-            digest = self.data_hash(task["identity"])
+            digest = self.data_hash(task.identity)
             if isinstance(digest, BenchError):
                 out.append(("task.data_hash", f"cannot prepare the task to check it: {digest}"))
-            elif digest != task["data_hash"]:
+            elif digest != task.data_hash:
                 out.append(("task.data_hash", f"differs from the prepared task's ({digest})"))
-        blob = {"name": method["name"], "version": method["version"], **method["config"]}
-        if _sha(blob) != method["config_hash"]:
+        blob = {"name": method.name, "version": method.version, **method.config}
+        if _sha(blob) != method.config_hash:
             out.append(("method.config_hash", "is not the sha256 of name, version and config"))
-        if _sha(bb["config"]) != bb["config_hash"]:
+        if _sha(bb.config) != bb.config_hash:
             out.append(("backbone.config_hash", "is not the sha256 of backbone.config"))
         try:
-            datetime.fromisoformat(rec["timestamp"])
+            datetime.fromisoformat(rec.timestamp)
         except ValueError:
             out.append(("timestamp", "not an ISO 8601 time"))
         return out
@@ -248,14 +250,14 @@ def metric_problems(metrics: dict) -> list[tuple[str, str]]:
     return out
 
 
-def claim_problems(rec: dict) -> list[tuple[str, str]]:
+def claim_problems(rec: ResultRecord) -> list[tuple[str, str]]:
     """A result cannot vouch for itself: a `verification` block is a claim only the board's
     ledger can make (`benchmark.results.ledger`); cost numbers are finite."""
     out = []
-    if "verification" in rec:
+    if "verification" in rec.extra:
         out.append(("verification", "a result cannot declare itself verified: the ✓ comes "
                     f"only from the board's {LEDGER_NAME}, written by `tracer-bench verify`"))
-    for name, value in rec["cost"].items():
+    for name, value in rec.cost.items():
         if is_kind(value, NUM) and not math.isfinite(value):
             out.append((f"cost.{name}", f"{value}: must be a finite number"))
     return out
@@ -279,10 +281,10 @@ def ledger_problems(root: Path) -> list[Problem]:
     return out
 
 
-def reference_problems(rec: dict) -> list[tuple[str, str]]:
+def reference_problems(rec: ResultRecord) -> list[tuple[str, str]]:
     """The retrain row is the reference (scored against itself); no other row is."""
-    want = rec["method"]["name"] == REFERENCE_METHOD
-    if rec["reference"] != want:
+    want = rec.method.name == REFERENCE_METHOD
+    if rec.reference != want:
         who = f"the {REFERENCE_METHOD} row" if want else f"only the {REFERENCE_METHOD} row"
         return [("reference", f"must be {str(want).lower()}: {who} is the reference")]
     return []
@@ -359,29 +361,29 @@ def frame_problems(
 
 
 def evidence_problems(
-    rec: dict, json_path: Path
+    rec: ResultRecord, json_path: Path
 ) -> tuple[list[tuple[str, str]], pd.DataFrame | None]:
     """(problems as (field, message), the evidence frame when it could be read)."""
     want = evidence_path(json_path)
-    meta = rec["evidence"]
-    if meta["file"] != want.name:
-        msg = f"{meta['file']!r}: must be {want.name!r}, beside the JSON"
+    meta = rec.evidence
+    if meta.file != want.name:
+        msg = f"{meta.file!r}: must be {want.name!r}, beside the JSON"
         return [("evidence.file", msg)], None
     if not want.is_file():
         return [("evidence.file", f"evidence file {want.name} missing")], None
     out = []
     data = want.read_bytes()
-    if bytes_digest(data) != meta["sha256"]:
+    if bytes_digest(data) != meta.sha256:
         out.append(("evidence.sha256", f"is not the sha256 of {want.name} (changed since written)"))
     try:
         df = read_evidence(want)
     except Exception as exc:  # any unreadable parquet is a problem, not a crash
         return out + [("evidence.file", f"unreadable evidence file {want.name}: {exc}")], None
-    if len(df) != meta["rows"]:
-        out.append(("evidence.rows", f"{meta['rows']} but {want.name} has {len(df)} rows"))
-    metrics = rec["metrics"]
+    if len(df) != meta.rows:
+        out.append(("evidence.rows", f"{meta.rows} but {want.name} has {len(df)} rows"))
+    metrics = rec.metrics
     ks = record_ks(metrics)
-    bad, ev = frame_problems(df, ks, rec["reference"] is True)
+    bad, ev = frame_problems(df, ks, rec.reference is True)
     out += [(f"evidence.{c}" if c else "evidence", m) for c, m in bad]
     if ev is None:
         return out, None
@@ -446,10 +448,10 @@ def evidence_vs_task(df: pd.DataFrame, task) -> list[tuple[str, str]]:
     return out
 
 
-def artifact_problems(rec: dict, json_path: Path) -> list[tuple[str, str]]:
+def artifact_problems(rec: ResultRecord, json_path: Path) -> list[tuple[str, str]]:
     """A record that names artifacts: the folder beside it, every file's size and hash against
     the manifest, and the manifest's hash against the record (no file is loaded)."""
-    meta = rec.get("artifacts")
+    meta = rec.artifacts
     if meta is None:
         return []
     if not isinstance(meta, dict) or not all(isinstance(meta.get(k), str)
@@ -474,7 +476,7 @@ def artifact_problems(rec: dict, json_path: Path) -> list[tuple[str, str]]:
 @dataclass
 class _Seen:
     file: Path
-    rec: dict
+    rec: ResultRecord
     evidence: pd.DataFrame | None
 
 
@@ -500,31 +502,31 @@ def validate(
     cells: dict[tuple[str, int], list[_Seen]] = defaultdict(list)
     for f in files:
         try:
-            rec = json.loads(f.read_text())
+            raw = json.loads(f.read_text())
         except (OSError, ValueError) as exc:
             problems.append(Problem(str(f), "", f"not valid JSON: {exc}"))
             continue
-        bad = schema_problems(rec)
+        bad = schema_problems(raw)
         problems += [Problem(str(f), fld, msg) for fld, msg in bad]
         if bad:
             continue  # the other checks need a well-formed record
+        rec = ResultRecord.from_dict(raw, str(f))
         ev_bad, frame = evidence_problems(rec, f)
         found = (
-            checker.identity(rec) + metric_problems(rec["metrics"]) + claim_problems(rec)
+            checker.identity(rec) + metric_problems(rec.metrics) + claim_problems(rec)
             + reference_problems(rec)
             + ev_bad + checker.task_problems(rec, frame) + artifact_problems(rec, f)
         )  # fmt: skip
         problems += [Problem(str(f), fld, msg) for fld, msg in found]
-        task, method, seed = rec["task"], rec["method"]["name"], rec["seed"]
         if root.is_dir():
-            want = Path(task["name"], method, f"seed{seed}.json")
+            want = rec.path_under(Path())
             if f.resolve().parts[-3:] != want.parts:
                 problems.append(Problem(str(f), "", f"misplaced: expected .../{want}"))
-        key = (task["identity"], method)
+        key, seed = (rec.task.identity, rec.method.name), rec.seed
         if seed in seeds[key]:
             problems.append(Problem(str(f), "seed", f"duplicate of {seeds[key][seed]}"))
         seeds[key][seed] = f
-        cells[(task["identity"], seed)].append(_Seen(f, rec, frame))
+        cells[(rec.task.identity, seed)].append(_Seen(f, rec, frame))
     problems += _seed_problems(seeds) + _shared_problems(cells)
     if root.is_dir():
         problems += ledger_problems(root)
@@ -551,13 +553,13 @@ def _shared_problems(cells: dict[tuple[str, int], list[_Seen]]) -> list[Problem]
     oracle columns. Each record is compared with the reference row's (else the first file's)."""
     out = []
     for (_task, _seed), seen in sorted(cells.items()):
-        base = next((s for s in seen if s.rec["method"]["name"] == REFERENCE_METHOD), seen[0])
+        base = next((s for s in seen if s.rec.method.name == REFERENCE_METHOD), seen[0])
         for s in seen:
             if s is base:
                 continue
             for fld in ("backbone.checkpoint_sha256", "oracle.checkpoint_sha256"):
                 part, _, key = fld.partition(".")
-                if s.rec[part][key] != base.rec[part][key]:
+                if getattr(getattr(s.rec, part), key) != getattr(getattr(base.rec, part), key):
                     msg = f"differs from {base.file}'s ({ONE_ORACLE})"
                     out.append(Problem(str(s.file), fld, msg))
             a, b = s.evidence, base.evidence
@@ -597,8 +599,8 @@ def _recomputed_problems(
             differ = [c for c in SHARED_COLUMNS if not _same(a[c], want[c])]
             if differ:
                 msg = f"columns {differ} differ from this machine's recomputation (seed {seed})"
-                if s.rec.get("harness_version") != __version__:
-                    msg += (f"; recorded by harness {s.rec.get('harness_version')}, recomputed "
+                if s.rec.harness_version != __version__:
+                    msg += (f"; recorded by harness {s.rec.harness_version}, recomputed "
                             f"by {__version__}")  # fmt: skip
                 out.append(Problem(str(s.file), "evidence", msg))
     return out

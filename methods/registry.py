@@ -31,8 +31,7 @@ def _load(ep: EntryPoint) -> type[UnlearningMethod]:
 
 
 def available_methods() -> dict[str, type[UnlearningMethod]]:
-    """The built-ins in the order tracer-bench declares them, then third-party methods; a
-    built-in name cannot be shadowed."""
+    """The built-ins, then third-party methods; a built-in name cannot be shadowed."""
     eps = list(entry_points(group=ENTRY_POINT_GROUP))
     builtin = [ep for ep in eps if _is_builtin(ep)]
     if not builtin:

@@ -21,8 +21,9 @@ import pytest
 import torch
 from conftest import MARK, survivors, toy_rows, toy_task_file, write_atomic
 
-from benchmark.app.runner import result_path, run_grid
+from benchmark.app.runner import run_grid
 from benchmark.metrics.registry import COST_METRICS
+from benchmark.results.record import result_path
 from leaderboard.validate import validate
 
 TESTS = Path(__file__).parent

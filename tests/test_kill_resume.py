@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 from conftest import MARK, survivors, toy_rows, toy_task_file, write_atomic
 
-from benchmark.app.runner import result_path
 from benchmark.metrics.evidence import evidence_path
+from benchmark.results.record import result_path
 
 TESTS = Path(__file__).parent
 METHODS = ["filter", "ga", "graddiff", "tracer"]

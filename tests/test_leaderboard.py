@@ -161,7 +161,7 @@ def test_load_results_one_row_per_file(results: Path) -> None:
 
 
 def test_protocol_1_results_are_refused(results: Path) -> None:
-    from benchmark.results.schema import OLD_VERSION_MESSAGE
+    from benchmark.results.record import OLD_VERSION_MESSAGE
 
     path = results / "toy" / "a" / "seed1.json"
     edit(path, lambda r: r.update(schema_version=1))

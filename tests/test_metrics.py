@@ -209,7 +209,7 @@ def test_every_metric_is_registered_once_with_a_direction():
 def test_metric_modules_do_not_import_torch():
     code = (
         "import sys, benchmark.metrics.registry, benchmark.metrics.evidence, "
-        "benchmark.results.schema, "
+        "benchmark.results.record, "
         "leaderboard.validate; print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -9,7 +9,8 @@ from conftest import toy_rows, toy_task_file, write_atomic
 from test_backbone import TINY
 from test_evaluation import SMALL
 
-from benchmark.app.runner import failure_path, result_path, run_grid
+from benchmark.app.runner import run_grid
+from benchmark.results.record import failure_path, result_path
 
 
 def test_grid_writes_skips_and_records_failures(tmp_path, monkeypatch):

@@ -1,4 +1,4 @@
-"""The one result schema module (`benchmark.results.schema`): a good record, a missing or mistyped
+"""The one result schema module (`benchmark.results.record`): a good record, a missing or mistyped
 field, and protocol 1.x records refused with a message that says why."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from benchmark.results.schema import (
+from benchmark.results.record import (
     BOOL,
     DICT,
     FIELDS,
@@ -45,7 +45,7 @@ def test_good_record():
 
 
 def test_real_record_is_well_formed(tiny_results):
-    from leaderboard.validate import result_files
+    from benchmark.results.record import result_files
 
     for f in result_files(tiny_results):
         assert schema_problems(json.loads(f.read_text())) == [], f

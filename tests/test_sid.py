@@ -247,34 +247,18 @@ def test_minilm_embeddings():
     assert np.array_equal(feats.text_embeddings(texts, FeatureConfig()), x)
 
 
-def test_ppmi_features_follow_co_occurrence_and_keep_old_hashes(ml100k_horror):
+def test_options_added_later_keep_old_hashes():
     from benchmark.recommender.backbone import BackboneConfig
-    from benchmark.recommender.features import ppmi_features, train_interactions
     from benchmark.recommender.train import TrainConfig
 
-    t = ml100k_horror
-    x = ppmi_features(t, 16, window=5)
-    assert x.shape == (t.n_items, 16) and np.allclose(np.linalg.norm(x, axis=1), 1)
-    # items co-watched within 5 positions are closer than random pairs of items
-    users, items = train_interactions(t)
-    same = users[1:] == users[:-1]
-    a, b = items[1:][same], items[:-1][same]
-    close = (x[a] * x[b]).sum(1).mean()
-    rng = np.random.default_rng(0)
-    ra, rb = rng.integers(t.n_items, size=(2, len(a)))
-    assert close > (x[ra] * x[rb]).sum(1).mean() + 0.1
-    # the oracle's version never sees a forget item
-    retain = ppmi_features(t, 16, window=5, retain_only=True)
-    assert not np.linalg.norm(retain[t.forget_mask], axis=1).any()
     # an option added later moves no existing hash while it keeps its legacy value...
-    assert "collab" not in BackboneConfig().to_dict()["features"]
+    assert "trim_padding" not in BackboneConfig().to_dict()["train"]
     assert BackboneConfig().config_hash()[:12] == "e4b236bba4f5"  # harness 0.4.0's backbone
     # ...and counts once set
-    assert FeatureConfig(collab="ppmi").config_hash() != FeatureConfig().config_hash()
-    # the same for the training windows' stride
-    assert "window_stride" not in BackboneConfig().to_dict()["train"]
-    strided = BackboneConfig(train=TrainConfig(window_stride=10))
-    assert strided.to_dict()["train"]["window_stride"] == 10
-    assert strided.config_hash() != BackboneConfig().config_hash()
-    with pytest.raises(BenchError, match="collab 'pmi' is unknown"):
-        FeatureConfig(collab="pmi")
+    trimmed = BackboneConfig(train=TrainConfig(trim_padding=True))
+    assert trimmed.to_dict()["train"]["trim_padding"] is True
+    assert trimmed.config_hash() != BackboneConfig().config_hash()
+    # a withdrawn option (reports/patches/) is refused, not ignored
+    with pytest.raises(TypeError):
+        FeatureConfig(collab="ppmi")
+

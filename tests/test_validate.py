@@ -5,6 +5,7 @@ harness's own modules (schema, evidence, metrics): nothing here re-implements a 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import math
@@ -22,7 +23,8 @@ from benchmark.app.hubcli import add_parsers
 from benchmark.app.verify import reference_frame
 from benchmark.metrics.evidence import Evidence, evidence_path
 from benchmark.metrics.registry import METRICS, compute_all, evidence_metric_names, metric_stats
-from leaderboard.validate import metric_range, reference_problems, result_files, validate
+from benchmark.results.record import ResultRecord, result_files
+from leaderboard.validate import metric_range, reference_problems, validate
 from tasks.errors import BenchError
 
 TASK = "toy-scary"
@@ -288,11 +290,13 @@ def test_reference_flag(tiny_results, tmp_path):
         for f in ("reference", "evidence.rank", "evidence.forget_bits", "evidence.latent_rank",
                   "evidence.relearn_rank")
     }  # fmt: skip
-    retrain = {"method": {"name": "retrain"}, "reference": False}
+    rec = ResultRecord.read(tiny_results / TASK / "retrain" / "seed0.json")
+    retrain = dataclasses.replace(rec, reference=False)
     [(field, message)] = reference_problems(retrain)
     assert field == "reference" and "must be true" in message
-    assert reference_problems({**retrain, "reference": True}) == []
-    assert reference_problems({"method": {"name": "ga"}, "reference": False}) == []
+    assert reference_problems(rec) == []
+    ga = dataclasses.replace(rec, method=dataclasses.replace(rec.method, name="ga"))
+    assert reference_problems(dataclasses.replace(ga, reference=False)) == []
 
 
 # --- the evidence --------------------------------------------------------------------------------

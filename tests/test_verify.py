@@ -19,10 +19,11 @@ from test_cli_errors import assert_one_line_error, run_cli
 from test_evaluation import SMALL
 
 from benchmark.app.cli import main
-from benchmark.app.runner import result_path, run_grid
+from benchmark.app.runner import run_grid
 from benchmark.metrics.evidence import evidence_path
 from benchmark.results.artifacts import artifacts_dir
 from benchmark.results.ledger import LEDGER_NAME, read_ledger
+from benchmark.results.record import result_path
 from leaderboard.publish import build_folder
 
 

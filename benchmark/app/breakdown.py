@@ -8,22 +8,15 @@ and the evaluation's parts (decode, latent scoring, relearning, geometry, bootst
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from pathlib import Path
 
+from benchmark.results.record import ResultRecord, result_files
 from tasks.errors import BenchError
 
 
-def _records(root: Path) -> list[dict]:
-    from leaderboard.validate import result_files
-
-    out = []
-    for f in result_files(root) if root.is_dir() else [root]:
-        try:
-            out.append(json.loads(f.read_text(encoding="utf-8")))
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            raise BenchError(f"{f}: not a readable result JSON ({exc})") from None
+def _records(root: Path) -> list[ResultRecord]:
+    out = [ResultRecord.read(f) for f in (result_files(root) if root.is_dir() else [root])]
     if not out:
         raise BenchError(f"{root}: no result files (<task>/<method>/seed<N>.json)")
     return out
@@ -36,13 +29,13 @@ def breakdown(root: str | Path) -> list[tuple[str, float]]:
     groups: dict[tuple[str, int], dict] = {}
     references: dict[tuple[str, int], set[float]] = defaultdict(set)
     for rec in _records(Path(root)):
-        cost = rec.get("cost") or {}
-        key = (rec["task"]["identity"], rec["seed"])
+        cost = rec.cost
+        key = (rec.task.identity, rec.seed)
         groups.setdefault(key, cost)
         # each part of a split group records its own reference work (computing one model's
         # evidence, reading the other's from the cache): one timing per part
         references[key].add(float(cost.get("reference_seconds", float("nan"))))
-        method = rec["method"]["name"]
+        method = rec.method.name
         if method != "retrain":  # the oracle's "unlearning" is its training, counted once below
             steps[f"unlearning: {method}"] += float(cost.get("unlearn_seconds", 0.0))
         for part, secs in (cost.get("evaluation_parts") or {}).items():

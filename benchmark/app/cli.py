@@ -383,7 +383,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
     from benchmark.app.verify import verify_result
     from benchmark.recommender.backbone import set_threads
-    from leaderboard.validate import result_files
+    from benchmark.results.record import result_files
 
     set_threads(args.threads)
     root = Path(args.submission)

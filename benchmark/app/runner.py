@@ -23,18 +23,11 @@ from benchmark.app.cell import CellContext, run_cell
 from benchmark.app.executors import Event, Executor, InProcess, ProcessPool
 from benchmark.evaluation.probes import EvalConfig
 from benchmark.recommender.backbone import BackboneConfig, task_backbone
+from benchmark.results.record import failure_path, result_path
 from benchmark.results.unlearned_model import artifact_files
-from benchmark.results.write import CellFiles, result_files, write_json_atomic
+from benchmark.results.write import CellFiles, cell_files, write_json_atomic
 from methods.registry import get_method
 from tasks import get_task, prepare_task
-
-
-def result_path(out: Path, task: str, method: str, seed: int) -> Path:
-    return out / task / method / f"seed{seed}.json"
-
-
-def failure_path(out: Path, task: str, method: str, seed: int) -> Path:
-    return out / task / method / f"seed{seed}.failed.json"
 
 
 def remove_stale_temporaries(out: Path) -> int:
@@ -143,7 +136,7 @@ class GroupWork:
             unl = cell["unlearned"]
             artifacts = artifact_files(unl.model, unl.sids, unl.banned)
         cost = {"cell_seconds": time.perf_counter() - start}
-        return result_files(path, ctx, cell, cost, artifacts)
+        return cell_files(path, ctx, cell, cost, artifacts)
 
 
 def plan_groups(

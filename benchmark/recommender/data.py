@@ -12,25 +12,19 @@ def training_windows(
     task: PreparedTask,
     target_ok: np.ndarray | None = None,
     max_len: int | None = None,
-    stride: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each user's training part cut, from its end, into windows of max_len + 1 items; every
     training target counts in the loss once per epoch, in the earliest window that holds it
     (where the most history precedes it).
 
-    stride 0 (the same as max_len): windows overlap by one item, so a target is predicted from
-    the items before it in its window only (1 to max_len of them). stride s > 0: consecutive
-    windows end s items apart, so every target outside a user's first window is predicted from
-    at least max_len - s + 1 items (a test target: up to max_len); the encoder runs over more
-    windows.
+    Windows overlap by one item, so a target is predicted from the items before it in its
+    window only (1 to max_len of them).
 
     target_ok (bool per absolute position), optional: which targets count in the loss (the
     retrain oracle trains on D_r only). Returns (inputs, targets, loss_mask), each (W, max_len),
     item ids right-padded with -1.
     """
     max_len = max_len or task.spec.preprocess.max_history
-    if not 0 <= stride <= max_len:
-        raise ValueError(f"window stride must be in [0, {max_len}], got {stride}")
     inputs, targets, masks = [], [], []
     for u in range(task.n_users):
         start, stop = int(task.seq_offsets[u]), int(task.valid_pos[u])  # the training part
@@ -39,7 +33,7 @@ def training_windows(
             lo = max(start, end - max_len - 1)
             window = task.seq_items[lo:end]
             ok = np.ones(len(window) - 1, bool) if target_ok is None else target_ok[lo + 1 : end]
-            nxt = end - (stride or max_len)  # where the next (earlier) window ends
+            nxt = end - max_len  # where the next (earlier) window ends
             first = lo == start  # the user's first window: it counts all its targets
             if not first:  # targets the next window holds count there, with more history
                 ok = ok & (np.arange(lo + 1, end) >= nxt)

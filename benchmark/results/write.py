@@ -12,7 +12,15 @@ from pathlib import Path
 import torch
 
 from benchmark import __version__
-from benchmark.results.schema import SCHEMA_VERSION
+from benchmark.results.record import (
+    SCHEMA_VERSION,
+    BackboneRef,
+    EvidenceRef,
+    MethodRef,
+    OracleRef,
+    ResultRecord,
+    TaskRef,
+)
 from benchmark.util.atomic import write_bytes_atomic
 from benchmark.util.hashing import bytes_digest, file_digest
 
@@ -46,44 +54,40 @@ def environment() -> dict:
     }
 
 
-def result_record(ctx, cell: dict, evidence: dict) -> dict:
+def result_record(ctx, cell: dict, evidence: EvidenceRef) -> ResultRecord:
     task, method = ctx.task, cell["method"]
     base, oracle = ctx.base(), ctx.oracle()
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "harness_version": __version__,
-        "task": {
-            "name": task.spec.name,
-            "version": task.spec.version,
-            "identity": task.spec.identity,
-            "data_hash": task.content_hash,
-            "protocol": task.spec.split.protocol,
-        },
-        "method": {
-            "name": method.name,
-            "version": method.version,
-            "config": method.config_dict(),
-            "config_hash": method.config_hash(),
-        },
-        "backbone": {
-            "config": ctx.backbone_cfg.to_dict(),
-            "config_hash": ctx.backbone_cfg.config_hash(),
-            "checkpoint_sha256": base.checkpoint_hash,
-        },
-        "oracle": {
-            "version": ctx.oracle_version(),
-            "checkpoint_sha256": oracle.log["checkpoint_sha256"],
-        },
-        "seed": ctx.seed,
-        # the retrain row is the reference its own cell is scored against: never ranked by it
-        "reference": method.name == "retrain",
-        "metrics": cell["metrics"],
-        "evidence": evidence,
-        "evaluation": dataclasses.asdict(ctx.eval_cfg),  # what `verify` re-evaluates with
-        "cost": cell["cost"],
-        "environment": environment(),
-        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
+    return ResultRecord(
+        schema_version=SCHEMA_VERSION,
+        harness_version=__version__,
+        task=TaskRef(
+            name=task.spec.name,
+            version=task.spec.version,
+            identity=task.spec.identity,
+            data_hash=task.content_hash,
+            protocol=task.spec.split.protocol,
+        ),
+        method=MethodRef(
+            name=method.name,
+            version=method.version,
+            config=method.config_dict(),
+            config_hash=method.config_hash(),
+        ),
+        backbone=BackboneRef(
+            config=ctx.backbone_cfg.to_dict(),
+            config_hash=ctx.backbone_cfg.config_hash(),
+            checkpoint_sha256=base.checkpoint_hash,
+        ),
+        oracle=OracleRef(ctx.oracle_version(), oracle.log["checkpoint_sha256"]),
+        seed=ctx.seed,
+        reference=method.name == "retrain",
+        metrics=cell["metrics"],
+        cost=cell["cost"],
+        evidence=evidence,
+        environment=environment(),
+        timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        evaluation=dataclasses.asdict(ctx.eval_cfg),
+    )
 
 
 def json_bytes(data: dict) -> bytes:
@@ -114,7 +118,7 @@ class CellFiles:
         write_bytes_atomic(path, self.result)
 
 
-def result_files(
+def cell_files(
     path: Path, ctx, cell: dict, extra_cost: dict | None = None,
     artifacts: dict[str, bytes] | None = None,
 ) -> CellFiles:  # fmt: skip
@@ -124,33 +128,30 @@ def result_files(
     from benchmark.results.artifacts import artifacts_dir
 
     ev = evidence_bytes(cell["evidence"])
-    evidence = {
-        "file": evidence_path(path).name,
-        "sha256": bytes_digest(ev),
-        "rows": len(cell["evidence"]),
-    }
+    evidence = EvidenceRef(evidence_path(path).name, bytes_digest(ev), len(cell["evidence"]))
     record = result_record(ctx, cell, evidence)
-    record["cost"].update(extra_cost or {})
+    record.cost.update(extra_cost or {})
     if artifacts is not None:
-        record["artifacts"] = {
+        record = dataclasses.replace(record, artifacts={
             "folder": artifacts_dir(path).name,
             "manifest_sha256": bytes_digest(artifacts["manifest.json"]),
-        }
-    return CellFiles(json_bytes(record), ev, artifacts)
+        })  # fmt: skip
+    return CellFiles(record.to_json(), ev, artifacts)
 
 
 def save_result(path: Path, ctx, cell: dict, extra_cost: dict | None = None) -> None:
     """The evidence parquet first, then the result JSON (which records the evidence's hash): a
     JSON on disk always has its evidence, and a run killed in between simply redoes the cell."""
-    result_files(path, ctx, cell, extra_cost).write(path)
+    cell_files(path, ctx, cell, extra_cost).write(path)
 
 
-def save_verified(root: Path, path: Path, record: dict, frame, artifacts: Path) -> dict:
+def save_verified(
+    root: Path, path: Path, record: ResultRecord, frame, artifacts: Path
+) -> ResultRecord:
     """A verified copy of a submitted result under the board's folder `root`: its evidence
     re-computed here, its artifacts beside it, and an entry in `root`'s verification ledger
-    (`benchmark.results.ledger`). A `verification` block the submission carried is dropped: only the
-    ledger says what was verified."""
-    import copy
+    (`benchmark.results.ledger`). A `verification` block the submission carried is dropped: only
+    the ledger says what was verified."""
     import shutil
 
     from benchmark.metrics.evidence import evidence_path, write_evidence_atomic
@@ -160,18 +161,14 @@ def save_verified(root: Path, path: Path, record: dict, frame, artifacts: Path) 
 
     ev_path = evidence_path(path)
     write_evidence_atomic(ev_path, frame)
-    out = copy.deepcopy(record)
-    out.pop("verification", None)
-    out["evidence"] = {
-        "file": ev_path.name,
-        "sha256": file_digest(ev_path),
-        "rows": len(frame),
-    }
+    extra = {k: v for k, v in record.extra.items() if k != "verification"}
+    evidence = EvidenceRef(ev_path.name, file_digest(ev_path), len(frame))
+    out = dataclasses.replace(record, evidence=evidence, extra=extra)
     target = artifacts_dir(path)  # the verified model travels with its verified result
     if target.resolve() != artifacts.resolve():
         with folder_atomic(target) as tmp:
             shutil.copytree(artifacts, tmp, dirs_exist_ok=True)
     manifest = file_digest(target / "manifest.json")
-    write_json_atomic(path, out)
+    write_bytes_atomic(path, out.to_json())
     record_verified(root, path, manifest, __version__)
     return out

@@ -1,0 +1,256 @@
+"""The result record (DESIGN §6): one typed class that writes, reads and checks result files and
+refuses old versions (as MTEB's `TaskResult`), and the one place that says where results live.
+
+A results folder holds `<task>/<method>/seed<N>.json`, with `seed<N>.evidence.parquet` (and, when
+saved, `seed<N>.artifacts/`) beside it; `seed<N>.failed.json` is a failed cell. No torch, no numpy.
+
+Version 2 (protocol 2.0): oracle-anchored metrics over many test targets per user, the oracle's
+checkpoint, and the evidence file's hash. Version 1 files (protocol 1.x: leave-one-out, forgetting
+scored against zero) are refused with a clear message: their metrics mean something else and
+cannot be migrated without re-running (their evidence lacks the oracle's ranks).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tasks.errors import BenchError
+
+SCHEMA_VERSION = 2
+NUM, INT, STR, DICT, BOOL = "number", "integer", "string", "object", "boolean"
+STAT_FIELDS = {"value": NUM, "ci_low": NUM, "ci_high": NUM, "n": INT}
+OLD_VERSION_MESSAGE = (
+    "schema version {v} is a protocol 1.x result (leave-one-out, forgetting scored against "
+    "zero); protocol 2.0 metrics cannot be derived from it: re-run the cell with this harness "
+    "(tracer-bench run), or read it with tracer-bench 0.1"
+)
+
+
+class ResultsError(BenchError):
+    """A results folder that is missing or empty, or a result file that cannot be read."""
+
+
+# --- where results live ---
+RESULT_NAME = re.compile(r"seed(\d+)\.json")
+FAILED_NAME = re.compile(r"seed(\d+)\.failed\.json")
+
+
+def result_path(root: Path, task: str, method: str, seed: int) -> Path:
+    return Path(root) / task / method / f"seed{seed}.json"
+
+
+def failure_path(root: Path, task: str, method: str, seed: int) -> Path:
+    return Path(root) / task / method / f"seed{seed}.failed.json"
+
+
+def result_files(root: Path) -> list[Path]:
+    """The result JSONs under a results folder (`<task>/<method>/seed<N>.json`), sorted."""
+    return sorted(
+        p for p in Path(root).rglob("seed*.json") if RESULT_NAME.fullmatch(p.name) and p.is_file()
+    )
+
+
+def failure_files(root: Path) -> list[Path]:
+    """The failed cells' files (`<task>/<method>/seed<N>.failed.json`), sorted."""
+    return sorted(
+        p for p in Path(root).rglob("seed*.json") if FAILED_NAME.fullmatch(p.name) and p.is_file()
+    )
+
+
+# --- the record ---
+def _required(**kinds: str) -> dict:
+    """Field metadata: the keys a free-form object must hold, with their JSON kinds."""
+    return {"required": kinds}
+
+
+@dataclass(frozen=True)
+class TaskRef:
+    name: str
+    version: str
+    identity: str
+    data_hash: str
+    protocol: str
+
+
+@dataclass(frozen=True)
+class MethodRef:
+    name: str
+    version: str
+    config: dict
+    config_hash: str
+
+
+@dataclass(frozen=True)
+class BackboneRef:
+    config: dict
+    config_hash: str
+    checkpoint_sha256: str
+
+
+@dataclass(frozen=True)
+class OracleRef:
+    version: str
+    checkpoint_sha256: str
+
+
+@dataclass(frozen=True)
+class EvidenceRef:
+    file: str
+    sha256: str
+    rows: int
+
+
+@dataclass(frozen=True)
+class ResultRecord:
+    """One (task, method, seed) result. `extra` keeps the fields this version does not type
+    (a submission's own additions), so a record read and written again is the same JSON."""
+
+    schema_version: int
+    harness_version: str
+    task: TaskRef
+    method: MethodRef
+    backbone: BackboneRef
+    oracle: OracleRef
+    seed: int
+    reference: bool  # the retrain row: the reference its own cell is scored against, never ranked
+    metrics: dict  # name -> {"value", "ci_low", "ci_high", "n"}
+    cost: dict = field(metadata=_required(unlearn_seconds=NUM, peak_memory_mib=NUM))
+    evidence: EvidenceRef
+    environment: dict = field(
+        metadata=_required(python=STR, torch=STR, platform=STR, git_revision=STR, threads=INT)
+    )
+    timestamp: str
+    evaluation: dict | None = None  # the evaluation config (what `verify` re-evaluates with)
+    artifacts: dict | None = None  # {"folder", "manifest_sha256"} when artifacts were saved
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        out = {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        for name in ("evaluation", "artifacts"):
+            if out[name] is None:
+                del out[name]
+        return {**out.pop("extra"), **out}
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True, allow_nan=True).encode()
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "<record>") -> ResultRecord:
+        """The record of a parsed result file; a ResultsError naming `where` and the first problem
+        (an old schema version, a missing or mistyped field) otherwise."""
+        problems = schema_problems(data)
+        if problems:
+            name, message = problems[0]
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            at = f"field '{name}': " if name and name != "schema_version" else ""
+            raise ResultsError(f"{where}: {at}{message}{more}")
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        hints = typing.get_type_hints(cls)
+        values = {}
+        for f in dataclasses.fields(cls):
+            if f.name in known and f.name in data:
+                tp = hints[f.name]
+                value = data[f.name]
+                values[f.name] = _typed(tp, value)
+        values["extra"] = {k: v for k, v in data.items() if k not in known}
+        return cls(**values)
+
+    @classmethod
+    def read(cls, path: str | Path) -> ResultRecord:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ResultsError(f"{path}: cannot read result file ({exc})") from None
+        except json.JSONDecodeError as exc:
+            raise ResultsError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        return cls.from_dict(data, str(path))
+
+    def metric(self, name: str) -> Any:
+        """A metric's value (None when the record does not hold it)."""
+        entry = self.metrics.get(name)
+        return entry.get("value") if isinstance(entry, dict) else None
+
+    def path_under(self, root: Path) -> Path:
+        return result_path(root, self.task.name, self.method.name, self.seed)
+
+
+def _typed(tp: Any, value: Any) -> Any:
+    """A nested reference from its JSON object (keys this version does not know are dropped)."""
+    if not dataclasses.is_dataclass(tp):
+        return value
+    return tp(**{f.name: value[f.name] for f in dataclasses.fields(tp)})
+
+
+def _plain(value: Any) -> Any:
+    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+
+
+# --- the checks, derived from the record's own fields ---
+_KINDS = {str: STR, int: INT, float: NUM, bool: BOOL, dict: DICT}
+
+
+def _schema_fields(cls: type, prefix: str = "") -> dict[str, str]:
+    out = {}
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        if f.name == "extra" or typing.get_origin(tp) in (typing.Union, _UnionType):
+            continue  # optional fields
+        name = prefix + f.name
+        if dataclasses.is_dataclass(tp):
+            out[name] = DICT
+            out.update(_schema_fields(tp, name + "."))
+        else:
+            out[name] = _KINDS[typing.get_origin(tp) or tp]
+            for key, kind in f.metadata.get("required", {}).items():
+                out[f"{name}.{key}"] = kind
+    return out
+
+
+_UnionType = type(int | None)
+FIELDS: dict[str, str] = _schema_fields(ResultRecord)  # dotted name -> JSON kind, all required
+
+
+def is_kind(value: Any, kind: str) -> bool:
+    if kind == INT:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == NUM:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, {STR: str, DICT: dict, BOOL: bool}[kind])
+
+
+def get_field(record: dict, dotted: str) -> Any:
+    for part in dotted.split("."):
+        record = record[part]
+    return record
+
+
+def schema_problems(rec: Any) -> list[tuple[str, str]]:
+    """(field, message) for a record that is not a well-formed schema-2 result: an old schema
+    version (refused), missing or mistyped fields."""
+    if not isinstance(rec, dict):
+        return [("", "not a JSON object")]
+    version = rec.get("schema_version")
+    if is_kind(version, INT) and version < SCHEMA_VERSION:
+        return [("schema_version", OLD_VERSION_MESSAGE.format(v=version))]
+    if is_kind(version, INT) and version != SCHEMA_VERSION:
+        return [("schema_version", f"unknown schema version {version} (this harness reads "
+                 f"{SCHEMA_VERSION})")]  # fmt: skip
+    out = []
+    for name, kind in FIELDS.items():
+        try:
+            value = get_field(rec, name)
+        except (KeyError, TypeError):
+            parent = name.rpartition(".")[0]
+            if not parent or is_kind(rec.get(parent), DICT):
+                out.append((name, "required field missing"))
+            continue
+        if not is_kind(value, kind):
+            out.append((name, f"must be a JSON {kind}, got {type(value).__name__}"))
+    return out
