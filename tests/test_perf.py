@@ -92,6 +92,28 @@ def test_breakdown_sums_a_runs_recorded_costs(tiny_results, capsys):
     assert "unlearning: tracer" in out and "100.0%" in out and "GFLOP/s" in out
 
 
+def test_breakdown_counts_a_shared_base_model_once(tiny_results, tmp_path):
+    """Two concepts of one dataset share the base model: its training counts once, each
+    concept's oracle training counts for itself."""
+    import json
+    import shutil
+
+    from benchmark.app.breakdown import breakdown
+
+    one = dict(breakdown(tiny_results))
+    shutil.copytree(tiny_results, tmp_path / "r")
+    (task,) = [p for p in tiny_results.iterdir() if p.is_dir()]
+    other = tmp_path / "r" / f"{task.name}-other"
+    shutil.copytree(task, other)
+    for f in other.rglob("seed*.json"):
+        rec = json.loads(f.read_text())
+        rec["task"]["identity"] = "other@1.0"
+        f.write_text(json.dumps(rec))
+    two = dict(breakdown(tmp_path / "r"))
+    assert two["base model training"] == pytest.approx(one["base model training"])
+    assert two["oracle training"] == pytest.approx(2 * one["oracle training"])
+
+
 def test_breakdown_of_no_results_is_an_error(tmp_path):
     from benchmark.app.breakdown import breakdown
     from tasks.errors import BenchError

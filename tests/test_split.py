@@ -117,23 +117,3 @@ def test_selection_view_splits_the_part_before_the_test_targets_again(tmp_path):
     assert not real_test & {(int(u), int(x)) for u, x in zip(users, s.seq_times, strict=True)}
 
 
-@pytest.mark.parametrize("stride", [1, 3, 8])
-def test_strided_windows_count_each_target_once_with_more_history(tmp_path, stride):
-    t = _task(tmp_path, [40, 23, 9])
-    H = 8  # max_len: windows of H + 1 items
-    _, tgt0, msk0 = training_windows(t, max_len=H)
-    inp, tgt, msk = training_windows(t, max_len=H, stride=stride)
-    # the same targets as without a stride, each counted once
-    assert msk.sum() == msk0.sum() == len(t.train_pos)
-    assert sorted(tgt[msk].tolist()) == sorted(tgt0[msk0].tolist())
-    # a counted target in column j is predicted from j + 1 items; fewer than H - stride + 1 only
-    # in a user's first window (its inputs start with the user's first item), which counts all
-    # its targets, as stride 0 does everywhere
-    firsts = {int(t.seq_items[o]) for o in t.seq_offsets[:-1]}
-    short_rows, _ = np.nonzero(msk & (np.arange(H) + 1 < H - stride + 1))
-    assert {int(inp[w, 0]) for w in short_rows} <= firsts
-    # exactly the first H - stride targets of each user's training part (p = 1, 2, ...)
-    n_train = t.valid_pos - t.seq_offsets[:-1]
-    assert len(short_rows) == sum(min(n - 1, H - stride) for n in n_train.tolist())
-    with pytest.raises(ValueError, match="window stride"):
-        training_windows(t, max_len=H, stride=H + 1)

@@ -290,13 +290,12 @@ def test_reference_flag(tiny_results, tmp_path):
         for f in ("reference", "evidence.rank", "evidence.forget_bits", "evidence.latent_rank",
                   "evidence.relearn_rank")
     }  # fmt: skip
-    rec = ResultRecord.read(tiny_results / TASK / "retrain" / "seed0.json")
-    retrain = dataclasses.replace(rec, reference=False)
+    ga = ResultRecord.read(tiny_results / TASK / "ga" / "seed0.json")
+    assert reference_problems(ga) == []
+    retrain = dataclasses.replace(ga, method=dataclasses.replace(ga.method, name="retrain"))
     [(field, message)] = reference_problems(retrain)
     assert field == "reference" and "must be true" in message
-    assert reference_problems(rec) == []
-    ga = dataclasses.replace(rec, method=dataclasses.replace(rec.method, name="ga"))
-    assert reference_problems(dataclasses.replace(ga, reference=False)) == []
+    assert reference_problems(dataclasses.replace(retrain, reference=True)) == []
 
 
 # --- the evidence --------------------------------------------------------------------------------

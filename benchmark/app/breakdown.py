@@ -8,6 +8,7 @@ and the evaluation's parts (decode, latent scoring, relearning, geometry, bootst
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from pathlib import Path
 
@@ -24,14 +25,17 @@ def _records(root: Path) -> list[ResultRecord]:
 
 def breakdown(root: str | Path) -> list[tuple[str, float]]:
     """[(step, seconds)] summed over the run's groups and cells, in pipeline order: process
-    seconds (work), not wall time — steps of different processes ran side by side."""
+    seconds (work), not wall time — steps of different processes ran side by side. A base model
+    that several tasks share (the concepts of one dataset) counts once, as it was trained once."""
     steps: dict[str, float] = defaultdict(float)
     groups: dict[tuple[str, int], dict] = {}
+    base: dict[str, float] = {}  # checkpoint sha256 -> its training seconds
     references: dict[tuple[str, int], set[float]] = defaultdict(set)
     for rec in _records(Path(root)):
         cost = rec.cost
         key = (rec.task.identity, rec.seed)
         groups.setdefault(key, cost)
+        base.setdefault(rec.backbone.checkpoint_sha256, float(cost.get("base_seconds", math.nan)))
         # each part of a split group records its own reference work (computing one model's
         # evidence, reading the other's from the cache): one timing per part
         references[key].add(float(cost.get("reference_seconds", float("nan"))))
@@ -42,8 +46,8 @@ def breakdown(root: str | Path) -> list[tuple[str, float]]:
             if part != "reused_oracle_evidence":
                 steps[f"evaluation: {part}"] += float(secs)
     shared = defaultdict(float)
+    shared["base model training"] = sum(base.values())
     for key, cost in groups.items():
-        shared["base model training"] += float(cost.get("base_seconds", float("nan")))
         shared["oracle training"] += float(cost.get("retrain_seconds", float("nan")))
         shared["reference evidence"] += sum(references[key])
     ordered = list(shared.items())

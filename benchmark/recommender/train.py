@@ -33,7 +33,7 @@ ADDED_OPTIONS = (("trim_padding", False), ("length_buckets", 0))
 
 @dataclass(frozen=True)
 class TrainConfig:
-    # one decoder layer trained longer matches two for less time (reports/backbone-tuning-cpu.md, 3d)
+    # one decoder layer trained longer matches two, for less time (backbone-tuning-cpu.md, 3d)
     max_epochs: int = 18
     batch_size: int = 32  # small datasets: more steps rather than more epochs
     lr: float = 1e-3  # peak; linear warm-up over the first epoch, cosine decay to 0 at max_epochs
