@@ -193,6 +193,7 @@ def _plain(value: Any) -> Any:
 
 # --- the checks, derived from the record's own fields ---
 _KINDS = {str: STR, int: INT, float: NUM, bool: BOOL, dict: DICT}
+_UnionType = type(int | None)  # `X | None`: an optional field
 
 
 def _schema_fields(cls: type, prefix: str = "") -> dict[str, str]:
@@ -213,7 +214,6 @@ def _schema_fields(cls: type, prefix: str = "") -> dict[str, str]:
     return out
 
 
-_UnionType = type(int | None)
 FIELDS: dict[str, str] = _schema_fields(ResultRecord)  # dotted name -> JSON kind, all required
 
 
