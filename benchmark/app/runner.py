@@ -4,9 +4,8 @@ on. Cells of one (task, seed) share the base model, the retrain oracle and the o
 reference lists, so a (task, seed) group is the unit of work. An executor
 (`benchmark.app.executors`: this process, `jobs` local processes, or Dask workers) runs the
 groups; a group hands each finished cell back as bytes and this process writes it, the same way
-for every executor. A run killed at
-any moment and started again finishes the grid: every write is a rename of a finished temporary
-file, and leftover temporary files are removed on start."""
+for every executor. A run killed at any moment and started again finishes the grid: every write
+is a rename of a finished temporary file, and leftover temporary files are removed on start."""
 
 from __future__ import annotations
 
