@@ -34,7 +34,7 @@ from tasks.errors import BenchError
 
 DEFAULT_METRICS = (
     "erasure_score", "forgetting_part", "utility_part", "served_forgetting", "oracle_match",
-    "retained_ndcg_ratio@10", "ce_excess@10", "relearn_excess@10",
+    "retained_ndcg_banned_ratio@10", "ce_excess@10", "relearn_excess@10",
 )  # fmt: skip
 KEYS = ["task_identity", "method"]
 Interval = tuple[float, float, float]  # value, ci_low, ci_high

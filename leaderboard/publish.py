@@ -76,7 +76,7 @@ def leaderboard_frame(results: pd.DataFrame) -> pd.DataFrame:
 
 
 SHOWN = ("erasure_score", "forgetting_part", "utility_part", "served_forgetting", "oracle_match",
-         "retained_ndcg_ratio@10", "ce_excess@10", "relearn_excess@10")  # fmt: skip
+         "retained_ndcg_banned_ratio@10", "ce_excess@10", "relearn_excess@10")  # fmt: skip
 
 
 def _cell(mean: float, std: float) -> str:
@@ -121,9 +121,10 @@ generative semantic-ID recommenders: {n_results} result files, validated before 
 
 ## Leaderboard
 
-Protocol 2.0: mean ± standard deviation over seeds. The erasure score is the harmonic mean of the
+Protocol 2.1: mean ± standard deviation over seeds. The erasure score is the harmonic mean of the
 forgetting part min(served forgetting, oracle match) — both measured against the retrain oracle —
-and the utility part min(1, retained NDCG@10 ratio to the original model). A method's rank is 1 +
+and the utility part min(1, retained NDCG@10 ratio to the original model served with the concept
+banned at decode, so that top-10 slots the concept frees are nobody's bonus). A method's rank is 1 +
 the number of methods whose erasure score is significantly better (paired bootstrap over seeds
 and evaluation examples, 95 %); methods that cannot be told apart share a rank. The retrain row,
 scored against another seed's oracle, is the noise ceiling.

@@ -1,8 +1,9 @@
 """Load a results folder and aggregate it into a leaderboard table (DESIGN §5, §6).
 
-A results folder holds `<task>/<method>/seed<N>.json` (schema version 2, `benchmark.results.record`)
+A results folder holds `<task>/<method>/seed<N>.json` (schema version 3, `benchmark.results.record`)
 with `seed<N>.evidence.parquet` beside each; `seed<N>.failed.json` files are failed runs (skipped,
-counted) and anything else is ignored. Protocol 1.x files (schema version 1) are refused.
+counted) and anything else is ignored. Protocol 1.x and 2.0 files (schema versions 1, 2) are
+refused.
 
 Ranks (DESIGN §5): within a task group (identity, data hash, backbone) a row's rank is 1 + the
 number of rows whose erasure score is significantly better: the 95 % interval of the paired
@@ -49,13 +50,15 @@ ID_COLUMNS = [*ROW_KEYS, "task_name", "seed", "harness_version", "reference", "v
 # the columns of the leaderboard, headline first; "@10" metrics fall back to the largest K
 COMPACT_METRICS = [  # what `run` prints, and `leaderboard --compact`
     "erasure_score", "forgetting_part", "utility_part", "served_forgetting", "oracle_match",
-    "retained_ndcg_ratio@10", "collateral_ndcg_ratio@10", "ce_excess@10",
+    "retained_ndcg_banned_ratio@10", "retained_ndcg_ratio@10", "collateral_ndcg_ratio@10",
+    "ce_excess@10",
     "latent_forget_mean_rank", "oracle_latent_forget_mean_rank", "relearn_excess@10",
     "unlearn_seconds", "speedup_over_retrain",
 ]  # fmt: skip
 LEADERBOARD_METRICS = [
     "erasure_score", "forgetting_part", "utility_part", "served_forgetting", "oracle_match",
-    "latent_ks", "retained_ndcg_ratio@10", "retained_ndcg_oracle_ratio@10", "retained_recall@10",
+    "latent_ks", "retained_ndcg_banned_ratio@10", "retained_ndcg_ratio@10",
+    "retained_ndcg_oracle_ratio@10", "retained_recall@10",
     "retained_ndcg@10", "collateral_ndcg_ratio@10", "forget_set_recall@10",
     "forget_test_recall@10", "ce@10", "ce_excess@10", "latent_forget_recall@10",
     "latent_forget_mean_rank", "oracle_latent_forget_mean_rank", "relearn_forget_recall@10",
@@ -83,8 +86,8 @@ def _number(value: object, path: Path, field: str) -> float:
 def read_result(path: Path, verified: bool = False) -> dict:
     """One result file as a flat row: identity columns (with `reference`, `verified` as the
     caller found it in the board's ledger, and the path of its evidence file, "" when absent) plus
-    one column per metric value. A file that is not a well-formed schema-2 record (a protocol 1.x
-    file included) is a ResultsError naming it."""
+    one column per metric value. A file that is not a well-formed schema-3 record (a protocol
+    1.x or 2.0 file included) is a ResultsError naming it."""
     rec = ResultRecord.read(path)
     evidence = Path(path).parent / Path(rec.evidence.file).name
     row: dict = {

@@ -1,9 +1,10 @@
 """Validate a submission — a results folder or one result JSON — without executing anything from
-it (DESIGN §6). Protocol 2.0, on top of the harness's own modules (no torch, no metric formula of
+it (DESIGN §6). Protocol 2.1, on top of the harness's own modules (no torch, no metric formula of
 its own):
 
-- the record against the one schema module (`benchmark.results.record`): protocol 1.x files are
-refused; - task identity and data hash (the task prepared here), method and backbone config hashes;
+- the record against the one schema module (`benchmark.results.record`): protocol 1.x and 2.0
+  files are refused;
+- task identity and data hash (the task prepared here), method and backbone config hashes;
 - metric names known to the registry (`benchmark.metrics.registry.METRICS`), values in range and
   inside their own interval;
 - the evidence file: named by the record, beside it, its sha256 and row count as recorded, its
@@ -93,7 +94,7 @@ UNBOUNDED = {"code_purity_ratio"}
 # model and one oracle per (task, seed), so every method's file of that seed holds the same ones
 SHARED_COLUMNS = (
     "pool", "position", "target", "n_candidates", "original_rank", "original_forget_bits",
-    "original_latent_rank", *ORACLE_COLUMNS,
+    "original_latent_rank", "banned_rank", *ORACLE_COLUMNS,
 )  # fmt: skip
 ONE_ORACLE = "a task and seed have one set of examples, one original model and one oracle"
 # the reference row is scored against itself: its own columns are the oracle's
@@ -334,7 +335,7 @@ def frame_problems(
     sample = fs & ~np.isnan(ev["latent_rank"])
     if fs.any() and not sample.any():
         out.append(("latent_rank", "no forget-set row carries latent ranks"))
-    for c in ("rank", "original_rank", "oracle_rank", *FORGET_SET_ONLY):
+    for c in ("rank", "original_rank", "oracle_rank", "banned_rank", *FORGET_SET_ONLY):
         rows = sample if "latent" in c else fs
         r = ev[c] if c not in FORGET_SET_ONLY else np.where(rows, ev[c], 0.0)
         if np.isnan(r).any():

@@ -161,11 +161,11 @@ def test_reference_evidence_is_cached_per_model_and_read_back_unchanged(toy, mon
 
     task, bb = toy
     backbone = inputs_for(task, bb).backbone
-    computed: list[str] = []  # which model's evidence was computed: with_relearn = the oracle's
+    computed: list[str] = []  # which model's evidence was computed
     real = cache.run_model
 
-    def counting(*args):
-        computed.append("oracle" if args[5] else "original")
+    def counting(*args):  # with_relearn: the oracle's; a ban: the banned original's
+        computed.append("oracle" if args[5] else "original" if args[2].banned is None else "ban")
         return real(*args)
 
     monkeypatch.setattr(cache, "run_model", counting)
@@ -175,22 +175,25 @@ def test_reference_evidence_is_cached_per_model_and_read_back_unchanged(toy, mon
         return CellContext(task, 0, backbone, c, progress=False, **kw).reference()
 
     first = reference()
-    assert computed == ["original", "oracle"]
+    assert computed == ["original", "ban", "oracle"]
     again = reference(oracle_first=True)
-    assert computed == ["original", "oracle"]  # both read back
+    assert computed == ["original", "ban", "oracle"]  # all read back
     for a, b in [(first.original_evidence, again.original_evidence),
-                 (first.oracle_evidence, again.oracle_evidence)]:  # fmt: skip
+                 (first.oracle_evidence, again.oracle_evidence),
+                 (first.banned_evidence, again.banned_evidence)]:  # fmt: skip
         assert np.array_equal(a.topk, b.topk) and a.topk.dtype == b.topk.dtype
         assert np.array_equal(a.latent, b.latent, equal_nan=True)
     assert first.original_evidence.relearned is None
+    assert first.banned_evidence.relearned is None and len(first.banned_evidence.latent) == 0
+    assert not np.isin(first.banned_evidence.topk, np.flatnonzero(task.forget_mask)).any()
     assert np.array_equal(first.oracle_evidence.relearned, again.oracle_evidence.relearned)
     reference(dataclasses.replace(cfg, beam=9), oracle_first=True)  # another key
-    assert computed[2:] == ["oracle", "original"]
-    # a damaged entry is recomputed, not trusted, and the other one still read
+    assert computed[3:] == ["oracle", "original", "ban"]
+    # a damaged entry is recomputed, not trusted, and the others still read
     damaged = [p for p in (cache_root() / "evidence").rglob("original-*.safetensors")]
     for p in damaged:
         p.write_bytes(b"not a safetensors file")
     reference()
-    assert computed[4:] == ["original"]
+    assert computed[6:] == ["original"]
     reference(reuse_reference=False)  # validate --recompute-reference, verify
-    assert computed[5:] == ["original", "oracle"]
+    assert computed[7:] == ["original", "ban", "oracle"]

@@ -45,11 +45,11 @@ def record(
     config_hash: str | None = None,
     intervals: dict[str, tuple[float, float]] | None = None,
 ) -> dict:
-    """A schema-2 result record (`reference` for the method named retrain); each metric's
+    """A schema-3 result record (`reference` for the method named retrain); each metric's
     interval is the value itself unless given in `intervals`."""
     metrics, intervals = metrics or {}, intervals or {}
     return {
-        "schema_version": 2,
+        "schema_version": 3,
         "harness_version": "0.1.0",
         "task": {
             "name": task,
@@ -158,6 +158,17 @@ def test_load_results_one_row_per_file(results: Path) -> None:
     assert not row["reference"] and row["evidence"] == ""  # no evidence file beside it
     assert row["path"] == str(results / "toy" / "b" / "seed2.json")
     assert df.attrs["failed"] == 0
+
+
+def test_protocol_2_0_results_are_refused(results: Path) -> None:
+    from benchmark.results.record import PROTOCOL_2_0_MESSAGE
+
+    path = results / "toy" / "a" / "seed1.json"
+    edit(path, lambda r: r.update(schema_version=2))
+    with pytest.raises(ResultsError) as err:
+        load_results(results)
+    assert str(err.value) == f"{path}: {PROTOCOL_2_0_MESSAGE}"
+    assert "\n" not in str(err.value)
 
 
 def test_protocol_1_results_are_refused(results: Path) -> None:

@@ -45,6 +45,7 @@ def frame(matched: np.ndarray, oracle_rank: float = 50.0) -> pd.DataFrame:
         "rank": np.where(fs, inf, 0.0),
         "original_rank": 0.0,
         "oracle_rank": np.where(fs, inf, 0.0),
+        "banned_rank": np.where(fs, inf, 0.0),
         "latent_rank": np.where(fs, np.where(np.r_[np.zeros(N_RETAIN, bool), matched],
                                              oracle_latent, 0.0), nan),
         "original_latent_rank": np.where(fs, 0.0, nan),

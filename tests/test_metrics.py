@@ -1,4 +1,4 @@
-"""The protocol 2.0 metrics (benchmark.metrics.registry) on hand-made evidence frames: each formula,
+"""The protocol 2.1 metrics (benchmark.metrics.registry) on hand-made evidence frames: each formula,
 its anchors (original -> 0, oracle -> 1), over- and under-forgetting, and the paired bootstraps."""
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ def frame(
     rank=None,
     original_rank=None,
     oracle_rank=None,
+    banned_rank=None,
     latent=None,
     original_latent=None,
     oracle_latent=None,
@@ -46,7 +47,8 @@ def frame(
     forget_bits=None,
 ) -> Evidence:
     """Evidence with n_rt retain-test rows, 4 forget-test rows and n_fs forget-set rows. Served
-    ranks default to 0 (a hit) everywhere; latent ranks are given for the forget set."""
+    ranks default to 0 (a hit) everywhere, the banned original's to the original's; latent ranks
+    are given for the forget set."""
     n = n_rt + 4 + n_fs
     zeros, nan_t = np.zeros(n), np.full(n_rt + 4, np.nan)
 
@@ -64,6 +66,9 @@ def frame(
             "rank": zeros if rank is None else rank,
             "original_rank": zeros if original_rank is None else original_rank,
             "oracle_rank": zeros if oracle_rank is None else oracle_rank,
+            "banned_rank": (zeros if original_rank is None else original_rank)
+            if banned_rank is None
+            else banned_rank,
             "latent_rank": fs(latent, 10),
             "original_latent_rank": fs(original_latent, 10),
             "oracle_latent_rank": fs(oracle_latent, 80),
@@ -148,6 +153,34 @@ def test_headline_is_the_harmonic_mean_of_its_min_parts():
                  latent=[10] * 50, original_latent=[10] * 50)  # fmt: skip
     assert compute(hide, "erasure_score") == 0.0
     assert compute(hide, "retained_ndcg_ratio@10") == 1.0
+
+
+def test_utility_is_taken_against_the_original_served_with_the_ban():
+    """Forget items held retain targets' slots in the original's lists: with the ban those
+    targets move up (the freed slots). Whoever serves as the ban does keeps utility 1.0; the
+    original itself pays for the slots it gives the concept; filter's headline stays 0."""
+    n_rt, n_fs = 40, 50
+    fs_hidden = np.full(n_fs, np.inf)
+    # the original ranks half the retain targets at 3 (a forget item above them), the ban at 2
+    orig = np.r_[np.zeros(n_rt // 2), np.full(n_rt // 2, 3.0), np.zeros(4), fs_hidden]
+    ban = np.r_[np.zeros(n_rt // 2), np.full(n_rt // 2, 2.0), np.full(4, np.inf), fs_hidden]
+    latent = {"original_latent": [10] * 50, "oracle_latent": [80] * 50}
+    filt = frame(rank=ban, original_rank=orig, oracle_rank=ban, banned_rank=ban,
+                 latent=[10] * 50, **latent)  # fmt: skip
+    assert compute(filt, "utility_part") == 1.0
+    assert compute(filt, "retained_ndcg_banned_ratio@10") == 1.0
+    gain = (1 + 1 / math.log2(4)) / (1 + 1 / math.log2(5))  # NDCG(ban) / NDCG(original)
+    assert compute(filt, "retained_ndcg_ratio@10") == pytest.approx(gain)
+    assert compute(filt, "erasure_score") == 0.0  # hiding: latent ranks where the original's
+    original = frame(rank=orig, original_rank=orig, oracle_rank=ban, banned_rank=ban,
+                     latent=[10] * 50, **latent)  # fmt: skip
+    assert compute(original, "utility_part") == pytest.approx(1 / gain) and 1 / gain < 1
+    assert compute(original, "retained_ndcg_ratio@10") == 1.0
+    # a clean removal as good as the ban: both parts 1
+    clean = frame(rank=ban, original_rank=orig, oracle_rank=ban, banned_rank=ban,
+                  latent=[80] * 50, **latent)  # fmt: skip
+    assert compute(clean, "erasure_score") == 1.0
+    assert compute(clean, "retained_ndcg_oracle_ratio@10") == 1.0
 
 
 def test_ks_exposure_and_relearn_excess():

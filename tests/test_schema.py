@@ -38,7 +38,7 @@ def good_record() -> dict:
 
 def test_good_record():
     rec = good_record()
-    assert SCHEMA_VERSION == 2
+    assert SCHEMA_VERSION == 3
     assert schema_problems(rec) == []
     assert schema_problems(json.loads(json.dumps(rec))) == []  # as read back from a file
     assert get_field(rec, "evidence.sha256") == "x"
@@ -91,6 +91,14 @@ def test_schema_version_1_is_refused():
     [(field, message)] = schema_problems(rec)
     assert field == "schema_version"
     assert "protocol 1.x" in message and "re-run" in message
+
+
+def test_protocol_2_0_results_are_refused_naming_the_missing_column():
+    rec = good_record()
+    rec["schema_version"] = 2
+    [(field, message)] = schema_problems(rec)
+    assert field == "schema_version"
+    assert "protocol 2.0" in message and "banned_rank" in message and "re-run" in message
 
 
 def test_unknown_and_missing_versions():

@@ -1,4 +1,4 @@
-"""Submission validation (protocol 2.0): the real tiny results folder validates clean, and tampered
+"""Submission validation (protocol 2.1): the real tiny results folder validates clean, and tampered
 copies of it are caught, each problem named with its file and field. The checks run through the
 harness's own modules (schema, evidence, metrics): nothing here re-implements a metric."""
 
@@ -506,6 +506,38 @@ def test_every_cell_of_a_seed_forged_alike_needs_the_models(tiny_results, tmp_pa
     problems = validate(other, task_files(tiny_results), recompute_reference=reference_frame)
     fields = {p.field for p in problems}
     assert fields == {"reference"}
+
+
+def test_a_worse_ban_in_every_cell_needs_the_models(tiny_results, tmp_path, monkeypatch):
+    """The banned original is the utility part's reference: a forger who makes it look worse in
+    every file of a seed (lifting every method's utility, metrics recomputed, rehashed) agrees
+    across cells; recomputing the reference with the models catches it."""
+    monkeypatch.setenv("TRACER_BENCH_CACHE", str(tiny_results.parent / "cache"))
+    root = copy_results(tiny_results, tmp_path)
+
+    def worse_ban(df: pd.DataFrame) -> pd.DataFrame:
+        rt = df["pool"] == "retain_test"
+        assert np.isfinite(df.loc[rt, "banned_rank"]).any()
+        df.loc[rt, "banned_rank"] += 1.0  # each hit one place lower (inf stays inf)
+        return df
+
+    for method in ("filter", "ga", "tracer"):
+        forge(root / TASK / method / "seed0.json", worse_ban)
+    assert validate(root, task_files(tiny_results)) == []
+    problems = validate(root, task_files(tiny_results), recompute_reference=reference_frame)
+    assert {(Path(p.file).parent.name, p.field) for p in problems} == {
+        (m, "evidence") for m in ("filter", "ga", "tracer")
+    }
+    assert all("banned_rank" in p.message for p in problems)
+
+
+def test_filter_serves_what_the_reference_ban_serves(tiny_results):
+    """filter's lists are the banned original's, decoded alike: its utility part is exactly 1."""
+    for seed in (0, 1):
+        f = tiny_results / TASK / "filter" / f"seed{seed}.json"
+        ev = Evidence.from_frame(pd.read_parquet(evidence_path(f)))
+        assert np.array_equal(ev["rank"], ev["banned_rank"])
+        assert json.loads(f.read_text())["metrics"]["utility_part"]["value"] == 1.0
 
 
 # --- the folder ----------------------------------------------------------------------------------

@@ -3,10 +3,11 @@ evidence frame (`benchmark.metrics.evidence`). Every metric is then a numpy func
 (`benchmark.metrics.registry`); only the model-level measurements (retain geometry, code purity) are
 computed here from the weights.
 
-Pools: retain-test targets, forget-test targets (every test target of every user, protocol 2.0)
-and the forget set (a seeded sample of D_f training examples). The original model's and the retrain
-oracle's lists, latent ranks and (oracle) relearned ranks are computed once per (task, seed) and
-copied into every cell's evidence, so each cell is scored against them on the same examples.
+Pools: retain-test targets, forget-test targets (every test target of every user, protocol 2.0
+splits) and the forget set (a seeded sample of D_f training examples). The original model's and the
+retrain oracle's lists, latent ranks and (oracle) relearned ranks, and the original's lists with the
+forget items banned, are computed once per (task, seed) and copied into every cell's evidence, so
+each cell is scored against them on the same examples.
 """
 
 from __future__ import annotations
@@ -219,7 +220,9 @@ def run_model(
     topk = served_topk(task, sm, pools.all_pos, kmax, cfg.beam)
     t1 = time.perf_counter()
     lat_pos = pools.forget_set_pos[pools.latent_rows]
-    lat = latent_ranks(task, sm.model, latent_codes, sm.sids.sizes, lat_pos)
+    lat = latent_ranks(task, sm.model, latent_codes, sm.sids.sizes, lat_pos) if latent_codes else (
+        np.empty(0)
+    )  # no assignments: served lists only
     t2 = time.perf_counter()
     seconds = {"decode": t1 - t0, "latent": t2 - t1}
     relearned = None
@@ -235,12 +238,14 @@ def run_model(
 @dataclass
 class Reference:
     """What every method on a (task, seed) is scored against, computed once: the original model's
-    and the retrain oracle's evidence on the same pools."""
+    and the retrain oracle's evidence on the same pools, and the original's served lists with the
+    forget items banned at decode (the utility part's reference, DESIGN §5)."""
 
     pools: Pools
     original: ServedModel
     original_evidence: ModelEvidence
     oracle_evidence: ModelEvidence
+    banned_evidence: ModelEvidence
     features: np.ndarray
 
 
@@ -262,11 +267,15 @@ def make_reference(
         # the oracle never knew the original tokenizer: its latent ranks use its own SIDs only
         return evidence(task, pools, sm, cfg, [sm.sids.codes], with_relearn)
 
+    def banned() -> ModelEvidence:  # what `filter` serves: the same decode, so the same lists
+        sm = ServedModel(original.model, original.sids, task.forget_mask.copy())
+        return evidence(task, pools, sm, cfg, [], False)
+
     if oracle_first:
-        orc, orig = of(oracle, True), of(original, False)
+        orc, orig, ban = of(oracle, True), of(original, False), banned()
     else:
-        orig, orc = of(original, False), of(oracle, True)
-    return Reference(pools, original, orig, orc, features)
+        orig, ban, orc = of(original, False), banned(), of(oracle, True)
+    return Reference(pools, original, orig, orc, ban, features)
 
 
 def evidence_frame(
@@ -301,6 +310,7 @@ def evidence_frame(
         frame[f"{prefix}rank"] = target_ranks(ev.topk, targets).astype(float)
         frame[f"{prefix}forget_bits"] = slot_bits(forget_slots(ev.topk, fm))
         frame[f"{prefix}latent_rank"] = fs_only(ev.latent, p.latent_rows)
+    frame["banned_rank"] = target_ranks(ref.banned_evidence.topk, targets).astype(float)
     frame["relearn_rank"] = fs_only(method.relearned)
     frame["oracle_relearn_rank"] = fs_only(ref.oracle_evidence.relearned)
     return pd.DataFrame(frame)[list(COLUMNS)]

@@ -1,7 +1,7 @@
-"""The original model's and the oracle's evidence, cached on disk per (task, seed): every run of a
-(task, seed) is scored against the same two models on the same pools, so a second run (a
-researcher trying one more method) reads their evidence instead of decoding, scoring and
-relearning both models again (15-27 s on 2 CPU cores; reports/profile-cpu.md, section 9).
+"""The original model's and the oracle's evidence, and the original's lists with the concept
+banned, cached on disk per (task, seed): every run of a (task, seed) is scored against the same
+models on the same pools, so a second run (a researcher trying one more method) reads their
+evidence instead of decoding, scoring and relearning them again (reports/profile-cpu.md, section 9).
 
 An entry's key covers everything its arrays depend on: the model's weights and served SIDs, the
 task's content hash, the evaluation config, the harness version, the torch thread count and the
@@ -73,10 +73,12 @@ def cached_evidence(
     there (unless `reuse` is off: then computed and stored anew). Returns (evidence, seconds of
     work: computing or reading it, not waiting for another process's lock)."""
     key = evidence_key(task, sm, cfg, latent_codes, with_relearn)
-    role = "oracle" if with_relearn else "original"  # a reference relearns the oracle only
+    # a reference relearns the oracle only, and bans the concept from the original only
+    role = "oracle" if with_relearn else "original" if sm.banned is None else "banned"
     path = cache_root() / "evidence" / task.content_hash[:16] / f"{role}-{key[:32]}.safetensors"
     kmax = max(cfg.k_values(task))
-    shapes = {"topk": (len(pools.all_pos), kmax), "latent": (len(pools.latent_rows),)}
+    n_latent = len(pools.latent_rows) if latent_codes else 0
+    shapes = {"topk": (len(pools.all_pos), kmax), "latent": (n_latent,)}
     if with_relearn:
         shapes["relearned"] = (len(pools.forget_set_pos),)
     with build_lock(path):

@@ -11,6 +11,8 @@ column does not apply to the row's pool):
 - forget_bits, original_forget_bits, oracle_forget_bits: bit j set when slot j of the method's /
   original model's / oracle's served list holds a forget item (concept exposure, CE@K).
 - original_rank, oracle_rank: the original model's and the oracle's served ranks.
+- banned_rank: the original model's served rank with the forget items banned at decode (what
+  `filter` serves; the utility part's reference, protocol 2.1); inf on forget targets.
 - n_candidates: items the target is ranked among (the catalogue minus the user's seen items).
 - latent_rank, original_latent_rank, oracle_latent_rank (forget-set rows of the latent sample):
   teacher-forced rank among every item, no bans (method and original: the better of original
@@ -31,13 +33,13 @@ from benchmark.util.atomic import write_bytes_atomic
 
 POOLS = ("retain_test", "forget_test", "forget_set")
 RANKS = (
-    "rank", "original_rank", "oracle_rank", "latent_rank", "original_latent_rank",
+    "rank", "original_rank", "oracle_rank", "banned_rank", "latent_rank", "original_latent_rank",
     "oracle_latent_rank", "relearn_rank", "oracle_relearn_rank",
 )  # fmt: skip
 BITS = ("forget_bits", "original_forget_bits", "oracle_forget_bits")
 ORACLE_COLUMNS = ("oracle_rank", "oracle_forget_bits", "oracle_latent_rank", "oracle_relearn_rank")
 COLUMNS = ("pool", "collateral", "position", "target", "topk", *RANKS, *BITS, "n_candidates")
-FORGET_SET_ONLY = RANKS[3:]  # latent and relearn ranks exist on forget-set rows only
+FORGET_SET_ONLY = RANKS[4:]  # latent and relearn ranks exist on forget-set rows only
 
 
 def evidence_path(result_json: Path) -> Path:

@@ -276,6 +276,14 @@ for _what in ("recall", "ndcg"):
         f"retained {_W}@K / the original model's, paired on the same targets",
     )
     _pool_ratio(
+        f"retained_{_what}_banned_ratio",
+        "rt",
+        _what,
+        "banned_rank",
+        f"retained {_W}@K / the original model's served with the forget items banned at decode "
+        "(what filter serves), paired",
+    )
+    _pool_ratio(
         f"retained_{_what}_oracle_ratio",
         "rt",
         _what,
@@ -418,12 +426,15 @@ def forgetting_part(v: View, k: int | None = None) -> float:
     higher_is_better=True,
     aggregation="formula",
     pool="retain_test",
-    description="min(1, retained NDCG@10 ratio to the original model)",
+    description="min(1, retained NDCG@10 ratio to the original model served with the forget "
+    "items banned)",
 )
 def utility_part(v: View, k: int | None = None) -> float:
+    # against the ban, not the plain original: the top-K slots a removed concept frees are
+    # nobody's bonus (DESIGN §5)
     r = ratio(
         v.ranked("ndcg", "rank", HEADLINE_K, v.rt),
-        v.ranked("ndcg", "original_rank", HEADLINE_K, v.rt),
+        v.ranked("ndcg", "banned_rank", HEADLINE_K, v.rt),
     )
     return min(1.0, r) if np.isfinite(r) else float("nan")
 

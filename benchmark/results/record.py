@@ -4,10 +4,12 @@ refuses old versions (as MTEB's `TaskResult`), and the one place that says where
 A results folder holds `<task>/<method>/seed<N>.json`, with `seed<N>.evidence.parquet` (and, when
 saved, `seed<N>.artifacts/`) beside it; `seed<N>.failed.json` is a failed cell. No torch, no numpy.
 
-Version 2 (protocol 2.0): oracle-anchored metrics over many test targets per user, the oracle's
-checkpoint, and the evidence file's hash. Version 1 files (protocol 1.x: leave-one-out, forgetting
-scored against zero) are refused with a clear message: their metrics mean something else and
-cannot be migrated without re-running (their evidence lacks the oracle's ranks).
+Version 3 (protocol 2.1): version 2's oracle-anchored metrics, with the utility part taken
+against the original model served with the forget items banned (its evidence carries
+`banned_rank`). Version 2 files (protocol 2.0) are refused with a clear message: their evidence
+lacks that column, which only a decode of the original model gives. Version 1 files (protocol
+1.x: leave-one-out, forgetting scored against zero) are refused too: their metrics mean something
+else and their evidence lacks the oracle's ranks.
 """
 
 from __future__ import annotations
@@ -22,13 +24,19 @@ from typing import Any
 
 from tasks.errors import BenchError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 NUM, INT, STR, DICT, BOOL = "number", "integer", "string", "object", "boolean"
 STAT_FIELDS = {"value": NUM, "ci_low": NUM, "ci_high": NUM, "n": INT}
 OLD_VERSION_MESSAGE = (
     "schema version {v} is a protocol 1.x result (leave-one-out, forgetting scored against "
-    "zero); protocol 2.0 metrics cannot be derived from it: re-run the cell with this harness "
+    "zero); protocol 2.1 metrics cannot be derived from it: re-run the cell with this harness "
     "(tracer-bench run), or read it with tracer-bench 0.1"
+)
+PROTOCOL_2_0_MESSAGE = (
+    "schema version 2 is a protocol 2.0 result (utility against the plain original model); its "
+    "evidence lacks the column banned_rank (the original served with the concept banned), so "
+    "the protocol 2.1 utility part cannot be derived from it: re-run the cell with this harness "
+    "(tracer-bench run; cached models are reused), or read it with tracer-bench 0.6"
 )
 
 
@@ -232,11 +240,13 @@ def get_field(record: dict, dotted: str) -> Any:
 
 
 def schema_problems(rec: Any) -> list[tuple[str, str]]:
-    """(field, message) for a record that is not a well-formed schema-2 result: an old schema
+    """(field, message) for a record that is not a well-formed schema-3 result: an old schema
     version (refused), missing or mistyped fields."""
     if not isinstance(rec, dict):
         return [("", "not a JSON object")]
     version = rec.get("schema_version")
+    if is_kind(version, INT) and version == 2:
+        return [("schema_version", PROTOCOL_2_0_MESSAGE)]
     if is_kind(version, INT) and version < SCHEMA_VERSION:
         return [("schema_version", OLD_VERSION_MESSAGE.format(v=version))]
     if is_kind(version, INT) and version != SCHEMA_VERSION:
