@@ -5,7 +5,8 @@ NaN), leaving out the cost metrics that measure the machine (unlearning seconds,
 speed-up over retraining), and the base model's and the oracle's checkpoint sha256. Prints the
 number of fields compared and each difference; exits 1 when the folders differ (other files,
 other metrics or other values), else 0. `--common`: only the result files both folders hold
-(a seed-0 run against a committed three-seed folder), at least one.
+(a seed-0 run against a committed three-seed folder), at least one. `--shared-metrics`: only the
+metrics both records hold (a folder of one protocol against the next one's, which adds metrics).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def same(x, y) -> bool:
     return x == y or both_nan
 
 
-def main(a: Path, b: Path, common: bool = False) -> int:
+def main(a: Path, b: Path, common: bool = False, shared_metrics: bool = False) -> int:
     ra, rb = results(a), results(b)
     if common:
         ra = {k: v for k, v in ra.items() if k in rb}
@@ -59,6 +60,9 @@ def main(a: Path, b: Path, common: bool = False) -> int:
                 differ += 1
                 print(f"{rel} {part}.checkpoint_sha256: {ca[part]} != {cb[part]}")
         ma, mb = record["metrics"], rb[rel]["metrics"]
+        if shared_metrics:
+            ma = {k: v for k, v in ma.items() if k in mb}
+            mb = {k: v for k, v in mb.items() if k in ma}
         if ma.keys() != mb.keys():
             print(f"{rel}: different metrics {sorted(ma.keys() ^ mb.keys())}")
             differ += 1
@@ -75,7 +79,9 @@ def main(a: Path, b: Path, common: bool = False) -> int:
 
 
 if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if a != "--common"]
+    flags = {"--common", "--shared-metrics"}
+    args = [a for a in sys.argv[1:] if a not in flags]
     if len(args) != 2:
-        sys.exit("usage: python scripts/same_metrics.py RESULTS_A RESULTS_B [--common]")
-    sys.exit(main(Path(args[0]), Path(args[1]), "--common" in sys.argv[1:]))
+        sys.exit("usage: python scripts/same_metrics.py A B [--common] [--shared-metrics]")
+    given = set(sys.argv[1:]) & flags
+    sys.exit(main(Path(args[0]), Path(args[1]), "--common" in given, "--shared-metrics" in given))

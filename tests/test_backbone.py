@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -223,8 +224,15 @@ def test_every_concept_on_the_same_data_shares_one_base_model(tmp_path, monkeypa
     assert not np.array_equal(scary.forget_mask, comedy.forget_mask)
     assert scary.content_hash != comedy.content_hash and scary.base_hash == comedy.base_hash
     assert method_view(comedy).base_hash == comedy.base_hash
-    first, reused = get_backbone(scary, TINY, seed=0, progress=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        first, reused = get_backbone(scary, TINY, seed=0, progress=False)
+    finally:
+        torch.set_num_threads(threads)
     assert not reused
+    built = json.loads((first.folder / "config.json").read_text())["built_with"]
+    assert built == {"threads": 1, "torch": torch.__version__}  # bit for bit only at one count
 
     import benchmark.recommender.backbone as bb
 

@@ -186,6 +186,8 @@ def _cached_model(kind, task, cfg, seed, build, files, folder: Path):
             "base_hash": task.base_hash,
             "seed": seed,
             "backbone": cfg.to_dict(),
+            # CPU training is bit for bit only at one thread count: say which built it
+            "built_with": {"threads": torch.get_num_threads(), "torch": torch.__version__},
             "log": log,
         }
         save_checkpoint(model, tmp, extra=meta)
