@@ -220,9 +220,9 @@ def run_model(
     topk = served_topk(task, sm, pools.all_pos, kmax, cfg.beam)
     t1 = time.perf_counter()
     lat_pos = pools.forget_set_pos[pools.latent_rows]
-    lat = latent_ranks(task, sm.model, latent_codes, sm.sids.sizes, lat_pos) if latent_codes else (
-        np.empty(0)
-    )  # no assignments: served lists only
+    lat = np.empty(0)  # no SID assignments to score: served lists only (the banned original)
+    if latent_codes:
+        lat = latent_ranks(task, sm.model, latent_codes, sm.sids.sizes, lat_pos)
     t2 = time.perf_counter()
     seconds = {"decode": t1 - t0, "latent": t2 - t1}
     relearned = None
