@@ -10,7 +10,13 @@ import pytest
 import torch
 from conftest import toy_rows, toy_task_file, write_atomic
 
-from benchmark.recommender.backbone import ArchConfig, BackboneConfig, get_backbone, train_backbone
+from benchmark.recommender.backbone import (
+    ArchConfig,
+    BackboneConfig,
+    cpu_name,
+    get_backbone,
+    train_backbone,
+)
 from benchmark.recommender.data import histories, to_codes
 from benchmark.recommender.decoding import Trie, beam_search, level_logprobs, score_all_items
 from benchmark.recommender.features import FeatureConfig
@@ -232,7 +238,8 @@ def test_every_concept_on_the_same_data_shares_one_base_model(tmp_path, monkeypa
         torch.set_num_threads(threads)
     assert not reused
     built = json.loads((first.folder / "config.json").read_text())["built_with"]
-    assert built == {"threads": 1, "torch": torch.__version__}  # bit for bit only at one count
+    assert built == {"threads": 1, "torch": torch.__version__, "cpu": cpu_name()}
+    assert built["cpu"]  # bit for bit only at one thread count, on one kind of CPU
 
     import benchmark.recommender.backbone as bb
 

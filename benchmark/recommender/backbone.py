@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -163,6 +164,18 @@ def build_lock(folder: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def cpu_name() -> str:
+    """The processor's model name (kernels, hence float results, can differ between CPUs)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def _cached_model(kind, task, cfg, seed, build, files, folder: Path):
     if (folder / "config.json").exists():
         try:
@@ -187,7 +200,9 @@ def _cached_model(kind, task, cfg, seed, build, files, folder: Path):
             "seed": seed,
             "backbone": cfg.to_dict(),
             # CPU training is bit for bit only at one thread count: say which built it
-            "built_with": {"threads": torch.get_num_threads(), "torch": torch.__version__},
+            "built_with": {
+                "threads": torch.get_num_threads(), "torch": torch.__version__, "cpu": cpu_name(),
+            },  # fmt: skip
             "log": log,
         }
         save_checkpoint(model, tmp, extra=meta)
