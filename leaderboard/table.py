@@ -45,7 +45,7 @@ from tasks.errors import BenchError
 GROUP_KEYS = ["task_identity", "task_data_hash", "backbone_hash"]
 ROW_KEYS = [*GROUP_KEYS, "method", "method_version", "config_hash"]
 ID_COLUMNS = [*ROW_KEYS, "task_name", "seed", "harness_version", "reference", "verified",
-              "evidence", "path"]  # fmt: skip
+              "board", "evidence", "path"]  # fmt: skip
 
 # the columns of the leaderboard, headline first; "@10" metrics fall back to the largest K
 COMPACT_METRICS = [  # what `run` prints, and `leaderboard --compact`
@@ -83,6 +83,18 @@ def _number(value: object, path: Path, field: str) -> float:
     return float(value)
 
 
+def board_label(tuning: dict | None) -> str:
+    """Which board a record belongs to: a method's defaults, or `tracer-bench tune`'s choice."""
+    if not tuning:
+        return "defaults: every method at its default configuration"
+    if tuning.get("board") != "tuned":
+        return f"trial {tuning.get('trial')} of a tune, on validation targets (not a board)"
+    seeds = " ".join(str(s) for s in tuning.get("selection_seeds", []))
+    return (f"tuned: {tuning.get('search')} search, {tuning.get('budget')} configurations per "
+            f"method with hyper-parameters, chosen by the validation {tuning.get('selected_by')} "
+            f"of seeds {seeds}")  # fmt: skip
+
+
 def read_result(path: Path, verified: bool = False) -> dict:
     """One result file as a flat row: identity columns (with `reference`, `verified` as the
     caller found it in the board's ledger, and the path of its evidence file, "" when absent) plus
@@ -102,6 +114,7 @@ def read_result(path: Path, verified: bool = False) -> dict:
         "harness_version": rec.harness_version,
         "reference": rec.reference,
         "verified": verified,  # never what the file says of itself (benchmark.results.ledger)
+        "board": board_label(rec.tuning),
         "evidence": str(evidence) if evidence.is_file() else "",
         "path": str(path),
     }
@@ -316,6 +329,7 @@ def _group_rows(
         row["n_seeds"] = len(runs)
         row["seeds"] = " ".join(str(s) for s in sorted(runs["seed"]))
         row["harness_versions"] = " ".join(sorted(set(runs["harness_version"])))
+        row["board"] = " | ".join(sorted(set(runs["board"])))
         for name in shown:
             values = runs[name] if name in runs else pd.Series(np.nan, index=runs.index)
             row[f"{name}_mean"] = values.mean(skipna=False)
@@ -371,7 +385,7 @@ def leaderboard_table(df: pd.DataFrame, *, n_boot: int = N_BOOT, seed: int = 0) 
         .reset_index(drop=True)
     )
     fixed = [*ROW_KEYS, "rank", "role", "verified", "rank_basis", "n_seeds", "seeds",
-             "harness_versions"]  # fmt: skip
+             "harness_versions", "board"]  # fmt: skip
     stats = [c for c in table.columns if c not in fixed]
     order = {m: i for i, m in enumerate(LEADERBOARD_METRICS)}
 
@@ -398,7 +412,8 @@ def section_notes(
 ) -> list[str]:
     """The lines printed under a section: how many pairs are significantly separated, which rows
     are ranked by mean (no evidence) and what the reference row is."""
-    notes = []
+    boards = sorted(set(" | ".join(section["board"]).split(" | ")))
+    notes = [("board: " if len(boards) == 1 else "mixed boards: ") + "; ".join(boards)]
     pairs = table.attrs.get("separated_pairs", {}).get(tuple(keys))
     if pairs and pairs[1]:
         notes.append(f"significantly separated pairs: {pairs[0]} of {pairs[1]}")

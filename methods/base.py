@@ -47,13 +47,18 @@ class MethodInputs:
 
 
 class UnlearningMethod:
-    """Subclass with `name`, `version`, a `Config` dataclass (with defaults) and `unlearn`."""
+    """Subclass with `name`, `version`, a `Config` dataclass (with defaults), `unlearn`, and the
+    `search_space` of the few Config fields worth tuning."""
 
     name: ClassVar[str]
     version: ClassVar[str]
     Config: ClassVar[type]
     # may the served tokenizer give retain items other SIDs than the base tokenizer? (checked)
     changes_retain_sids: ClassVar[bool] = False
+    # the hyper-parameters `tracer-bench tune` searches, Config field -> range (methods.search)
+    search_space: ClassVar[dict] = {}
+    # an ablation of another method: tuned as that method's chosen configuration, not searched
+    tune_as: ClassVar[str | None] = None
 
     def __init__(self, config: Any = None, **overrides: Any):
         base = config if config is not None else self.Config()

@@ -23,6 +23,7 @@ from methods.common import (
     retain_loss,
     sid_logprob,
 )
+from methods.search import IntLogUniform, LogUniform, Uniform
 from tasks.prepare import PreparedTask
 
 
@@ -95,6 +96,11 @@ class GAConfig(FinetuneConfig):
     retain_weight: float = 0.0
 
 
+# the schedule every fine-tuning baseline searches; each adds its own loss weights
+SCHEDULE = {"steps": IntLogUniform(25, 200), "lr": LogUniform(1e-4, 2e-3)}
+RETAIN_WEIGHT = {"retain_weight": LogUniform(0.3, 3.0)}
+
+
 class _Finetune(UnlearningMethod):
     """Copy the base model; optimise `forget_term` on D_f examples plus a retain loss on D_r."""
 
@@ -140,6 +146,7 @@ class RetainFinetune(_Finetune):
 
     name, version = "retain-ft", "1.0"
     uses_forget = False
+    search_space = SCHEDULE
 
 
 class GradientAscent(_Finetune):
@@ -147,6 +154,8 @@ class GradientAscent(_Finetune):
 
     name, version = "ga", "1.0"
     Config = GAConfig
+    # fewer, smaller steps than the others: its defaults already collapse the model
+    search_space = {"steps": IntLogUniform(5, 80), "lr": LogUniform(5e-5, 1e-3)}
 
     def forget_term(self, logits, y, logp, ref_logp):
         return logp.mean() / len(logits)
@@ -156,6 +165,7 @@ class GradDiff(_Finetune):
     """Ascent on D_f plus descent on D_r."""
 
     name, version = "graddiff", "1.0"
+    search_space = {**SCHEDULE, **RETAIN_WEIGHT}
 
     def forget_term(self, logits, y, logp, ref_logp):
         return logp.mean() / len(logits)
@@ -167,6 +177,7 @@ class NPO(_Finetune):
 
     name, version, Config = "npo", "1.0", NPOConfig
     needs_ref = True
+    search_space = {**SCHEDULE, "beta": LogUniform(0.1, 2.0), **RETAIN_WEIGHT}
 
     def forget_term(self, logits, y, logp, ref_logp):
         b = self.config.beta
@@ -178,6 +189,7 @@ class SimNPO(_Finetune):
     -(2/beta) log sigmoid(-(beta/|y|) log p - gamma)."""
 
     name, version, Config = "simnpo", "1.0", SimNPOConfig
+    search_space = {**SCHEDULE, "beta": LogUniform(1.0, 5.0), "gamma": Uniform(0.0, 2.0)}
 
     def forget_term(self, logits, y, logp, ref_logp):
         b, g = self.config.beta, self.config.gamma
@@ -189,6 +201,7 @@ class Suppress(_Finetune):
     teacher-forced), shared tokens included, plus the retain loss: what TRACER argues against."""
 
     name, version = "suppress", "1.0"
+    search_space = {**SCHEDULE, **RETAIN_WEIGHT}
 
     def forget_term(self, logits, y, logp, ref_logp):
         total = torch.zeros(())

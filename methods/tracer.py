@@ -35,6 +35,7 @@ from methods.common import (
     optimise,
     retain_loss,
 )
+from methods.search import IntLogUniform, LogUniform
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,12 @@ class Tracer(UnlearningMethod):
     cross-entropy; a coherence regularizer on retain items' geometry."""
 
     name, version, Config = "tracer", "1.2", TracerConfig
+    search_space = {
+        "steps": IntLogUniform(25, 200),
+        "lr": LogUniform(1e-4, 2e-3),
+        "forget_weight": LogUniform(0.5, 10.0),
+        "path_weight": LogUniform(0.3, 3.0),
+    }
 
     def unlearn(self, inputs: MethodInputs) -> Unlearned:
         c, task = self.config, inputs.task
@@ -215,9 +222,11 @@ class TracerNoReassign(Tracer):
     """Ablation: forgetting acts on the original (shared) SIDs."""
 
     name, Config = "tracer-noreassign", NoReassignConfig
+    tune_as = "tracer"
 
 
 class TracerNoCoherence(Tracer):
     """Ablation: no coherence regularizer."""
 
     name, Config = "tracer-nocoherence", NoCoherenceConfig
+    tune_as = "tracer"

@@ -30,7 +30,7 @@ from methods.base import MethodInputs, Unlearned
 from methods.baselines import train_oracle
 from methods.registry import get_method
 from tasks.errors import BenchError
-from tasks.prepare import PreparedTask, method_view
+from tasks.prepare import MethodTaskView, PreparedTask, method_view
 
 
 @dataclass
@@ -49,6 +49,12 @@ class CellContext:
     reuse_reference: bool = True
     oracle_first: bool = False
     _cache: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # on validation targets the evaluation sees the task as methods do, without its test
+        # targets: choosing hyper-parameters cannot read them (`tracer-bench tune`)
+        if self.eval_cfg.split == "valid" and not isinstance(self.task, MethodTaskView):
+            self.task = method_view(self.task)
 
     def inputs(self) -> MethodInputs:
         """A method's inputs: its own copy of the base model (the reference stays intact) and the
@@ -81,7 +87,8 @@ class CellContext:
     def view(self):
         """The task as methods see it (`tasks.prepare.method_view`), built once."""
         if "view" not in self._cache:
-            self._cache["view"] = method_view(self.task)
+            task = self.task
+            self._cache["view"] = task if isinstance(task, MethodTaskView) else method_view(task)
         return self._cache["view"]
 
     def reference(self) -> Reference:

@@ -322,13 +322,9 @@ def _workers_line(workers: dict[str, int]) -> str:
     )
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from benchmark.app.runner import run_grid
+def _grid_setup(args: argparse.Namespace):
+    """Checks the grid options, sets the jobs and threads; returns the executor's context."""
     from benchmark.recommender.backbone import set_threads
-    from methods.registry import available_methods
-    from tasks.registry import QUICK_TASK, suite
 
     if args.jobs is not None and args.jobs < 1:
         raise BenchError(f"--jobs must be at least 1, got {args.jobs}")
@@ -338,6 +334,45 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         args.jobs = 1 if args.threads else min(2, usable_cores())
     set_threads(args.threads)
+    return executor
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from benchmark.app.tune import tune
+    from leaderboard.table import COMPACT_METRICS, format_table, leaderboard_table, load_results
+    from methods.registry import available_methods
+
+    executor = _grid_setup(args)
+    methods = args.methods or sorted(available_methods())
+    start = time.perf_counter()
+    with executor as chosen:
+        got = tune(
+            args.tasks, methods, args.seeds, Path(args.out), args.budget, args.selection_seeds,
+            args.search_seed, progress=not args.quiet, jobs=args.jobs, executor=chosen,
+        )  # fmt: skip
+    wall = time.perf_counter() - start
+    board = Path(args.out) / "board"
+    if any(board.rglob("seed*.json")):
+        print(format_table(leaderboard_table(load_results(board)), "md", COMPACT_METRICS))
+    trials, cells = got["trials"], got["board"]
+    print(
+        f"tune: trials {trials['done']} run, {trials['skipped']} already done, "
+        f"{trials['failed']} failed; board {cells['done']} run, {cells['skipped']} already "
+        f"done, {cells['failed']} failed; {wall:.0f} s wall ({wall / 60:.1f} min)"
+    )
+    return 1 if trials["failed"] or cells["failed"] else 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from benchmark.app.runner import run_grid
+    from methods.registry import available_methods
+    from tasks.registry import QUICK_TASK, suite
+
+    executor = _grid_setup(args)
     tasks, seeds = suite(args.suite) if args.suite else ([QUICK_TASK], [0])
     tasks, seeds = args.tasks or tasks, args.seeds or seeds
     methods = args.methods or sorted(available_methods())
@@ -411,6 +446,54 @@ def _cmd_methods(args: argparse.Namespace) -> int:
 
     print(methods_markdown())
     return 0
+
+
+def add_grid_options(p: argparse.ArgumentParser) -> None:
+    """Where a grid runs: local processes and threads, or a Dask cluster (`run`, `tune`)."""
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="local processes, each with its share of the cores, running (task, seed) groups, "
+        "or parts of one when there are fewer groups than processes (default: 2 where there "
+        "are 2 or more cores, else 1)",
+    )
+    p.add_argument(
+        "--threads", type=int, default=None, help="torch threads with --jobs 1 (implies it)"
+    )
+    p.add_argument(
+        "--executor",
+        choices=("local", "dask"),
+        default="local",
+        help="local: this machine (--jobs N processes); dask: the workers of a Dask cluster "
+        "(--scheduler or --cluster), which return their results to this process to write",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="with --executor dask: a running `dask scheduler` (tcp://HOST:PORT, or the path of "
+        "its --scheduler-file)",
+    )
+    p.add_argument(
+        "--cluster",
+        metavar="local:N|slurm",
+        help="with --executor dask: start a local cluster of N worker processes (each with its "
+        "share of the cores), or Slurm jobs through dask-jobqueue (see --cluster-config)",
+    )
+    p.add_argument(
+        "--cluster-config",
+        type=Path,
+        metavar="FILE",
+        help="with --cluster slurm: a TOML file with a [slurm] table (queue, account, cores, "
+        "memory, walltime, processes, gpus, jobs, job_extra, prologue, python, interface)",
+    )
+    p.add_argument(
+        "--resources",
+        metavar="NAME=N[,NAME=N]",
+        help="with --executor dask: what each (task, seed) group holds while it runs, e.g. "
+        "GPU=1 (workers started with --resources GPU=1 then take one group at a time)",
+    )
+    p.add_argument("--quiet", action="store_true")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -502,52 +585,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a method's hyper-parameter (repeatable), e.g. tracer.steps=100; the "
         "result records the config and its hash",
     )
-    p.add_argument(
-        "--jobs",
-        type=int,
-        default=None,
-        help="local processes, each with its share of the cores, running (task, seed) groups, "
-        "or parts of one when there are fewer groups than processes (default: 2 where there "
-        "are 2 or more cores, else 1)",
-    )
-    p.add_argument(
-        "--threads", type=int, default=None, help="torch threads with --jobs 1 (implies it)"
-    )
-    p.add_argument(
-        "--executor",
-        choices=("local", "dask"),
-        default="local",
-        help="local: this machine (--jobs N processes); dask: the workers of a Dask cluster "
-        "(--scheduler or --cluster), which return their results to this process to write",
-    )
-    p.add_argument(
-        "--scheduler",
-        metavar="ADDRESS",
-        help="with --executor dask: a running `dask scheduler` (tcp://HOST:PORT, or the path of "
-        "its --scheduler-file)",
-    )
-    p.add_argument(
-        "--cluster",
-        metavar="local:N|slurm",
-        help="with --executor dask: start a local cluster of N worker processes (each with its "
-        "share of the cores), or Slurm jobs through dask-jobqueue (see --cluster-config)",
-    )
-    p.add_argument(
-        "--cluster-config",
-        type=Path,
-        metavar="FILE",
-        help="with --cluster slurm: a TOML file with a [slurm] table (queue, account, cores, "
-        "memory, walltime, processes, gpus, jobs, job_extra, prologue, python, interface)",
-    )
-    p.add_argument(
-        "--resources",
-        metavar="NAME=N[,NAME=N]",
-        help="with --executor dask: what each (task, seed) group holds while it runs, e.g. "
-        "GPU=1 (workers started with --resources GPU=1 then take one group at a time)",
-    )
+    add_grid_options(p)
     p.add_argument("--no-leaderboard", action="store_true", help="do not print the leaderboard")
-    p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser(
+        "tune", help="tune every method with the same budget on validation targets, then run "
+        "the chosen configurations on test targets (the tuned board)",
+    )  # fmt: skip
+    p.add_argument("--tasks", nargs="+", required=True, help="task names or .toml paths")
+    p.add_argument("--methods", nargs="+", help="method names (default: all)")
+    p.add_argument("--budget", type=int, default=6,
+                   help="configurations tried per method with a search space, its defaults "
+                   "first (default: 6)")  # fmt: skip
+    p.add_argument("--selection-seeds", nargs="+", type=int, default=[0, 1],
+                   help="seeds whose validation targets choose the configuration (default: 0 1)")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2],
+                   help="seeds of the tuned board, on test targets (default: 0 1 2)")
+    p.add_argument("--search-seed", type=int, default=0, help="seeds the random search")
+    p.add_argument("--out", default="tuned", help="tune folder (default: ./tuned)")
+    add_grid_options(p)
+    p.set_defaults(func=_cmd_tune)
 
     add_leaderboard_parsers(sub)
     add_hub_parsers(sub)

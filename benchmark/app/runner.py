@@ -10,6 +10,7 @@ is a rename of a finished temporary file, and leftover temporary files are remov
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 import time
 import traceback
@@ -46,6 +47,7 @@ class Group:
     seed: int
     methods: tuple[str, ...]
     configs: tuple[tuple[str, tuple[tuple[str, object], ...]], ...] = ()  # method -> overrides
+    tuning: tuple[tuple[str, str], ...] = ()  # method -> its records' tuning block (JSON)
     part: int = 0  # a (task, seed) whose cells are split over several workers: which part
     parts: int = 1
 
@@ -135,7 +137,8 @@ class GroupWork:
             unl = cell["unlearned"]
             artifacts = artifact_files(unl.model, unl.sids, unl.banned)
         cost = {"cell_seconds": time.perf_counter() - start}
-        return cell_files(path, ctx, cell, cost, artifacts)
+        tuning = dict(group.tuning).get(method)
+        return cell_files(path, ctx, cell, cost, artifacts, tuning and json.loads(tuning))
 
 
 def plan_groups(
@@ -146,6 +149,7 @@ def plan_groups(
     overwrite: bool,
     method_configs: dict[str, dict] | None = None,
     workers: int = 1,
+    tuning: dict[str, dict] | None = None,
 ) -> tuple[list[Group], int]:
     """Groups with cells to run, and the number of finished cells skipped. With more `workers`
     than (task, seed) groups, each group's cells are dealt round-robin into parts, one per
@@ -165,7 +169,10 @@ def plan_groups(
                 configs = tuple(
                     (m, tuple(sorted(c.items()))) for m, c in (method_configs or {}).items()
                 )
-                groups.append(Group(t, name, seed, tuple(todo), configs))
+                notes = tuple(
+                    (m, json.dumps(block, sort_keys=True)) for m, block in (tuning or {}).items()
+                )
+                groups.append(Group(t, name, seed, tuple(todo), configs, notes))
     per_group = -(-workers // len(groups)) if groups else 1
     if per_group > 1:
         groups = [
@@ -236,11 +243,13 @@ def run_grid(
     method_configs: dict[str, dict] | None = None,
     save_artifacts: bool = False,
     executor: Executor | None = None,
+    tuning: dict[str, dict] | None = None,
 ) -> dict:
     """Run every missing cell with `executor` (default: this process, or `jobs` local
     processes); returns counts {'done', 'skipped', 'failed'}, 'evaluation_seconds'
     ({"<task> seed <s> <method>": seconds after the method returned}) and 'workers'
-    ({worker: groups it finished})."""
+    ({worker: groups it finished}). `tuning`: method -> the block its records carry
+    (`benchmark.app.tune`)."""
     for m in methods:
         get_method(m)  # unknown names fail before any work
     out = Path(out)
@@ -252,7 +261,9 @@ def run_grid(
     for m, overrides in (method_configs or {}).items():
         get_method(m)(**overrides)  # unknown methods or fields fail before any work
     split = jobs if executor is None else 1  # local processes share a group's work
-    groups, skipped = plan_groups(tasks, methods, seeds, out, overwrite, method_configs, split)
+    groups, skipped = plan_groups(
+        tasks, methods, seeds, out, overwrite, method_configs, split, tuning
+    )
     counts: dict = {"done": 0, "skipped": skipped, "failed": 0, "evaluation_seconds": {}}
     total = skipped + sum(len(g.methods) for g in groups)
     bar = tqdm(total=total, initial=skipped, desc="grid", disable=not progress, unit="cell")

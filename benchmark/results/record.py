@@ -136,11 +136,14 @@ class ResultRecord:
     timestamp: str
     evaluation: dict | None = None  # the evaluation config (what `verify` re-evaluates with)
     artifacts: dict | None = None  # {"folder", "manifest_sha256"} when artifacts were saved
+    # a `tracer-bench tune` result: the search, the budget and the validation scores behind the
+    # config (benchmark.app.tune); absent at a method's defaults
+    tuning: dict | None = None
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         out = {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
-        for name in ("evaluation", "artifacts"):
+        for name in ("evaluation", "artifacts", "tuning"):
             if out[name] is None:
                 del out[name]
         return {**out.pop("extra"), **out}

@@ -120,7 +120,7 @@ class CellFiles:
 
 def cell_files(
     path: Path, ctx, cell: dict, extra_cost: dict | None = None,
-    artifacts: dict[str, bytes] | None = None,
+    artifacts: dict[str, bytes] | None = None, tuning: dict | None = None,
 ) -> CellFiles:  # fmt: skip
     """The files of the result to be written at `path`: the JSON records the evidence file's
     name and hash, and the artifacts' manifest hash (`validate` checks both)."""
@@ -131,6 +131,8 @@ def cell_files(
     evidence = EvidenceRef(evidence_path(path).name, bytes_digest(ev), len(cell["evidence"]))
     record = result_record(ctx, cell, evidence)
     record.cost.update(extra_cost or {})
+    if tuning is not None:
+        record = dataclasses.replace(record, tuning=tuning)
     if artifacts is not None:
         record = dataclasses.replace(record, artifacts={
             "folder": artifacts_dir(path).name,
