@@ -7,7 +7,8 @@ erasure score (for `tracer-bench run`); it reads validation rows only. SPLIT "te
 same variants on test targets for the report, after the choice: never used to choose.
 
 Usage: python scripts/tune_tracer.py OUT.jsonl TASK[,TASK...] SEED[,SEED...] [valid|test]
-           [VARIANT,...]
+           [VARIANT,...|ablation] [FIELD=VALUE,...]
+       (the last argument: overrides under every variant, e.g. a tuned configuration)
        python scripts/tune_tracer.py --best OUT.jsonl
 """
 
@@ -29,7 +30,14 @@ VARIANTS = {
     # cheaper variants of 1.2 (the quick-suite budget: unlearning <= 1/10 of the oracle's time)
     "retain32": {"retain_batch": 32},
     "steps35": {"steps": 35},
+    # the ablation of TRACER's parts (issue 30): each part switched off alone
+    "no-reassign": {"reassign": False},
+    "no-forget": {"forget_weight": 0.0},
+    "no-path": {"path_weight": 0.0},
+    "no-retain": {"retain_weight": 0.0},
+    "no-coherence": {"coherence_weight": 0.0},
 }
+ABLATION = ("forget3", "no-reassign", "no-forget", "no-path", "no-retain", "no-coherence")
 KEYS = ("erasure_score", "forgetting_part", "utility_part", "served_forgetting", "oracle_match",
         "latent_forget_mean_rank", "oracle_latent_forget_mean_rank")  # fmt: skip
 
@@ -52,6 +60,7 @@ def main() -> None:
                        for k, v in VARIANTS[name].items()))  # fmt: skip
         return
     from benchmark.app.cell import CellContext, run_cell
+    from benchmark.app.cli import parse_method_configs
     from benchmark.evaluation.probes import EvalConfig
     from benchmark.recommender.backbone import BackboneConfig
     from benchmark.recommender.device import configure_device
@@ -65,6 +74,9 @@ def main() -> None:
     )
     split = sys.argv[4] if len(sys.argv) > 4 else "valid"
     chosen = sys.argv[5].split(",") if len(sys.argv) > 5 else list(VARIANTS)
+    chosen = list(ABLATION) if chosen == ["ablation"] else chosen
+    given = sys.argv[6].split(",") if len(sys.argv) > 6 else []
+    under = parse_method_configs([f"tracer.{kv}" for kv in given]).get("tracer", {})
     with open(out, "a") as fh:
         for name in tasks:
             task = prepare_task(get_task(name))
@@ -72,10 +84,11 @@ def main() -> None:
                 cfg = EvalConfig(seed=seed, split=split)
                 ctx = CellContext(task, seed, BackboneConfig(), cfg, False)
                 for variant in chosen:
-                    overrides = VARIANTS[variant]
+                    overrides = {**under, **VARIANTS[variant]}
                     cell = run_cell(ctx, "tracer", overrides)
                     row = {
                         "task": name, "seed": seed, "split": split, "variant": variant,
+                        "under": under,
                         **{k: cell["metrics"][k]["value"] for k in KEYS},
                         "unlearn_seconds": cell["cost"]["unlearn_seconds"],
                         "evaluation_seconds": cell["cost"]["evaluation_seconds"],

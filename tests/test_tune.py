@@ -233,3 +233,24 @@ def test_a_killed_tune_resumes_to_the_same_board(tiny_tune, tmp_path):
         theirs = ResultRecord.read(path)
         assert mine.method == theirs.method and mine.tuning == theirs.tuning
         assert mine.metric("erasure_score") == theirs.metric("erasure_score")
+
+
+def test_selection_takes_the_best_mean_the_earlier_trial_on_a_tie_and_keeps_other_tasks(
+    tmp_path, monkeypatch
+):
+    import benchmark.app.tune as tune_module
+    from benchmark.app.tune import select
+
+    scores = {"toy-a": [0.1, 0.5, 0.3], "toy-b": [0.4, 0.2, 0.4]}
+    monkeypatch.setattr(tune_module, "trial_scores", lambda out, task, m, k, search: {
+        "erasure_score": scores[task][k], "forgetting_part": 0.0, "utility_part": 0.0,
+    })  # fmt: skip
+    search = make_search(["ga"], 3, 0, [0])
+    files = {}
+    for name in scores:
+        (tmp_path / name).mkdir()
+        files[name] = str(toy_task_file(tmp_path / name, tmp_path, name=f'"{name}"'))
+    assert select(tmp_path / "out", [files["toy-a"]], search)["toy-a"]["ga"]["chosen"] == 1
+    assert select(tmp_path / "out", [files["toy-b"]], search)["toy-b"]["ga"]["chosen"] == 0
+    written = json.loads((tmp_path / "out" / "selection.json").read_text())["tasks"]
+    assert {t: written[t]["ga"]["chosen"] for t in written} == {"toy-a": 1, "toy-b": 0}

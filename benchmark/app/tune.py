@@ -7,7 +7,8 @@ The folder `out` holds
 - `trials/trial<k>/`: a results folder of trial k on validation targets, one cell per (task,
   tunable method, selection seed); the evaluation sees the task without its test targets
   (`CellContext` on split "valid");
-- `selection.json`: per task and method, every trial's mean validation scores and the chosen one;
+- `selection.json`: per task and method, every trial's mean validation scores and the chosen one
+  (a later tune of other tasks into the same folder adds its tasks);
 - `board/`: the tuned board, each method at its chosen configuration on test targets, its records
   carrying the `tuning` block (search, budget, chosen trial, validation scores).
 Every step goes through `run_grid`, so it is cached, resumable and runs on the same executors.
@@ -157,7 +158,9 @@ def select(out: Path, tasks: list[str], search: Search) -> dict:
             best = max(rows, key=lambda r: (r["validation"][SELECTED_BY], -r["trial"]))
             per_method[m] = {"chosen": best["trial"], "trials": rows}
         chosen[name] = per_method
-    write_json(out / "selection.json", {**search.to_dict(), "tasks": chosen})
+    path = out / "selection.json"  # the tasks of earlier tunes in this folder stay
+    earlier = json.loads(path.read_text())["tasks"] if path.exists() else {}
+    write_json(path, {**search.to_dict(), "tasks": {**earlier, **chosen}})
     return chosen
 
 
