@@ -2,7 +2,8 @@
 examples whose latent ranks the evaluation measures (D_f, never evaluation targets), each model's
 latent rank of the target under its served SIDs alone and under the better of its original and
 served SIDs, and, level by level along the target's original SID, the probability the model gives
-the original code (teacher-forced: the mass left on the original path).
+the original code (teacher-forced: the mass left on the original path), with the mean
+log-probability of the whole original and the whole served SID.
 
 Usage: python scripts/tracer_paths.py TASK SEED [METHOD[:FIELD=VALUE,...] ...]
        (default methods: tracer npo; the base model is always the first row)
@@ -61,7 +62,9 @@ def row(label, task, model, served_sids, orig_sids, positions) -> dict:
     out = {"model": label, "rank, served SIDs": fresh.mean(), "rank, best of both": best.mean()}
     for lv in range(mass.shape[1]):
         out[f"p(orig code) L{lv + 1}"] = mass[:, lv].mean()
-    out["p(orig SID)"] = mass.prod(1).mean()
+    out["log p(orig SID)"] = np.log(mass.clip(1e-30)).sum(1).mean()
+    own = path_mass(task, model, torch.tensor(served), torch.tensor(served), positions)
+    out["log p(served SID)"] = np.log(own.clip(1e-30)).sum(1).mean()
     return out
 
 
@@ -75,6 +78,8 @@ def main() -> None:
     pools = make_pools(task, base.sids, "test", ctx.eval_cfg.latent_sample)
     positions = pools.forget_set_pos[pools.latent_rows]
     rows = [row("base model", task, base.model, base.sids, base.sids, positions)]
+    orc = ctx.oracle()  # its own tokenizer: its "original" SIDs are its own
+    rows.append(row("retrain oracle (own SIDs)", task, orc.model, orc.sids, orc.sids, positions))
     for spec in specs:
         name, overrides = parse(spec)
         unl = get_method(name)(**overrides).unlearn(ctx.inputs())
