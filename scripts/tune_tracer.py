@@ -10,6 +10,9 @@ Usage: python scripts/tune_tracer.py OUT.jsonl TASK[,TASK...] SEED[,SEED...] [va
            [VARIANT,...|ablation] [FIELD=VALUE,...]
        (the last argument: overrides under every variant, e.g. a tuned configuration)
        python scripts/tune_tracer.py --best OUT.jsonl
+       python scripts/tune_tracer.py --table OUT.jsonl [valid|test]
+       (mean per task and variant over seeds, and each variant's change from TRACER 1.2's
+       defaults, `forget3`, where it was run)
 """
 
 from __future__ import annotations
@@ -52,7 +55,29 @@ def best(path: str) -> tuple[str, float]:
     return name, sum(scores[name]) / len(scores[name])
 
 
+def table(path: str, split: str = "valid") -> str:
+    from tabulate import tabulate
+
+    cells = defaultdict(list)
+    for line in open(path):
+        row = json.loads(line)
+        if row["split"] == split:
+            cells[row["task"], row["variant"]].append(row)
+    rows = []
+    for (task, variant), got in sorted(cells.items()):
+        mean = {k: sum(r[k] for r in got) / len(got) for k in KEYS}
+        ref = [r["erasure_score"] for r in cells.get((task, "forget3"), [])]
+        out = {"task": task, "variant": variant, "seeds": len(got), **mean}
+        if ref:
+            out["Δ erasure"] = mean["erasure_score"] - sum(ref) / len(ref)
+        rows.append(out)
+    return tabulate(rows, headers="keys", tablefmt="github", floatfmt=".3f")
+
+
 def main() -> None:
+    if sys.argv[1] == "--table":
+        print(table(sys.argv[2], *sys.argv[3:4]))
+        return
     if sys.argv[1] == "--best":
         name, _ = best(sys.argv[2])
         ablations = ("tracer", "tracer-noreassign", "tracer-nocoherence")
