@@ -38,11 +38,12 @@ def write_plots(table, out_dir: str | Path) -> list[Path]:
 
 def run(args: argparse.Namespace) -> int:
     """Print (or write to --out) the leaderboard table; optionally write plots and the site."""
+    from benchmark.results.keys import trusted_keys
     from benchmark.util.atomic import write_text_atomic
     from leaderboard.html import render_page
     from leaderboard.table import COMPACT_METRICS, format_table, leaderboard_table, load_results
 
-    df = load_results(args.results_dir)
+    df = load_results(args.results_dir, trusted_keys(args.trust))
     table = leaderboard_table(df, n_boot=args.n_boot)
     text = format_table(table, args.format, COMPACT_METRICS if args.compact else None)
     if args.out:
@@ -58,6 +59,15 @@ def run(args: argparse.Namespace) -> int:
     if df.attrs.get("failed"):
         print(f"skipped {df.attrs['failed']} failed runs (seed<N>.failed.json)", file=sys.stderr)
     return 0
+
+
+def add_trust_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--trust", action="append", default=[], metavar="KEY",
+        help="a public key (ed25519:…) or a file of them whose signed ledger entries show ✓ "
+        "(repeatable; besides the keys in your trusted-keys.txt, `tracer-bench key trust`). "
+        "Never read from the results folder: with no trusted key, no row is verified",
+    )  # fmt: skip
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -80,6 +90,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     p.add_argument("--out", metavar="FILE", help="write the table to FILE instead of stdout")
     p.add_argument("--plots", metavar="DIR", help="write one trade-off plot (PNG) per task here")
+    add_trust_option(p)
     p.add_argument("--site", metavar="DIR", help="write a self-contained DIR/index.html")
     p.add_argument(
         "--n-boot", type=int, default=N_BOOT, metavar="N",

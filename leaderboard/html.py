@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import html
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -177,8 +178,11 @@ version(s) {html.escape(versions)} · page built by tracer-bench {html.escape(__
 """
 
 
-def write_site(folder_of_results: str | Path, out_dir: str | Path) -> Path:
-    """Build `out_dir/index.html` from a results folder, atomically; returns its path."""
-    table = leaderboard_table(load_results(folder_of_results))
+def write_site(
+    folder_of_results: str | Path, out_dir: str | Path, trusted: Mapping | None = None
+) -> Path:
+    """Build `out_dir/index.html` from a results folder, atomically (✓ only under a `trusted`
+    key); returns its path."""
+    table = leaderboard_table(load_results(folder_of_results, trusted))
     page = render_page(table, source=Path(folder_of_results).name)
     return write_text_atomic(Path(out_dir) / "index.html", page)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from tabulate import tabulate
 
 from benchmark import __version__
 from benchmark.metrics.evidence import evidence_path
-from benchmark.results.ledger import ledger_path
+from benchmark.results.ledger import LEDGER_NAME, ledger_path, read_ledger
 from benchmark.util.atomic import folder_atomic
 from leaderboard.table import (
     CI_HEADER,
@@ -52,9 +52,10 @@ def check_repo_id(repo_id: str) -> None:
         raise BenchError(f"bad repo id {repo_id!r}: want ORG/NAME (letters, digits, . _ -)")
 
 
-def results_frame(results_dir: Path) -> pd.DataFrame:
-    """One row per result file: identities, seed, every metric value; `path` in the repo."""
-    df = load_results(results_dir)
+def results_frame(results_dir: Path, trusted: Mapping | None = None) -> pd.DataFrame:
+    """One row per result file: identities, seed, every metric value (`verified` under the
+    `trusted` keys); `path` in the repo."""
+    df = load_results(results_dir, trusted)
     df["path"] = [
         "results/" + Path(p).relative_to(results_dir).as_posix() for p in df["path"]
     ]  # fmt: skip
@@ -113,7 +114,24 @@ def leaderboard_markdown(board: pd.DataFrame) -> str:
     return "\n\n".join(out)
 
 
-def card_body(board: pd.DataFrame, repo_id: str, n_results: int) -> str:
+def verification_text(keys: Sequence[str]) -> str:
+    """The card's verification section: what ✓ means and the key that signs it."""
+    if not keys:
+        return ("No row is verified: no result of this board carries a ledger entry signed by "
+                "a key trusted when it was published.")  # fmt: skip
+    listed = "\n".join(f"- `{k}`" for k in keys)
+    return f"""Rows with `verified = True` were re-evaluated from their artifacts (weights, served
+SIDs, ban) by `tracer-bench verify` on the board's machine, and their ledger entries
+(`results/verification-ledger.jsonl`) are signed (Ed25519) with the board's key:
+
+{listed}
+
+Anyone can re-check the ✓ with the project: download the `results/` folder and run
+`tracer-bench leaderboard results --trust {keys[0]}` (or `tracer-bench validate`). Without
+that key, or under another, no row is shown verified."""
+
+
+def card_body(board: pd.DataFrame, repo_id: str, n_results: int, keys: Sequence[str] = ()) -> str:
     return f"""# tracer-bench results
 
 Results of **tracer-bench** (harness {__version__}), a benchmark for concept unlearning in
@@ -130,6 +148,10 @@ and evaluation examples, 95 %); methods that cannot be told apart share a rank. 
 scored against another seed's oracle, is the noise ceiling.
 
 {leaderboard_markdown(board)}
+
+## Verification
+
+{verification_text(keys)}
 
 ## Loading
 
@@ -152,7 +174,9 @@ folder = snapshot_download("{repo_id}", repo_type="dataset", allow_patterns="res
 """
 
 
-def dataset_card(board: pd.DataFrame, repo_id: str, n_results: int) -> str:
+def dataset_card(
+    board: pd.DataFrame, repo_id: str, n_results: int, keys: Sequence[str] = ()
+) -> str:
     data = DatasetCardData(
         license=LICENSE,
         pretty_name="tracer-bench results",
@@ -164,17 +188,18 @@ def dataset_card(board: pd.DataFrame, repo_id: str, n_results: int) -> str:
              "data_files": [{"split": "train", "path": "results.parquet"}]},
         ],
     )  # fmt: skip
-    body = card_body(board, repo_id, n_results)
+    body = card_body(board, repo_id, n_results, keys)
     return str(DatasetCard(f"---\n{data.to_yaml()}\n---\n\n{body}"))
 
 
 def build_folder(
-    results_dir: Path, dest: Path, repo_id: str, with_ledger: bool = True
+    results_dir: Path, dest: Path, repo_id: str, with_ledger: bool = True,
+    trusted: Mapping | None = None,
 ) -> list[tuple[str, int]]:
     """Write the dataset folder into `dest` (existing, empty); (path, bytes) of every file. The
     board's verification ledger travels only `with_ledger` (the board's own publish, never a
     submission); the tables are built from the copied `results/`, so a row is ✓ in them only
-    where the uploaded ledger says so."""
+    where the uploaded ledger holds an entry signed by a `trusted` key, which the card names."""
     copied = dest / "results"
     for f in find_result_files(results_dir)[0]:
         for src in (f, evidence_path(f)):
@@ -184,16 +209,25 @@ def build_folder(
                 shutil.copyfile(src, target)
     if with_ledger and ledger_path(results_dir).is_file():
         shutil.copyfile(ledger_path(results_dir), ledger_path(copied))
-    results = results_frame(copied)
+    results = results_frame(copied, trusted)
     board = leaderboard_frame(results)
+    keys = signing_keys(copied, results) if with_ledger else []
     results["evidence"] = [Path(p).relative_to(dest).as_posix() if p else ""
                            for p in results["evidence"]]  # fmt: skip
-    (dest / "README.md").write_text(dataset_card(board, repo_id, len(results)))
+    (dest / "README.md").write_text(dataset_card(board, repo_id, len(results), keys))
     board.attrs = {}  # pandas would store attrs in the parquet metadata
     results.to_parquet(dest / "results.parquet", index=False)
     board.to_parquet(dest / "leaderboard.parquet", index=False)
     files = sorted(p for p in dest.rglob("*") if p.is_file())
     return [(p.relative_to(dest).as_posix(), p.stat().st_size) for p in files]
+
+
+def signing_keys(copied: Path, results: pd.DataFrame) -> list[str]:
+    """The public keys that sign the verified rows' ledger entries."""
+    ledger = read_ledger(copied)
+    names = [Path(p).relative_to("results").as_posix()
+             for p, ok in zip(results["path"], results["verified"], strict=True) if ok]
+    return sorted({ledger[n]["key"] for n in names})
 
 
 def _replaceable(folder: Path) -> bool:
@@ -204,10 +238,23 @@ def _replaceable(folder: Path) -> bool:
 
 
 def _write_atomic(
-    results_dir: Path, final: Path, repo_id: str, with_ledger: bool
+    results_dir: Path, final: Path, repo_id: str, with_ledger: bool, trusted: Mapping
 ) -> list[tuple[str, int]]:
     with folder_atomic(final) as tmp:
-        return build_folder(results_dir, tmp, repo_id, with_ledger)
+        return build_folder(results_dir, tmp, repo_id, with_ledger, trusted)
+
+
+def out_problem(results_dir: Path, out_dir: Path) -> str:
+    """Why `--out` cannot receive this folder's dataset ('' when it can): inside the results
+    folder, or the folder the results lie in (publishing a published folder onto itself)."""
+    res, out = results_dir.resolve(), out_dir.resolve()
+    if out == res or res in out.parents:
+        return f"--out {out_dir} lies inside the results folder {results_dir}"
+    if out in res.parents:
+        return f"--out {out_dir} holds the results folder {results_dir}: choose another"
+    if not _replaceable(out_dir):
+        return f"--out {out_dir} exists and is not a dataset folder; choose another"
+    return ""
 
 
 def publish(
@@ -220,20 +267,28 @@ def publish(
     dry_run: bool = False,
     task_files: Iterable[str | Path] = (),
     echo: Callable[[str], None] = print,
+    trusted: Mapping | None = None,
 ) -> Published:
     """Validate `results_dir`, build the dataset folder and upload it to the dataset repo
     `repo_id` (a pull request if `create_pr`). The token: `token`, else huggingface_hub's
     (HF_TOKEN or the stored login); with none, or with `dry_run`, nothing is uploaded and the
-    folder is kept (in `out_dir` or a temporary folder) with the list of operations printed."""
+    folder is kept (in `out_dir` or a temporary folder) with the list of operations printed.
+    `trusted`: the public keys whose signed ledger entries are shown verified (the board's own
+    publish; a submission, `create_pr`, may carry no ledger at all)."""
     results_dir = Path(results_dir)
     check_repo_id(repo_id)
     if not results_dir.is_dir():
         raise BenchError(f"results folder {results_dir} does not exist")
-    if out_dir is not None and not _replaceable(Path(out_dir)):
-        raise BenchError(f"--out {out_dir} exists and is not a dataset folder; choose another")
+    if out_dir is not None and out_problem(results_dir, Path(out_dir)):
+        raise BenchError(out_problem(results_dir, Path(out_dir)))
+    ledgers = sorted(results_dir.rglob(LEDGER_NAME))
+    if create_pr and ledgers:
+        raise BenchError(f"{ledgers[0]}: a submission carries no verification ledger (only the "
+                         "board's `verify` writes one): remove it")  # fmt: skip
     from leaderboard.validate import validate
 
-    problems = validate(results_dir, task_files)
+    trusted = trusted or {}
+    problems = validate(results_dir, task_files, trusted=trusted)
     if problems:
         first = " ".join(str(problems[0]).split())
         raise BenchError(
@@ -245,7 +300,7 @@ def publish(
     root = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="tracer-pub-"))
     folder = root if out_dir is not None else root / "dataset"
     try:
-        files = _write_atomic(results_dir, folder, repo_id, with_ledger=not create_pr)
+        files = _write_atomic(results_dir, folder, repo_id, not create_pr, trusted)
         how = "a pull request" if create_pr else "a commit to the main branch"
         if token is None:
             echo(f"dry run: nothing uploaded; the dataset folder is {folder}")

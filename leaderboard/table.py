@@ -22,7 +22,7 @@ unranked as the reference.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from itertools import combinations
 from pathlib import Path
 
@@ -146,10 +146,11 @@ def find_result_files(folder: str | Path) -> tuple[list[Path], list[Path]]:
     return result_files(folder), failure_files(folder)
 
 
-def load_results(folder: str | Path) -> pd.DataFrame:
+def load_results(folder: str | Path, trusted: Mapping | None = None) -> pd.DataFrame:
     """One row per result file under `folder`: task identity and data hash, backbone config hash,
     method name / version / config hash, seed, `reference`, `verified` (an entry of `folder`'s
-    verification ledger matches the file and its evidence), `evidence` (its path, "" if absent),
+    verification ledger, signed by one of the `trusted` public keys, matches the file and its
+    evidence; with no trusted key nothing is verified), `evidence` (its path, "" if absent),
     and one column per metric value (NaN if absent). `df.attrs` holds `folder`, `failed`
     (number of failed-run files skipped) and `failed_files`."""
     results, failed = find_result_files(folder)
@@ -160,7 +161,9 @@ def load_results(folder: str | Path) -> pd.DataFrame:
         ledger = read_ledger(Path(folder))
     except BenchError as exc:
         raise ResultsError(str(exc)) from None
-    rows = [read_result(p, is_verified(folder, p, ledger)) for p in results]
+    trusted = trusted or {}
+    rows = [read_result(p, bool(trusted) and is_verified(folder, p, ledger, trusted))
+            for p in results]  # fmt: skip
     df = pd.DataFrame(rows)
     metric_cols = sorted(c for c in df.columns if c not in ID_COLUMNS)
     df = df[ID_COLUMNS + metric_cols]

@@ -17,8 +17,10 @@ its own):
   exposure bits against the served lists and the task's forget items, and the latent sample
   against its seeded draw;
 - the retrain row is the reference (scored against itself), no other row is;
-- no result declares itself verified (the board's verification ledger alone does), and a ledger
-  entry that no longer matches its result byte for byte is reported;
+- no result declares itself verified (the board's signed verification ledger alone does), and a
+  ledger entry that gives no ✓ is reported: unsigned, signed by a key the viewer does not trust,
+  a signature that does not verify, a result changed since; a ledger below the root;
+- every recorded rank lies in [0, catalogue); a symbolic link in the folder is refused;
 - across a folder: file placement, duplicate and missing seeds, and one original model and one
   oracle per (task, seed) — the same checkpoints and the same original and oracle evidence columns
   in every method's file.
@@ -35,7 +37,7 @@ import hashlib
 import json
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -50,6 +52,7 @@ from benchmark.metrics.evidence import (
     FORGET_SET_ONLY,
     ORACLE_COLUMNS,
     POOLS,
+    RANKS,
     Evidence,
     evidence_path,
     forget_slots,
@@ -58,6 +61,7 @@ from benchmark.metrics.evidence import (
     slot_bits,
     target_ranks,
 )
+from benchmark.metrics.protocol import SPLITS, ProtocolError, evaluation_problems, protocol_config
 from benchmark.metrics.registry import (
     HEADLINE_K,
     METRICS,
@@ -66,17 +70,27 @@ from benchmark.metrics.registry import (
     metric_base,
 )
 from benchmark.results.artifacts import artifacts_dir, check_files
-from benchmark.results.ledger import LEDGER_NAME, is_verified, ledger_path, read_ledger
+from benchmark.results.ledger import (
+    LEDGER_NAME,
+    VERIFIED,
+    entry_status,
+    ledger_path,
+    read_ledger,
+    stray_ledgers,
+)
 from benchmark.results.record import (
+    MAX_RESULT_BYTES,
     NUM,
     STAT_FIELDS,
     ResultRecord,
     is_kind,
     result_files,
     schema_problems,
+    symlinks_in,
 )
 from benchmark.util.hashing import bytes_digest
 from tasks.errors import BenchError
+from tasks.untrusted import read_json
 
 # (result record, prepared task) -> the reference columns recomputed (`benchmark.app.verify`)
 ReferenceFrame = Callable[[dict, Any], pd.DataFrame]
@@ -196,6 +210,20 @@ class Validator:
             return []
         return evidence_vs_task(frame, task)
 
+    def protocol_problems(self, rec: ResultRecord) -> list[tuple[str, str]]:
+        """The record's `evaluation` block against its task's protocol at the record's seed (a
+        beam of 1 or a relearning rate of 100 is another benchmark, not a submission to this
+        one)."""
+        spec = self.specs.get(rec.task.identity)
+        if spec is None:
+            return []
+        split = rec.evaluation.get("split") if isinstance(rec.evaluation, dict) else None
+        try:
+            want = protocol_config(spec.evaluation, rec.seed, split if split in SPLITS else "test")
+        except ProtocolError as exc:
+            return [("evaluation", f"the task's [evaluation] table: {exc}")]
+        return [("evaluation", p) for p in evaluation_problems(rec.evaluation, want)]
+
     def identity(self, rec: ResultRecord) -> list[tuple[str, str]]:
         """Task identity and data hash, config hashes, timestamp."""
         task, method, bb = rec.task, rec.method, rec.backbone
@@ -264,21 +292,25 @@ def claim_problems(rec: ResultRecord) -> list[tuple[str, str]]:
     return out
 
 
-def ledger_problems(root: Path) -> list[Problem]:
-    """A ledger entry whose result or evidence changed after `verify` recorded it (that result is
-    shown self-reported), or that names no result here; a malformed ledger."""
+def ledger_problems(root: Path, trusted: Mapping) -> list[Problem]:
+    """What keeps a ledger entry from giving its result a ✓ (the result is then shown
+    self-reported): unsigned, signed by a key not trusted here, a signature that does not verify,
+    a result or evidence changed since; an entry that names no result here; a malformed ledger;
+    a ledger anywhere but the root (none counts, wherever it lies)."""
+    out = [Problem(str(p), "", f"a {LEDGER_NAME} counts only at the root of the board's folder, "
+                   "written by `tracer-bench verify`: remove it") for p in stray_ledgers(root)]
     try:
         ledger = read_ledger(root)
     except BenchError as exc:
-        return [Problem(str(ledger_path(root)), "", str(exc))]
-    out = []
-    for name in ledger:
+        return out + [Problem(str(ledger_path(root)), "", str(exc))]
+    for name, entry in ledger.items():
         f = root / name
         if not f.is_file():
             out.append(Problem(str(ledger_path(root)), name, "names a result that is not here"))
-        elif not is_verified(root, f, ledger):
-            out.append(Problem(str(f), "", f"changed since `verify` recorded it in {LEDGER_NAME} "
-                               "(result or evidence sha256 differs): shown self-reported"))
+            continue
+        status = entry_status(entry, f, trusted)
+        if status != VERIFIED:
+            out.append(Problem(str(ledger_path(root)), name, f"{status}: shown self-reported"))
     return out
 
 
@@ -428,7 +460,7 @@ def evidence_vs_task(df: pd.DataFrame, task) -> list[tuple[str, str]]:
         return [("evidence.position", f"the rows are not the task's evaluation examples: "
                  f"{len(df)} rows, the task has {len(want_pos)} ({len(task.test_pos)} test targets "
                  f"and {len(fs_pos)} forget-set examples, in order)")]  # fmt: skip
-    out = []
+    out = rank_range_problems(df, task.n_items)
     if not np.array_equal(df["target"].to_numpy(), task.seq_items[want_pos]):
         out.append(("evidence.target", "differs from the task's item at the example's position"))
     if not np.array_equal(df["n_candidates"].to_numpy(), task.n_candidates(want_pos)):
@@ -446,6 +478,19 @@ def evidence_vs_task(df: pd.DataFrame, task) -> list[tuple[str, str]]:
     if not np.array_equal(lat, draw):
         out.append(("evidence.latent_rank", f"the latent sample ({len(lat)} forget-set rows) is "
                     "not the seeded draw of that size"))  # fmt: skip
+    return out
+
+
+def rank_range_problems(df: pd.DataFrame, n_items: int) -> list[tuple[str, str]]:
+    """Every recorded rank lies in [0, catalogue): a rank counts the items above the target, so
+    it cannot reach the catalogue's size (inf = not served, NaN = not measured)."""
+    out = []
+    for c in RANKS:
+        r = df[c].to_numpy(dtype=np.float64)
+        bad = np.isfinite(r) & ((r < 0) | (r >= n_items))
+        if bad.any():
+            out.append((f"evidence.{c}", f"outside [0, {n_items}) (the catalogue) on "
+                        f"{_first(bad)}"))  # fmt: skip
     return out
 
 
@@ -483,17 +528,22 @@ class _Seen:
 
 def validate(
     path: str | Path, task_files: Iterable[str | Path] = (),
-    recompute_reference: ReferenceFrame | None = None,
+    recompute_reference: ReferenceFrame | None = None, trusted: Mapping | None = None,
 ) -> list[Problem]:  # fmt: skip
     """Every problem of a submission (a results folder or one result JSON); [] when clean.
     `task_files`: task .toml files that count as known besides the standard suite.
     `recompute_reference`: a function (record, prepared task) -> the original model's and the
     oracle's evidence columns recomputed with this machine's models (the application passes
     `benchmark.app.verify.reference_frame`, which needs torch); they must equal the recorded
-    ones."""
+    ones. `trusted`: the public keys whose ledger signatures this viewer accepts (none: every
+    ledger entry is a problem, as no ✓ can be shown)."""
     root = Path(path)
-    if not root.exists():
+    if not root.exists() and not root.is_symlink():
         raise BenchError(f"no such file or folder: {root}")
+    links = symlinks_in(root) if root.is_dir() or root.is_symlink() else []
+    if links:
+        return [Problem(str(p), "", "a symbolic link in a results folder (refused: every file "
+                        "must lie in the folder itself)") for p in links]  # fmt: skip
     files = [root] if root.is_file() else result_files(root)
     if not files:
         return [Problem(str(root), "", "no result files (<task>/<method>/seed<N>.json)")]
@@ -503,9 +553,9 @@ def validate(
     cells: dict[tuple[str, int], list[_Seen]] = defaultdict(list)
     for f in files:
         try:
-            raw = json.loads(f.read_text())
-        except (OSError, ValueError) as exc:
-            problems.append(Problem(str(f), "", f"not valid JSON: {exc}"))
+            raw = read_json(f, MAX_RESULT_BYTES, allow_nan=True)
+        except BenchError as exc:
+            problems.append(Problem(str(f), "", str(exc).removeprefix(f"{f}: ")))
             continue
         bad = schema_problems(raw)
         problems += [Problem(str(f), fld, msg) for fld, msg in bad]
@@ -514,7 +564,8 @@ def validate(
         rec = ResultRecord.from_dict(raw, str(f))
         ev_bad, frame = evidence_problems(rec, f)
         found = (
-            checker.identity(rec) + metric_problems(rec.metrics) + claim_problems(rec)
+            checker.identity(rec) + checker.protocol_problems(rec)
+            + metric_problems(rec.metrics) + claim_problems(rec)
             + reference_problems(rec)
             + ev_bad + checker.task_problems(rec, frame) + artifact_problems(rec, f)
         )  # fmt: skip
@@ -530,7 +581,7 @@ def validate(
         cells[(rec.task.identity, seed)].append(_Seen(f, rec, frame))
     problems += _seed_problems(seeds) + _shared_problems(cells)
     if root.is_dir():
-        problems += ledger_problems(root)
+        problems += ledger_problems(root, trusted or {})
     if recompute_reference is not None:
         problems += _recomputed_problems(cells, checker, recompute_reference)
     return problems

@@ -73,32 +73,46 @@ def reference_logprob(
     return torch.cat(out)
 
 
+# example indices per reference call: a batch this wide already costs per example about what
+# a large one does, and at 64 draws a step nearly every chunk of D_f is drawn within a run, so
+# smaller chunks would save few examples for many more calls
+CHUNK = 32
+
+
 class PerExample:
     """Per-example values of a frozen model (reference log-likelihoods, TRACER's path targets),
-    each computed the first time a step draws its example: 50-100 steps of 64 draws touch about
-    half to three quarters of D_f, and computing every example up front was 12 % of TRACER's
-    time. A frozen model in eval mode draws nothing random, and on CPU an example's values do
-    not depend on which other examples share its batch, so the trained model is bit for bit the
-    one an up-front pass gives (tests/test_methods.py checks both)."""
+    computed in fixed chunks of example indices: the first time a step draws an example of chunk
+    c, `compute` gets the whole chunk [c * chunk, (c + 1) * chunk) (the last one shorter), once.
+    Whether a chunk is computed when drawn or up front, `compute` sees the same index sets (and
+    `Examples` pads every history to max_history, so the same shapes); with a frozen model in
+    eval mode (no random draw) the trained model is bit for bit the one an up-front pass gives,
+    on any CPU. Not guaranteed: the bits of a pass in batches of another layout (BLAS rounding
+    depends on the batch's shape and the CPU; DESIGN §8)."""
 
-    def __init__(self, n: int, compute: Callable[[np.ndarray], list[torch.Tensor]]):
-        self.compute = compute  # sorted unique example indices -> one (len, ...) tensor per value
-        self.done = np.zeros(n, dtype=bool)
+    def __init__(
+        self, n: int, compute: Callable[[np.ndarray], list[torch.Tensor]], chunk: int = CHUNK
+    ):
+        self.compute = compute  # one chunk's example indices -> one (len, ...) tensor per value
+        self.n, self.chunk = n, chunk
+        self.done = np.zeros(-(-n // chunk), dtype=bool)  # per chunk
         self.values: list[torch.Tensor] | None = None
 
     def __call__(self, idx: np.ndarray) -> list[torch.Tensor]:
         """The values of examples idx, in idx's order."""
-        need = np.unique(idx[~self.done[idx]])
-        if len(need):
-            out = self.compute(need)
-            if self.values is None:
-                n = len(self.done)
-                self.values = [t.new_zeros((n, *t.shape[1:])) for t in out]
-            for v, t in zip(self.values, out, strict=True):
-                v[torch.as_tensor(need)] = t
-            self.done[need] = True
+        chunks = np.unique(np.asarray(idx) // self.chunk)
+        for c in chunks[~self.done[chunks]]:
+            self._fill(int(c))
         rows = torch.as_tensor(idx)
         return [v[rows] for v in self.values]
+
+    def _fill(self, c: int) -> None:
+        start, stop = c * self.chunk, min(self.n, (c + 1) * self.chunk)
+        out = self.compute(np.arange(start, stop))
+        if self.values is None:
+            self.values = [t.new_zeros((self.n, *t.shape[1:])) for t in out]
+        for v, t in zip(self.values, out, strict=True):
+            v[start:stop] = t
+        self.done[c] = True
 
 
 def retain_loss(model: SIDRecommender, codes: torch.Tensor, batch: tuple[np.ndarray, ...]):

@@ -167,7 +167,7 @@ class Tracer(UnlearningMethod):
         orig_codes, served_codes = torch.tensor(orig.codes), torch.tensor(served.codes)
         d_f, d_r = Examples(task, task.d_forget), RetainWindows(task)
         allowed = retain_continuations(orig.codes, served.sizes, task.forget_mask)
-        # computed for the examples the steps draw, when they draw them
+        # computed per chunk of D_f, when a step first draws an example of it
         reference = PerExample(
             len(d_f),
             lambda i: path_targets(ref, orig_codes, served_codes, d_f, allowed, c.level, i),

@@ -19,7 +19,9 @@ class RawDataset:
     interactions: columns user (str), item (str), timestamp (int64), rating (float64, NaN if none).
     items: columns item (str), title (str), year (str, '' if unknown), text (str: extra content such
     as a description or category path), concepts (tuple[str, ...]: the concept labels of the item,
-    e.g. MovieLens genres or the nodes of an Amazon category path).
+    e.g. MovieLens genres or the nodes of an Amazon category path), and optionally path
+    (tuple[str, ...] or None: the item's category path, node by node, where the source knows it;
+    node-path concept labels match it, `tasks.concepts`).
     """
 
     name: str

@@ -14,7 +14,6 @@ import dataclasses
 import hashlib
 import json
 import sys
-from collections import Counter
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
@@ -23,10 +22,11 @@ import numpy as np
 import pandas as pd
 
 from benchmark.util.atomic import folder_atomic
+from tasks.concepts import CLOSE, NODE_SEP, closest_labels, concept_mask, label_counts
 from tasks.dataset import RawDataset
 from tasks.errors import BenchError
 from tasks.sources import SOURCES
-from tasks.sources.common import cache_root, verify_checksum
+from tasks.sources.common import cache_path, verify_checksum
 from tasks.spec import MIN_TRAIN, TaskSpec
 
 FORMAT_VERSION = 1
@@ -308,6 +308,29 @@ def _sorted_ids(ids: pd.Series) -> np.ndarray:
     return np.array(sorted(uniq), dtype=str)
 
 
+def item_paths(meta: pd.DataFrame) -> list[tuple[str, ...] | None]:
+    """Each item's category path where its source knows it (an optional `path` column)."""
+    if "path" not in meta.columns:
+        return [None] * len(meta)
+    return [tuple(p) if isinstance(p, (tuple, list)) else None for p in meta["path"]]
+
+
+def unknown_concept(spec: TaskSpec, source: str, concepts: list, paths: list) -> str:
+    """One short line: the closest labels with their item counts, and the command that lists
+    them all."""
+    counts = label_counts(concepts, paths)
+    if not counts:
+        return (f"task {spec.identity}: unknown concept {spec.concept.label!r}: the items of "
+                f"{source} carry no labels")  # fmt: skip
+    close = closest_labels(spec.concept.label, counts) if len(counts) > CLOSE else [
+        f"{k!r} ({v} items)" for k, v in counts.most_common()
+    ]  # fmt: skip
+    n_names = sum(NODE_SEP not in x for x in counts)
+    return (f"task {spec.identity}: unknown concept {spec.concept.label!r} for {source} "
+            f"({n_names} names); closest: {', '.join(close) or 'none'}; all of them with "
+            "`tracer-bench tasks concepts TASK` (the task's name or file)")  # fmt: skip
+
+
 def build_arrays(spec: TaskSpec, raw: RawDataset) -> tuple[dict[str, np.ndarray], dict]:
     pp = spec.preprocess
     df = raw.interactions[["user", "item", "timestamp", "rating"]]
@@ -358,15 +381,10 @@ def build_arrays(spec: TaskSpec, raw: RawDataset) -> tuple[dict[str, np.ndarray]
 
     meta = raw.items.drop_duplicates("item").set_index("item").reindex(item_ids)
     concepts = [tuple(c) if isinstance(c, (tuple, list)) else () for c in meta["concepts"]]
-    label = spec.concept.label
-    forget = np.array([label in c for c in concepts], dtype=bool)
+    paths = item_paths(meta)
+    forget = concept_mask(spec.concept.label, concepts, paths)
     if not forget.any():
-        counts = Counter(lab for c in concepts for lab in c)
-        valid = ", ".join(f"{k} ({v})" for k, v in counts.most_common())
-        raise BenchError(
-            f"task {spec.identity}: unknown concept {label!r} for {raw.name}; "
-            f"valid concepts: {valid or 'none (items carry no labels)'}"
-        )
+        raise BenchError(unknown_concept(spec, raw.name, concepts, paths))
 
     def text(col: str) -> np.ndarray:
         return np.array(meta[col].fillna("").astype(str).tolist(), dtype=str)
@@ -386,14 +404,39 @@ def build_arrays(spec: TaskSpec, raw: RawDataset) -> tuple[dict[str, np.ndarray]
     return arrays, raw_stats
 
 
+def _evaluation_needs(task: PreparedTask) -> list[tuple[str, int, str]]:
+    """(what, how many the task has, why the evaluation needs at least one). Each side of the
+    concept must be non-empty: forgetting is measured on the forget side, retained utility and
+    the retrain oracle on the retain side (DESIGN §5)."""
+    return [
+        ("forget-test targets", len(task.forget_test), "forgetting is measured on them"),
+        ("forget training examples (D_f)", len(task.d_forget),
+         "methods unlearn them; the forget set is sampled from them"),
+        ("retain-test targets", len(task.retain_test),
+         "retained utility is the NDCG ratio on them"),
+        ("retain training examples (D_r)", len(task.d_retain),
+         "the retrain oracle is trained on D_r only"),
+        ("retain-validation users", len(task.retain_valid_users),
+         "the oracle's epoch is chosen on their validation targets"),
+    ]  # fmt: skip
+
+
+def _check_evaluable(task: PreparedTask) -> None:
+    """One line naming every side of the concept too small to evaluate, and why."""
+    spec = task.spec
+    short = [f"{n} {what} (needs >= 1: {why})" for what, n, why in _evaluation_needs(task) if n < 1]
+    if short:
+        n_forget = len(task.forget_items)
+        raise BenchError(
+            f"task {spec.identity}: concept {spec.concept.label!r} covers {n_forget} of "
+            f"{task.n_items} items and leaves {'; '.join(short)} after preprocessing; the task "
+            "cannot be evaluated"
+        )
+
+
 def _from_arrays(spec: TaskSpec, arrays: dict, raw_stats: dict, digest: str) -> PreparedTask:
     task = PreparedTask(spec=spec, raw_stats=raw_stats, content_hash=digest, **arrays)
-    if len(task.forget_test) == 0 or len(task.d_forget) == 0:
-        raise BenchError(
-            f"task {spec.identity}: concept {spec.concept.label!r} has {len(task.forget_items)} "
-            f"items but {len(task.forget_test)} forget-test targets and {len(task.d_forget)} "
-            "forget training examples after preprocessing; the task cannot be evaluated"
-        )
+    _check_evaluable(task)  # before prepare_task caches it
     return task
 
 
@@ -404,7 +447,7 @@ def _cache_key(spec: TaskSpec, files: dict[str, Path]) -> str:
 
 
 def task_cache_dir(spec: TaskSpec, files: dict[str, Path]) -> Path:
-    return cache_root() / "tasks" / spec.identity / _cache_key(spec, files)
+    return cache_path("tasks", spec.identity, _cache_key(spec, files))
 
 
 def _load_cached(spec: TaskSpec, folder: Path) -> PreparedTask | None:

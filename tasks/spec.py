@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import typing
 from dataclasses import dataclass, field
 
@@ -24,6 +25,9 @@ class DatasetSpec:
     path: str = ""  # atomic: folder holding <name>.inter and <name>.item; genrec-json: the folder
     prefix: str = ""  # genrec-json: the files are <prefix>.inter.json and <prefix>.item.json
     fields: dict[str, str] = field(default_factory=dict)  # atomic: our column -> file column
+    # genrec-json: how a string category path joins its nodes: "," (a ", " then belongs to a
+    # name, as in Amazon 2018 exports), ", " (2014 exports), any other string; "" detects it
+    category_separator: str = ""
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,10 @@ class TaskSpec:
     # fields (part: features, sid, arch, train); checked and applied by
     # benchmark.recommender.backbone.task_backbone. Not part of the data: it moves no data hash
     backbone: dict[str, dict] = field(default_factory=dict)
+    # the evaluation protocol's departures from the harness default, as an [evaluation] table
+    # (beam, relearning, ...); checked and applied by benchmark.metrics.protocol. Not part of
+    # the data: it moves no data hash
+    evaluation: dict[str, object] = field(default_factory=dict)
 
     @property
     def identity(self) -> str:
@@ -83,6 +91,7 @@ class TaskSpec:
         d = self.to_dict()
         d.pop("description")
         d.pop("backbone")
+        d.pop("evaluation")
         d["concept"].pop("description")
         # options added after protocol 2.0 count only when set, so no existing identity moves
         for table, name, default in ADDED_OPTIONS:
@@ -94,9 +103,14 @@ class TaskSpec:
 
 PROTOCOLS = ("last-n", "leave-one-out")
 ON_MISSING_ITEM = ("error", "drop")
-ADDED_OPTIONS = (("preprocess", "on_missing_item", "error"), ("dataset", "prefix", ""))
+ADDED_OPTIONS = (("preprocess", "on_missing_item", "error"), ("dataset", "prefix", ""),
+                 ("dataset", "category_separator", ""))  # fmt: skip
 MIN_TRAIN = 3  # last-n keeps at least this many training interactions per user
 MAIN_SCORES = ("erasure_score",)
+# name and version form the task's identity `name@version`, a folder name in the cache: a short
+# slug and MAJOR.MINOR, so no task file can name a path (DESIGN §6, hostile input)
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+VERSION_PATTERN = re.compile(r"[0-9]{1,4}\.[0-9]{1,4}")
 
 
 def _type_name(tp: object) -> str:
@@ -121,6 +135,15 @@ def _convert(value: object, tp: object, where: str, file: str) -> object:
         ):
             raise TaskFileError(f"{file}: [{where}] must hold tables of numbers, booleans, strings")
         return {k: dict(v) for k, v in value.items()}
+    if origin is dict and typing.get_args(tp)[1] is object:  # [evaluation]: scalars, lists
+        scalar = (bool, int, float, str)
+        if not isinstance(value, dict) or not all(
+            isinstance(v, scalar) or (isinstance(v, list) and all(isinstance(x, scalar) for x in v))
+            for v in value.values()
+        ):
+            raise TaskFileError(f"{file}: [{where}] must hold numbers, booleans, strings or "
+                                "lists of them")  # fmt: skip
+        return {k: list(v) if isinstance(v, list) else v for k, v in value.items()}
     if origin is dict:
         if not isinstance(value, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in value.items()
@@ -159,15 +182,23 @@ def build_spec(cls: type, table: dict, prefix: str, file: str) -> object:
     return cls(**kwargs)
 
 
+def _shown(value: str, limit: int = 80) -> str:
+    """A value quoted for a one-line error, cut to `limit` characters."""
+    return repr(value[:limit]) + ("..." if len(value) > limit else "")
+
+
 def check_spec(spec: TaskSpec, file: str) -> None:
     """The task file's own rules (its source's rules: `tasks.sources.check_source`)."""
     def bad(where: str, why: str) -> TaskFileError:
         return TaskFileError(f"{file}: field '{where}' {why}")
 
-    if not spec.name or not all(c.isalnum() or c in "-_." for c in spec.name):
-        raise bad("name", "must be non-empty letters, digits, '-', '_' or '.'")
-    if not spec.version:
-        raise bad("version", "must be non-empty")
+    if not NAME_PATTERN.fullmatch(spec.name):
+        raise bad("name", "must be 1 to 64 ASCII letters, digits, '-', '_' or '.', starting with a "
+                  f"letter or digit, got {_shown(spec.name)}")  # fmt: skip
+    if not VERSION_PATTERN.fullmatch(spec.version):
+        raise bad(
+            "version", f"must be MAJOR.MINOR (digits, e.g. '2.0'), got {_shown(spec.version)}"
+        )
     if spec.split.protocol not in PROTOCOLS:
         raise bad(
             "split.protocol", f"must be one of {list(PROTOCOLS)}, got {spec.split.protocol!r}"
@@ -195,6 +226,11 @@ def check_spec(spec: TaskSpec, file: str) -> None:
         raise bad("split.forget_set_size", "must be >= 1")
     if not spec.concept.label:
         raise bad("concept.label", "must be non-empty")
+    separator = spec.dataset.category_separator
+    if separator and (spec.dataset.source != "genrec-json" or len(separator) > 8
+                      or not separator.strip(" ") or "\n" in separator):  # fmt: skip
+        raise bad("dataset.category_separator", "is a genrec-json option: 1 to 8 characters, not "
+                  f"only spaces (e.g. \",\" or \", \"), got {_shown(separator)}")  # fmt: skip
     for name, value in spec.dataset.checksums.items():
         algo, _, digest = value.partition(":")
         if algo not in ("sha256", "md5") or not digest:

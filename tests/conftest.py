@@ -64,7 +64,12 @@ def toy_rows(
     return inter, items
 
 
-def toy_task_file(folder: Path, data_dir: Path, **overrides: str) -> Path:
+def toy_task_file(
+    folder: Path, data_dir: Path, evaluation=None, backbone=None, **overrides: str
+) -> Path:
+    """The toy task's file; `evaluation` (an EvalConfig) is declared as its [evaluation] table
+    (the fields that differ from the harness default, less the run's seed and split), `backbone`
+    (a BackboneConfig) as its [backbone.<part>] tables (the fields that differ)."""
     fields = {
         "name": '"toy-scary"',
         "version": '"1.0"',
@@ -90,16 +95,52 @@ max_history = {fields["max_history"]}
 [concept]
 label = {fields["label"]}
 """
+    if evaluation is not None:
+        text += "\n[evaluation]\n" + _evaluation_table(evaluation)
+    if backbone is not None:
+        text += _backbone_tables(backbone)
     path = folder / "toy.toml"
     path.write_text(text)
     return path
 
 
+def _evaluation_table(cfg) -> str:
+    import dataclasses
+    import json
+
+    from benchmark.metrics.protocol import RUN_FIELDS, EvalConfig
+
+    default = EvalConfig()
+    return "".join(
+        f"{f.name} = {json.dumps(list(v) if isinstance(v, tuple) else v)}\n"
+        for f in dataclasses.fields(cfg)
+        if f.name not in RUN_FIELDS and (v := getattr(cfg, f.name)) != getattr(default, f.name)
+    )
+
+
+def _backbone_tables(cfg) -> str:
+    import dataclasses
+    import json
+
+    from benchmark.recommender.backbone import BackboneConfig
+
+    default, text = BackboneConfig(), ""
+    for part in dataclasses.fields(cfg):
+        mine, theirs = getattr(cfg, part.name), getattr(default, part.name)
+        rows = [f"{f.name} = {json.dumps(getattr(mine, f.name))}\n"
+                for f in dataclasses.fields(mine)
+                if getattr(mine, f.name) != getattr(theirs, f.name)]  # fmt: skip
+        if rows:
+            text += f"\n[backbone.{part.name}]\n" + "".join(rows)
+    return text
+
+
 @pytest.fixture(scope="session")
 def tiny_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real results folder from a tiny grid (toy task, tiny backbone): methods filter, ga and
-    tracer, seeds 0 and 1, written by the runner exactly as a benchmark run writes it.
-    Read-only for tests: copy it (shutil.copytree) before changing anything."""
+    tracer, seeds 0 and 1, written by the runner exactly as a benchmark run writes it, each with
+    its task's protocol (the toy task declares tests/test_evaluation.py's SMALL). Read-only for
+    tests: copy it (shutil.copytree) before changing anything."""
     import os
 
     from test_backbone import TINY
@@ -112,12 +153,10 @@ def tiny_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     os.environ["TRACER_BENCH_CACHE"] = str(base / "cache")
     try:
         data = write_atomic(base / "data", *toy_rows(n_users=30, n_items=12, per_user=9))
-        task_file = str(toy_task_file(base, data))
+        # SMALL is its protocol, TINY its base recipe
+        task_file = str(toy_task_file(base, data, evaluation=SMALL, backbone=TINY))
         out = base / "results"
-        run_grid(
-            [task_file], ["filter", "ga", "tracer"], [0, 1], out, progress=False,
-            backbone=TINY, eval_cfg=SMALL,
-        )
+        run_grid([task_file], ["filter", "ga", "tracer"], [0, 1], out, progress=False)
         return out
     finally:
         if old is None:

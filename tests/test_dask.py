@@ -50,7 +50,7 @@ def grid(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
 
     base = tmp_path_factory.mktemp("dask_grid")
     data = write_atomic(base / "data", *toy_rows(n_users=30, n_items=12, per_user=9))
-    task_file = toy_task_file(base, data)
+    task_file = toy_task_file(base, data, evaluation=SMALL)  # SMALL is its protocol
     out = base / "local"
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as each worker below (and each process of `--jobs 2` here)

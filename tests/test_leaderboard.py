@@ -310,7 +310,7 @@ def test_invalid_json_names_file(tmp_path: Path) -> None:
     path = tmp_path / "t" / "m" / "seed0.json"
     path.parent.mkdir(parents=True)
     path.write_text('{"seed": 0,')
-    with pytest.raises(BenchError, match=re.escape(str(path)) + ": not valid JSON"):
+    with pytest.raises(BenchError, match=re.escape(str(path)) + ":1: not valid JSON"):
         load_results(tmp_path)
 
 

@@ -228,40 +228,63 @@ def test_fresh_tokens_take_the_forget_items_share_of_their_original_code(toy):
         assert torch.allclose(grown[:, old + j], base[:, c] + float(np.log(share)), atol=1e-5)
 
 
-def test_per_example_values_are_computed_once_for_drawn_examples_only(toy):
+def test_per_example_values_are_computed_once_per_chunk_of_drawn_examples(toy):
+    """`compute` gets whole fixed chunks of example indices, each once, only those a draw
+    touches; the values come back in idx's order with the bits of an up-front pass in the same
+    chunks, and equal a pass in another batch layout up to rounding."""
     from methods.common import PerExample
 
     task, bb = toy
     d_f, codes = Examples(task, task.d_forget), torch.tensor(bb.sids.codes)
-    full = reference_logprob(bb.model, codes, d_f)
     asked: list[np.ndarray] = []
 
     def compute(i):
         asked.append(i)
         return [reference_logprob(bb.model, codes, d_f, i)]
 
-    lazy = PerExample(len(d_f), compute)
+    chunk = 4
+    lazy = PerExample(len(d_f), compute, chunk=chunk)
     rng = np.random.default_rng(0)
-    drawn = [d_f.sample(rng, 5) for _ in range(4)]
-    for idx in drawn:
-        assert torch.equal(lazy(idx)[0], full[torch.as_tensor(idx)])  # bit for bit, idx's order
-    computed = np.concatenate(asked)
-    assert len(computed) == len(np.unique(computed))  # each example once
-    assert set(computed) == set(np.concatenate(drawn)) and len(computed) < len(d_f)
+    drawn = [d_f.sample(rng, 3) for _ in range(3)]
+    got = [lazy(idx)[0] for idx in drawn]
+    starts = [int(i[0]) for i in asked]
+    for i in asked:
+        assert np.array_equal(i, np.arange(i[0], min(len(d_f), i[0] + chunk)))
+    assert len(starts) == len(set(starts))  # each chunk once
+    assert set(starts) == set(chunk * np.unique(np.concatenate(drawn) // chunk))
+    assert len(starts) < -(-len(d_f) // chunk)  # undrawn chunks are never computed
+    eager = PerExample(len(d_f), lambda i: [reference_logprob(bb.model, codes, d_f, i)], chunk)
+    eager(np.arange(len(d_f)))
+    full = reference_logprob(bb.model, codes, d_f)
+    for idx, values in zip(drawn, got, strict=True):
+        assert torch.equal(values, eager(idx)[0])
+        assert torch.allclose(values, full[torch.as_tensor(idx)], rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["tracer", "npo"])
 def test_lazy_reference_values_leave_the_result_unchanged(toy, name, monkeypatch):
     """Computing the reference values when drawn must train the same model as computing every
-    example up front (the reference model must consume no random draw, for instance)."""
+    example up front: `compute` sees the same chunks of example indices either way, so the same
+    batch shapes whatever the CPU's rounding, and the reference model must consume no random
+    draw."""
     import methods.baselines
     import methods.tracer
     from methods.common import PerExample
 
-    class UpFront(PerExample):
-        def __init__(self, n, compute):
-            super().__init__(n, compute)
-            self(np.arange(n))
+    calls: dict[bool, list[tuple[int, ...]]] = {False: [], True: []}
+
+    def recorded(up_front: bool) -> type[PerExample]:
+        class Recorded(PerExample):
+            def __init__(self, n, compute):
+                def record(i):
+                    calls[up_front].append(tuple(i.tolist()))
+                    return compute(i)
+
+                super().__init__(n, record, chunk=4)  # several chunks on the toy's D_f
+                if up_front:
+                    self(np.arange(n))
+
+        return Recorded
 
     task, bb = toy
     base = copy.deepcopy(bb.model)
@@ -270,10 +293,14 @@ def test_lazy_reference_values_leave_the_result_unchanged(toy, name, monkeypatch
             m.p = 0.1
     inputs = MethodInputs(base, bb.sids, task, TINY, seed=0)
     method = get_method(name)(**overrides(name), lr=5e-3)
-    lazy = method.unlearn(inputs).model.state_dict()
-    monkeypatch.setattr(methods.tracer, "PerExample", UpFront)
-    monkeypatch.setattr(methods.baselines, "PerExample", UpFront)
-    eager = method.unlearn(inputs).model.state_dict()
+    trained = {}
+    for up_front in (False, True):
+        monkeypatch.setattr(methods.tracer, "PerExample", recorded(up_front))
+        monkeypatch.setattr(methods.baselines, "PerExample", recorded(up_front))
+        trained[up_front] = method.unlearn(inputs).model.state_dict()
+    lazy, eager = trained[False], trained[True]
+    assert calls[False] and set(calls[False]) <= set(calls[True])  # the same index sets
+    assert len(set(calls[True])) == len(calls[True])
     assert lazy.keys() == eager.keys()
     assert all(torch.equal(lazy[k], eager[k]) for k in lazy)
     before = bb.model.state_dict()

@@ -102,6 +102,9 @@ def test_more_workers_than_groups_split_a_group_into_parts(tmp_path, monkeypatch
     finally:
         torch.set_num_threads(threads)
     monkeypatch.setenv("TRACER_BENCH_CACHE", str(tmp_path / "cache-two"))
+    # one thread per process, as in the first run, whatever this machine's core count: thread
+    # counts change the bits
+    monkeypatch.setattr("benchmark.app.executors.usable_cores", lambda: 2)
     two = run_grid([task_file], methods, [0], tmp_path / "two", progress=False, backbone=TINY,
                    eval_cfg=SMALL, jobs=2)  # fmt: skip
     assert sorted(two["evaluation_seconds"]) == [

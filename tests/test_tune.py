@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from conftest import toy_rows, toy_task_file, write_atomic
 from test_backbone import TINY
 from test_evaluation import SMALL
@@ -112,9 +113,12 @@ def tiny_tune(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("tune")
     old = os.environ.get("TRACER_BENCH_CACHE")
     os.environ["TRACER_BENCH_CACHE"] = str(base / "cache")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the resumed run in a subprocess has one thread: same bits
     try:
         _tune(_toy(base), base / "out")
     finally:
+        torch.set_num_threads(threads)
         if old is None:
             os.environ.pop("TRACER_BENCH_CACHE")
         else:

@@ -22,6 +22,7 @@ from benchmark.app.cli import main
 from benchmark.app.runner import run_grid
 from benchmark.metrics.evidence import evidence_path
 from benchmark.results.artifacts import artifacts_dir
+from benchmark.results.keys import create_key, trusted_keys
 from benchmark.results.ledger import LEDGER_NAME, read_ledger
 from benchmark.results.record import result_path
 from leaderboard.publish import build_folder
@@ -36,10 +37,11 @@ def submission(tmp_path_factory):
     os.environ["TRACER_BENCH_CACHE"] = str(cache)
     try:
         data = write_atomic(base / "data", *toy_rows(n_users=30, n_items=12, per_user=9))
-        task_file = toy_task_file(base, data)
+        # SMALL is its protocol, TINY its base recipe
+        task_file = toy_task_file(base, data, evaluation=SMALL, backbone=TINY)
         out = base / "results"
         run_grid([str(task_file)], ["retrain", "filter", "tracer"], [0], out, progress=False,
-                 backbone=TINY, eval_cfg=SMALL, save_artifacts=True)  # fmt: skip
+                 save_artifacts=True)  # fmt: skip
     finally:
         if old is None:
             os.environ.pop("TRACER_BENCH_CACHE")
@@ -56,9 +58,24 @@ def _copy(submission, tmp_path, monkeypatch) -> Path:
     return root
 
 
+@pytest.fixture(scope="module", autouse=True)
+def board_key(tmp_path_factory) -> str:
+    """The board's key, at the default place of a configuration folder of this module's own
+    (no trusted-keys.txt: a test trusts it with --trust); its public key."""
+    config = tmp_path_factory.mktemp("config")
+    old = os.environ.get("TRACER_BENCH_CONFIG")
+    os.environ["TRACER_BENCH_CONFIG"] = str(config)
+    yield create_key(config / "board-key.pem")
+    if old is None:
+        os.environ.pop("TRACER_BENCH_CONFIG")
+    else:
+        os.environ["TRACER_BENCH_CONFIG"] = old
+
+
 @pytest.fixture(scope="module")
-def board(submission, tmp_path_factory):
-    """The submission verified into a board's folder by `tracer-bench verify` (exit 0)."""
+def board(submission, tmp_path_factory, board_key):
+    """The submission verified into a board's folder by `tracer-bench verify` (exit 0), its
+    ledger signed with the board's key."""
     out, task_file, cache = submission
     folder = tmp_path_factory.mktemp("board") / "verified"
     old = os.environ.get("TRACER_BENCH_CACHE")
@@ -74,14 +91,16 @@ def board(submission, tmp_path_factory):
     return folder
 
 
-def _ticks(capsys, folder: Path, tmp_path: Path) -> dict[str, int]:
-    """How many ✓ the leaderboard, the static page and the Hub table give `folder`."""
-    code, out, _ = run_cli(capsys, "leaderboard", str(folder), "--site", str(tmp_path / "site"))
+def _ticks(capsys, folder: Path, tmp_path: Path, trust: str | None) -> dict[str, int]:
+    """How many ✓ the leaderboard, the static page and the Hub table give `folder` to a viewer
+    who trusts the key `trust` (None: no key)."""
+    flags = ["--trust", trust] if trust else []
+    site, hub = tmp_path / f"site-{bool(trust)}", tmp_path / f"hub-{bool(trust)}"
+    code, out, _ = run_cli(capsys, "leaderboard", str(folder), "--site", str(site), *flags)
     assert code == 0, out
-    page = (tmp_path / "site" / "index.html").read_text()
-    hub = tmp_path / "hub"
+    page = (site / "index.html").read_text()
     hub.mkdir()
-    build_folder(folder, hub, "org/board")
+    build_folder(folder, hub, "org/board", trusted=trusted_keys(flags[1:]))
     return {
         "board": out.count("✓"),
         "page": page.count("✓"),
@@ -90,7 +109,7 @@ def _ticks(capsys, folder: Path, tmp_path: Path) -> dict[str, int]:
     }
 
 
-def test_verified_submission_reproduces_its_run(submission, board, capsys):
+def test_verified_submission_reproduces_its_run(submission, board, board_key, capsys):
     root, task_file, _ = submission
     ledger = read_ledger(board)
     assert sorted(ledger) == [f"toy-scary/{m}/seed0.json" for m in ("filter", "retrain", "tracer")]
@@ -106,30 +125,44 @@ def test_verified_submission_reproduces_its_run(submission, board, capsys):
         for name, stat in a["metrics"].items():
             have = record["metrics"][name]["value"]
             assert have == pytest.approx(stat["value"], rel=0, abs=0, nan_ok=True), name
-    code, out, _ = run_cli(capsys, "validate", str(board), "--task-file", str(task_file))
+    assert {e["key"] for e in ledger.values()} == {board_key}
+    code, out, _ = run_cli(capsys, "validate", str(board), "--task-file", str(task_file),
+                           "--trust", board_key)  # fmt: skip
     assert code == 0, out
-    code, out, _ = run_cli(capsys, "leaderboard", str(root))
+    code, out, _ = run_cli(capsys, "leaderboard", str(root), "--trust", board_key)
     assert code == 0 and "✓" not in out  # the submission itself is self-reported
 
 
-def test_a_verified_board_keeps_its_ticks(board, tmp_path, capsys):
-    ticks = _ticks(capsys, board, tmp_path)
+def test_a_verified_board_keeps_its_ticks_under_its_key_only(board, board_key, tmp_path, capsys):
+    ticks = _ticks(capsys, board, tmp_path, board_key)
     # three rows (retrain, filter, tracer), each verified: the board prints them in its table,
     # the page in its table, the Hub in both parquet tables
     assert ticks == {"board": 3, "page": 3, "hub": 3, "hub_results": 3}, ticks
-    code, out, _ = run_cli(capsys, "leaderboard", str(board))
+    code, out, _ = run_cli(capsys, "leaderboard", str(board), "--trust", board_key)
     assert "tracer 1.2 ✓" in out
+    # without the key, the same folder shows nothing verified
+    assert _ticks(capsys, board, tmp_path, None) == {
+        "board": 0, "page": 0, "hub": 0, "hub_results": 0,
+    }  # fmt: skip
 
 
-def test_publishing_a_submission_carries_no_ledger(submission, board, tmp_path, capsys):
+def test_publishing_a_submission_carries_no_ledger(submission, board, board_key, tmp_path,
+                                                   capsys):  # fmt: skip
     board_pub, pr_pub = tmp_path / "board", tmp_path / "pr"
-    for folder, extra in ((board_pub, []), (pr_pub, ["--create-pr"])):
-        code, out, _ = run_cli(capsys, "publish", str(board), "--repo", "org/board", "--dry-run",
-                               "--out", str(folder), "--task-file", str(submission[1]),
-                               *extra)  # fmt: skip
-        assert code == 0, out
+    task = ["--task-file", str(submission[1])]
+    code, out, _ = run_cli(capsys, "publish", str(board), "--repo", "org/board", "--dry-run",
+                           "--out", str(board_pub), "--trust", board_key, *task)  # fmt: skip
+    assert code == 0, out
     assert (board_pub / "results" / LEDGER_NAME).is_file()
     assert pd.read_parquet(board_pub / "leaderboard.parquet")["verified"].all()
+    assert board_key in (board_pub / "README.md").read_text()  # the card states the key
+    # a pull request carries the submitter's files only: a folder with a ledger is refused
+    code, _, err = run_cli(capsys, "publish", str(board), "--repo", "org/board", "--dry-run",
+                           "--out", str(pr_pub), "--create-pr", *task)  # fmt: skip
+    assert_one_line_error(code, err, LEDGER_NAME, "a submission carries no verification ledger")
+    code, out, _ = run_cli(capsys, "publish", str(submission[0]), "--repo", "org/board",
+                           "--dry-run", "--out", str(pr_pub), "--create-pr", *task)  # fmt: skip
+    assert code == 0, out
     assert not (pr_pub / "results" / LEDGER_NAME).exists()
     assert LEDGER_NAME not in out
     assert not pd.read_parquet(pr_pub / "leaderboard.parquet")["verified"].any()
@@ -143,11 +176,14 @@ def _forge_claim(path: Path) -> None:
     path.write_text(json.dumps(record))
 
 
-def test_a_result_cannot_declare_itself_verified(submission, tmp_path, monkeypatch, capsys):
+def test_a_result_cannot_declare_itself_verified(
+    submission, board_key, tmp_path, monkeypatch, capsys
+):
     root = _copy(submission, tmp_path, monkeypatch)
     f = result_path(root, "toy-scary", "filter", 0)
     _forge_claim(f)
-    assert _ticks(capsys, root, tmp_path) == {"board": 0, "page": 0, "hub": 0, "hub_results": 0}
+    nothing = {"board": 0, "page": 0, "hub": 0, "hub_results": 0}
+    assert _ticks(capsys, root, tmp_path, board_key) == nothing
     code, out, _ = run_cli(capsys, "validate", str(root), "--task-file", str(submission[1]))
     bad = [line for line in out.splitlines() if "verification" in line]
     assert code == 1 and len(bad) == 1 and str(f) in bad[0], out
@@ -168,19 +204,23 @@ def _edit_evidence(path: Path) -> None:
 
 
 @pytest.mark.parametrize("edit", [_edit_json, _edit_evidence, _forge_claim])
-def test_a_verified_result_edited_afterwards_loses_its_tick(board, tmp_path, capsys, edit):
+def test_a_verified_result_edited_afterwards_loses_its_tick(
+    board, board_key, tmp_path, capsys, edit
+):
     folder = tmp_path / "board"
     shutil.copytree(board, folder)
     f = result_path(folder, "toy-scary", "tracer", 0)
     edit(f)
-    assert _ticks(capsys, folder, tmp_path) == {"board": 2, "page": 2, "hub": 2, "hub_results": 2}
-    code, out, _ = run_cli(capsys, "leaderboard", str(folder))
+    ticks = _ticks(capsys, folder, tmp_path, board_key)
+    assert ticks == {"board": 2, "page": 2, "hub": 2, "hub_results": 2}
+    code, out, _ = run_cli(capsys, "leaderboard", str(folder), "--trust", board_key)
     assert "tracer 1.2 ✓" not in out and "filter 1.0 ✓" in out
-    code, out, _ = run_cli(capsys, "validate", str(folder))
-    assert code == 1 and f"{f}: -: changed since `verify` recorded it" in out, out
+    code, out, _ = run_cli(capsys, "validate", str(folder), "--trust", board_key)
+    want = f"{folder / LEDGER_NAME}: toy-scary/tracer/seed0.json: changed since it was verified"
+    assert code == 1 and want in out, out
 
 
-def test_a_record_for_one_result_does_not_vouch_for_another(board, tmp_path, capsys):
+def test_a_record_for_one_result_does_not_vouch_for_another(board, board_key, tmp_path, capsys):
     folder = tmp_path / "board"
     shutil.copytree(board, folder)
     ledger = folder / LEDGER_NAME
@@ -189,13 +229,14 @@ def test_a_record_for_one_result_does_not_vouch_for_another(board, tmp_path, cap
     filter_row = next(e for e in entries if e["result"].startswith("toy-scary/filter/"))
     filter_row.update({k: tracer[k] for k in ("result_sha256", "evidence_sha256")})
     ledger.write_text("".join(json.dumps(e) + "\n" for e in entries))
-    assert _ticks(capsys, folder, tmp_path)["board"] == 2  # filter's entry now names tracer's bytes
-    code, out, _ = run_cli(capsys, "leaderboard", str(folder))
+    # filter's entry now names tracer's bytes (and its signature no longer verifies)
+    assert _ticks(capsys, folder, tmp_path, board_key)["board"] == 2
+    code, out, _ = run_cli(capsys, "leaderboard", str(folder), "--trust", board_key)
     assert "filter 1.0 ✓" not in out and "tracer 1.2 ✓" in out
     # a whole verified file copied over another result's place is not that result's either
     shutil.copyfile(result_path(folder, "toy-scary", "tracer", 0),
                     result_path(folder, "toy-scary", "filter", 0))  # fmt: skip
-    code, out, _ = run_cli(capsys, "leaderboard", str(folder))
+    code, out, _ = run_cli(capsys, "leaderboard", str(folder), "--trust", board_key)
     assert "filter 1.0 ✓" not in out
 
 
@@ -220,8 +261,12 @@ def _rehash(folder: Path) -> None:
 
 
 def _wrong_shapes(folder: Path) -> None:
-    cfg = json.loads((folder / "model.json").read_text())
-    (folder / "model.json").write_text(json.dumps({**cfg, "d_model": cfg["d_model"] * 2}))
+    """One more level-1 code in the config and the SID table (within the base recipe's limits),
+    none in the weights."""
+    for name in ("model.json", "sids.json"):
+        doc = json.loads((folder / name).read_text())
+        doc["sizes"][0] += 1
+        (folder / name).write_text(json.dumps(doc))
 
 
 def _duplicate_sids(folder: Path) -> None:
@@ -242,7 +287,7 @@ def _pickle(folder: Path) -> None:
 @pytest.mark.parametrize(
     "tamper, rehash, needles",
     [
-        (_wrong_shapes, True, ["model.safetensors", "do not match the model config"]),
+        (_wrong_shapes, True, ["model.safetensors", "does not match the model config"]),
         (_duplicate_sids, True, ["sids.json", "invalid SID table"]),
         (_truncated, True, ["model.safetensors", "not a safetensors file"]),
         (_pickle, True, ["model.safetensors", "not a safetensors file"]),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -34,6 +35,14 @@ def _cmd_tasks_list(args: argparse.Namespace) -> int:
             disable_numparse=True,
         )
     )
+    return 0
+
+
+def _cmd_tasks_concepts(args: argparse.Namespace) -> int:
+    from tasks.concepts import dataset_concepts
+
+    lines = dataset_concepts(args.target, args.separator or "", args.depth)
+    print("\n".join(lines))
     return 0
 
 
@@ -177,7 +186,7 @@ def _cmd_unlearn(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from benchmark.app.cell import CellContext, run_cell
-    from benchmark.evaluation.probes import EvalConfig
+    from benchmark.evaluation.probes import task_protocol
     from benchmark.metrics.registry import higher_is_better
     from benchmark.recommender.backbone import set_threads, task_backbone
     from benchmark.results.write import save_result
@@ -189,7 +198,8 @@ def _cmd_unlearn(args: argparse.Namespace) -> int:
     spec = get_task(args.task)
     recipe = task_backbone(spec)
     task = prepare_task(spec)
-    ctx = CellContext(task, args.seed, recipe, EvalConfig(seed=args.seed), progress=not args.quiet)
+    ctx = CellContext(task, args.seed, recipe, task_protocol(spec, args.seed),
+                      progress=not args.quiet)  # fmt: skip
     cell = run_cell(ctx, args.method)
     rows = []
     for name, s in cell["metrics"].items():
@@ -418,8 +428,10 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
     from benchmark.app.verify import verify_result
     from benchmark.recommender.backbone import set_threads
+    from benchmark.results.keys import default_key_path, load_private
     from benchmark.results.record import result_files
 
+    key = load_private(Path(args.key) if args.key else default_key_path())  # before any work
     set_threads(args.threads)
     root = Path(args.submission)
     if not root.exists():
@@ -429,7 +441,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         raise BenchError(f"{root}: no result files (<task>/<method>/seed<N>.json)")
     failed = 0
     for f in files:
-        path, mismatches = verify_result(f, Path(args.out), args.task_file)
+        path, mismatches = verify_result(f, Path(args.out), args.task_file, key)
         if mismatches:
             failed += 1
             print(
@@ -507,6 +519,14 @@ def build_parser() -> argparse.ArgumentParser:
     tasks = sub.add_parser("tasks", help="list, show and prepare tasks")
     tsub = tasks.add_subparsers(dest="tasks_command", required=True)
     tsub.add_parser("list", help="the standard suite").set_defaults(func=_cmd_tasks_list)
+    p = tsub.add_parser("concepts", help="a dataset's concept tree with item counts, to choose "
+                        "a task's [concept] label")  # fmt: skip
+    p.add_argument("target", help="a standard task name, a task .toml file, or a genrec-json "
+                   "data folder")  # fmt: skip
+    p.add_argument("--depth", type=int, default=None, help="show this many levels (default: all)")
+    p.add_argument("--separator", help="with a data folder: how category paths join their "
+                   "names (default: detected; see [dataset] category_separator)")  # fmt: skip
+    p.set_defaults(func=_cmd_tasks_concepts)
     for name, func, text in (
         ("show", _cmd_tasks_show, "a task's sizes and data hash (prepares it if needed)"),
         ("prepare", _cmd_tasks_prepare, "download/read, preprocess, split and cache a task"),
@@ -615,6 +635,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("submission", help="a result JSON or a results folder, with artifacts beside")
     p.add_argument("--out", default="verified", help="verified results go here (default: verified)")
+    p.add_argument("--key", metavar="FILE", help="the board's private key that signs the ledger "
+                   "(default: board-key.pem in the configuration folder; `tracer-bench key "
+                   "create`)")  # fmt: skip
     p.add_argument("--task-file", action="append", default=[], help="a task .toml (repeatable)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     p.set_defaults(func=_cmd_verify)
@@ -637,13 +660,18 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_device()
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handlers below
+        return code
     except BenchError as exc:
         print(f"tracer-bench: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("tracer-bench: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `tracer-bench validate DIR | head`: the reader left; end quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -21,13 +21,14 @@ from tqdm import tqdm
 
 from benchmark.app.cell import CellContext, run_cell
 from benchmark.app.executors import Event, Executor, InProcess, ProcessPool
-from benchmark.evaluation.probes import EvalConfig
+from benchmark.evaluation.probes import EvalConfig, task_protocol
 from benchmark.recommender.backbone import BackboneConfig, task_backbone
 from benchmark.results.record import failure_path, result_path
 from benchmark.results.unlearned_model import artifact_files
 from benchmark.results.write import CellFiles, cell_files, write_json_atomic
 from methods.registry import get_method
 from tasks import get_task, prepare_task
+from tasks.errors import BenchError
 
 
 def remove_stale_temporaries(out: Path) -> int:
@@ -83,8 +84,9 @@ class GroupWork:
     group's progress steps and each finished cell's output (`Event`s); it writes nothing."""
 
     backbone: BackboneConfig | None  # None: each task's own recipe (task_backbone)
-    eval_cfg: EvalConfig
+    eval_cfg: EvalConfig | None  # None: each task's own protocol (task_protocol) on `split`
     keep_artifacts: bool = False
+    split: str = "test"
 
     def __call__(self, group: Group, emit: Callable[[Event], None]) -> None:
         ctx = None
@@ -109,7 +111,10 @@ class GroupWork:
     def _context(self, group: Group, emit: Callable[[Event], None]) -> CellContext:
         emit(Event("step", group.label, "preparing the task"))
         task = prepare_task(get_task(group.task))
-        eval_cfg = dataclasses.replace(self.eval_cfg, seed=group.seed)
+        if self.eval_cfg is None:
+            eval_cfg = task_protocol(task.spec, group.seed, self.split)
+        else:
+            eval_cfg = dataclasses.replace(self.eval_cfg, seed=group.seed)
         doing = {"step": ""}  # a training model's status lines extend the step's name
 
         def report(line: str) -> None:
@@ -244,32 +249,38 @@ def run_grid(
     save_artifacts: bool = False,
     executor: Executor | None = None,
     tuning: dict[str, dict] | None = None,
+    split: str = "test",
 ) -> dict:
     """Run every missing cell with `executor` (default: this process, or `jobs` local
     processes); returns counts {'done', 'skipped', 'failed'}, 'evaluation_seconds'
     ({"<task> seed <s> <method>": seconds after the method returned}) and 'workers'
     ({worker: groups it finished}). `tuning`: method -> the block its records carry
-    (`benchmark.app.tune`)."""
+    (`benchmark.app.tune`). Each task is evaluated with its own protocol on `split`;
+    `eval_cfg` replaces the protocols (tests: their task must declare the same values, so that
+    the results agree with their task), and its split must be `split`."""
     for m in methods:
         get_method(m)  # unknown names fail before any work
     out = Path(out)
     remove_stale_temporaries(out)
-    eval_cfg = eval_cfg or EvalConfig()
+    if eval_cfg is not None and eval_cfg.split != split:
+        raise BenchError(f"eval_cfg.split is {eval_cfg.split!r}, the run's split {split!r}")
+    for t in tasks:
+        task_protocol(get_task(t), 0, split)  # a bad [evaluation] table fails before any work
     if backbone is None:
         for t in tasks:
             task_backbone(get_task(t))  # a bad [backbone] table fails before any work
     for m, overrides in (method_configs or {}).items():
         get_method(m)(**overrides)  # unknown methods or fields fail before any work
-    split = jobs if executor is None else 1  # local processes share a group's work
+    parts = jobs if executor is None else 1  # local processes share a group's work
     groups, skipped = plan_groups(
-        tasks, methods, seeds, out, overwrite, method_configs, split, tuning
+        tasks, methods, seeds, out, overwrite, method_configs, parts, tuning
     )
     counts: dict = {"done": 0, "skipped": skipped, "failed": 0, "evaluation_seconds": {}}
     total = skipped + sum(len(g.methods) for g in groups)
     bar = tqdm(total=total, initial=skipped, desc="grid", disable=not progress, unit="cell")
     if executor is None:
         executor = InProcess() if jobs <= 1 or len(groups) <= 1 else ProcessPool(jobs)
-    work = GroupWork(backbone, eval_cfg, save_artifacts)
+    work = GroupWork(backbone, eval_cfg, save_artifacts, split=split)
     counts["workers"] = executor.run(groups, work, ResultWriter(out, groups, bar, counts))
     bar.close()
     return counts

@@ -101,10 +101,11 @@ def trial_folder(out: Path, k: int) -> Path:
 
 
 def run_trials(
-    out: Path, tasks: list[str], search: Search, eval_cfg: EvalConfig, **grid
+    out: Path, tasks: list[str], search: Search, eval_cfg: EvalConfig | None, **grid
 ) -> dict:
-    """Every trial of every tunable method on the selection seeds' validation targets."""
-    valid = dataclasses.replace(eval_cfg, split="valid")
+    """Every trial of every tunable method on the selection seeds' validation targets (with each
+    task's protocol, or `eval_cfg`)."""
+    valid = None if eval_cfg is None else dataclasses.replace(eval_cfg, split="valid")
     counts = {"done": 0, "skipped": 0, "failed": 0}
     for k in range(search.budget):
         configs = {m: trials[k] for m, trials in search.trials.items()}
@@ -115,7 +116,7 @@ def run_trials(
         print(f"tune: trial {k + 1}/{search.budget} on validation targets", flush=True)
         got = run_grid(
             tasks, sorted(configs), list(search.selection_seeds), trial_folder(out, k),
-            eval_cfg=valid, method_configs=configs, tuning=notes, **grid,
+            eval_cfg=valid, split="valid", method_configs=configs, tuning=notes, **grid,
         )  # fmt: skip
         for key in counts:
             counts[key] += got[key]
@@ -212,10 +213,10 @@ def tune(
     **grid,
 ) -> dict:
     """Search, select, and run the tuned board (`grid`: run_grid's backbone, jobs, executor,
-    progress). Returns {"trials": counts, "board": counts, "selection": per task}."""
+    progress), every task with its own protocol unless `eval_cfg` replaces them. Returns
+    {"trials": counts, "board": counts, "selection": per task}."""
     out = Path(out)
-    eval_cfg = eval_cfg or EvalConfig()
-    if eval_cfg.split != "test":
+    if eval_cfg is not None and eval_cfg.split != "test":
         raise BenchError("tune selects on validation targets and reports on test targets")
     search = make_search(methods, budget, search_seed, selection_seeds)
     check_search(out, search)

@@ -7,7 +7,6 @@ reproduce them bit for bit)."""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 
@@ -19,35 +18,49 @@ from tasks.errors import BenchError
 TOLERANCE = 1e-9
 
 
-def _from_dict(cls, data: dict):
-    """A (nested) config dataclass from its asdict() form."""
-    kwargs = {}
-    for f in dataclasses.fields(cls):
-        if f.name in data:
-            value = data[f.name]
-            inner = f.type if isinstance(f.type, type) else None
-            if dataclasses.is_dataclass(inner) and isinstance(value, dict):
-                value = _from_dict(inner, value)
-            elif isinstance(value, list):
-                value = tuple(value)
-            kwargs[f.name] = value
-    return cls(**kwargs)
-
-
 def backbone_config(record: ResultRecord):
+    """The base recipe a record names, every part typed (`typed_config`) and reproducing its
+    config_hash; a one-line BenchError otherwise."""
     from benchmark.recommender.backbone import ArchConfig, BackboneConfig
     from benchmark.recommender.features import FeatureConfig
-    from benchmark.recommender.sid import SIDConfig
+    from benchmark.recommender.sid import SIDConfig, typed_config
     from benchmark.recommender.train import TrainConfig
 
     d = record.backbone.config
-    cfg = BackboneConfig(
-        features=FeatureConfig(**d["features"]), sid=SIDConfig(**d["sid"]),
-        arch=ArchConfig(**d["arch"]), train=TrainConfig(**d["train"]),
-    )  # fmt: skip
+    parts = {"features": FeatureConfig, "sid": SIDConfig, "arch": ArchConfig, "train": TrainConfig}
+    if not isinstance(d, dict) or set(d) != set(parts):
+        raise BenchError(f"backbone.config must hold exactly {sorted(parts)}")
+    cfg = BackboneConfig(**{
+        name: typed_config(cls, d[name], f"backbone.config.{name}") for name, cls in parts.items()
+    })  # fmt: skip
     if cfg.config_hash() != record.backbone.config_hash:
         raise BenchError("backbone.config does not reproduce backbone.config_hash")
     return cfg
+
+
+def task_recipe(record: ResultRecord, task, where: str):
+    """The record's base recipe, which must be its task's own (`task_backbone`: the harness
+    default with the task file's bounded [backbone] tables): a cell is verified on its task's
+    base model, and a recipe a stranger wrote never decides what this machine trains."""
+    from benchmark.recommender.backbone import task_backbone
+
+    try:
+        recipe = backbone_config(record)
+    except BenchError as exc:
+        raise BenchError(f"{where}: {exc}") from None
+    want = task_backbone(task.spec)
+    if recipe.config_hash() != want.config_hash():
+        raise BenchError(f"{where}: backbone {recipe.config_hash()[:12]} is not the base recipe "
+                         f"of {task.spec.identity} ({want.config_hash()[:12]}): a cell is "
+                         "verified on its task's own base model")  # fmt: skip
+    return recipe
+
+
+def base_model_config(recipe, task):
+    """The model config of the base recipe on `task`, its last SID level (the collision code)
+    at its largest: one code per item."""
+    sizes = (recipe.sid.codebook_size,) * recipe.sid.levels + (task.n_items,)
+    return recipe.model_config(sizes, task.spec.preprocess.max_history)
 
 
 def _declares_retain_sid_changes(name: str) -> bool:
@@ -61,16 +74,15 @@ def _declares_retain_sid_changes(name: str) -> bool:
         return False
 
 
-def _context(record: ResultRecord, task, where: str):
-    """The (task, seed) context of a record, with this machine's base model and oracle; a
-    BenchError when either is not the checkpoint the record names."""
+def _context(record: ResultRecord, task, where: str, recipe):
+    """The (task, seed) context of a record, with this machine's base model and oracle and the
+    task's evaluation protocol; a BenchError when either model is not the checkpoint the record
+    names."""
     from benchmark.app.cell import CellContext
-    from benchmark.evaluation.probes import EvalConfig
+    from benchmark.evaluation.probes import task_protocol
 
-    cfg = _from_dict(EvalConfig, record.evaluation or {"seed": record.seed})
-    ctx = CellContext(
-        task, record.seed, backbone_config(record), cfg, progress=False, reuse_reference=False
-    )
+    cfg = task_protocol(task.spec, record.seed)
+    ctx = CellContext(task, record.seed, recipe, cfg, progress=False, reuse_reference=False)
     for what, have, want in (
         ("base model", ctx.base().checkpoint_hash, record.backbone.checkpoint_sha256),
         ("retrain oracle", ctx.oracle().log["checkpoint_sha256"], record.oracle.checkpoint_sha256),
@@ -88,21 +100,27 @@ def reference_frame(record: ResultRecord, task):
     from this reference shares them; the oracle's own evidence stands in for the method."""
     from benchmark.evaluation.probes import evidence_frame
 
-    ctx, _ = _context(record, task, f"{record.task.identity} seed {record.seed}")
+    where = f"{record.task.identity} seed {record.seed}"
+    ctx, _ = _context(record, task, where, task_recipe(record, task, where))
     ref = ctx.reference()
     return evidence_frame(task, ref, ref.oracle_evidence)
 
 
-def verify_result(result_json: Path, out: Path, task_files=()) -> tuple[Path, list[str]]:
+def verify_result(
+    result_json: Path, out: Path, task_files=(), key=None
+) -> tuple[Path, list[str]]:
     """Re-evaluate one cell. Returns (verified result path, mismatches); the verified result is
-    written only when there is no mismatch."""
+    written, its ledger entry signed with the board's private `key`, only when there is no
+    mismatch."""
     from benchmark.app.cell import cell_metrics, check_unlearned
     from benchmark.evaluation.probes import (
         ServedModel,
         evaluate_unlearning,
         evidence_frame,
         run_model,
+        task_protocol,
     )
+    from benchmark.metrics.protocol import evaluation_problems
     from benchmark.results.write import save_verified
     from tasks import get_task, prepare_task
 
@@ -112,12 +130,18 @@ def verify_result(result_json: Path, out: Path, task_files=()) -> tuple[Path, li
     spec = specs.get(identity) or get_task(record.task.name)
     if spec.identity != identity:
         raise BenchError(f"{result_json}: task {identity} is not known here (pass its task file)")
+    problems = evaluation_problems(record.evaluation, task_protocol(spec, record.seed))
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise BenchError(f"{result_json}: {problems[0]}{more}")
     task = prepare_task(spec)
     if task.content_hash != record.task.data_hash:
         raise BenchError(f"{result_json}: task.data_hash is not this task's ({task.content_hash})")
+    recipe = task_recipe(record, task, str(result_json))
+    # every check of the artifacts comes before the base model and the oracle are built
     folder = artifacts_dir(result_json)
-    model, sids, banned = load_artifacts(folder, task.n_items)
-    ctx, cfg = _context(record, task, str(result_json))
+    model, sids, banned = load_artifacts(folder, task.n_items, base_model_config(recipe, task))
+    ctx, cfg = _context(record, task, str(result_json), recipe)
 
     class Declared:  # what the checks need to know of the method; none of its code runs
         name = record.method.name
@@ -145,5 +169,5 @@ def verify_result(result_json: Path, out: Path, task_files=()) -> tuple[Path, li
             mismatches.append(f"{name}: submitted {have}, re-evaluated {want}")
     path = record.path_under(out)
     if not mismatches:
-        save_verified(out, path, record, frame, folder)
+        save_verified(out, path, record, frame, folder, key)
     return path, mismatches

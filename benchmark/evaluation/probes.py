@@ -22,13 +22,20 @@ import pandas as pd
 import torch
 
 from benchmark.metrics.evidence import COLUMNS, forget_slots, latent_rows, slot_bits, target_ranks
-from benchmark.metrics.registry import HEADLINE_K, ranks_from_scores
+from benchmark.metrics.protocol import (
+    EvalConfig,  # its home is the torch-free protocol module; imported from here too
+    ProtocolError,
+    protocol_config,
+)
+from benchmark.metrics.registry import ranks_from_scores
 from benchmark.recommender.data import histories, seen_items, to_codes
 from benchmark.recommender.decoding import Trie, score_items_above
 from benchmark.recommender.model import SIDRecommender, sid_logprob
 from benchmark.recommender.sid import SemanticIds
 from benchmark.recommender.train import recommend
+from tasks.errors import TaskFileError
 from tasks.prepare import PreparedTask
+from tasks.spec import TaskSpec
 
 
 @dataclass
@@ -40,24 +47,13 @@ class ServedModel:
     banned: np.ndarray | None = None
 
 
-@dataclass(frozen=True)
-class EvalConfig:
-    ks: tuple[int, ...] | None = None  # None: the task's k_values
-    beam: int = 20
-    relearn_steps: int = 30
-    relearn_sample: int = 256
-    relearn_lr: float = 1e-3
-    # latent ranks (every item scored) on a seeded sample of this many forget-set examples, the
-    # same for every model of a task: the exact scoring is the costliest part of evaluation
-    # (400 since protocol 2.0's quick-suite budget; 800 before: reports/profile-cpu.md)
-    latent_sample: int = 400
-    geometry_items: int = 400
-    seed: int = 0
-    split: str = "test"  # "valid": validation targets, for choosing hyper-parameters
-
-    def k_values(self, task: PreparedTask) -> tuple[int, ...]:
-        """The K values evaluated: the task's (or this config's), always with the headline's K."""
-        return tuple(sorted(set(self.ks or task.spec.k_values) | {HEADLINE_K}))
+def task_protocol(spec: TaskSpec, seed: int, split: str = "test") -> EvalConfig:
+    """The EvalConfig of a run of task `spec` (its [evaluation] table over the harness's
+    defaults) at `seed` on `split`; a TaskFileError naming the task when the table is bad."""
+    try:
+        return protocol_config(spec.evaluation, seed, split)
+    except ProtocolError as exc:
+        raise TaskFileError(f"task {spec.identity}: {exc}") from None
 
 
 @dataclass

@@ -28,7 +28,7 @@ from benchmark.evaluation.probes import EvalConfig, ModelEvidence, Pools, Served
 from benchmark.recommender.backbone import build_lock
 from benchmark.util.atomic import written_atomic
 from tasks.prepare import PreparedTask
-from tasks.sources.common import cache_root
+from tasks.sources.common import cache_path
 
 
 def evidence_key(
@@ -75,7 +75,7 @@ def cached_evidence(
     key = evidence_key(task, sm, cfg, latent_codes, with_relearn)
     # a reference relearns the oracle only, and bans the concept from the original only
     role = "oracle" if with_relearn else "original" if sm.banned is None else "banned"
-    path = cache_root() / "evidence" / task.content_hash[:16] / f"{role}-{key[:32]}.safetensors"
+    path = cache_path("evidence", task.content_hash[:16], f"{role}-{key[:32]}.safetensors")
     kmax = max(cfg.k_values(task))
     n_latent = len(pools.latent_rows) if latent_codes else 0
     shapes = {"topk": (len(pools.all_pos), kmax), "latent": (n_latent,)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import platform
 import sys
@@ -34,9 +35,9 @@ from benchmark.recommender.train import (
 )
 from benchmark.util.atomic import folder_atomic
 from benchmark.util.hashing import file_digest
-from tasks.errors import TaskFileError
+from tasks.errors import BenchError, TaskFileError
 from tasks.prepare import PreparedTask
-from tasks.sources.common import cache_root
+from tasks.sources.common import cache_path
 from tasks.spec import TaskSpec
 
 
@@ -92,13 +93,30 @@ def task_backbone(spec: TaskSpec) -> BackboneConfig:
     return cfg
 
 
+# what a task file may ask of the base recipe (a task file is untrusted input: these numbers
+# decide allocations); any other integer field lies in [0, RECIPE_INT_LIMIT]
+RECIPE_LIMITS = {
+    "arch.d_model": 4096, "arch.n_heads": 64, "arch.n_enc_layers": 48, "arch.n_dec_layers": 48,
+    "arch.d_ff": 16384, "sid.levels": 8, "sid.codebook_size": 4096, "train.batch_size": 65536,
+    "features.tfidf_dim": 65536, "features.collab_dim": 4096,
+}  # fmt: skip
+RECIPE_INT_LIMIT = 10**6
+
+
 def _typed(value: object, current: object, where: str, identity: str) -> object:
-    """A task file's value for a recipe field, typed like the default it replaces."""
+    """A task file's value for a recipe field, typed like the default it replaces and within the
+    recipe's limits."""
     if type(current) is float and type(value) is int:
-        return float(value)
+        value = float(value)
     if type(value) is not type(current):
         raise TaskFileError(f"task {identity}: field '{where}' must be {type(current).__name__}, "
                             f"got {value!r}")  # fmt: skip
+    limit = RECIPE_LIMITS.get(where.removeprefix("backbone."), RECIPE_INT_LIMIT)
+    if type(value) is int and not 0 <= value <= limit:
+        raise TaskFileError(f"task {identity}: field '{where}' must lie in [0, {limit}], got "
+                            f"{value}")  # fmt: skip
+    if type(value) is float and not math.isfinite(value):
+        raise TaskFileError(f"task {identity}: field '{where}' must be a finite number")
     return value
 
 
@@ -121,7 +139,7 @@ def model_dir(kind: str, task: PreparedTask, cfg: BackboneConfig, seed: int) -> 
     same data; the retrain oracle ("oracles") under the task's content hash (its D_r is the
     concept's)."""
     data = task.base_hash if kind == "models" else task.content_hash
-    return cache_root() / kind / data[:16] / f"{cfg.config_hash()[:12]}-s{seed}"
+    return cache_path(kind, data[:16], f"{cfg.config_hash()[:12]}-s{seed}")
 
 
 def backbone_dir(task: PreparedTask, cfg: BackboneConfig, seed: int) -> Path:
@@ -181,7 +199,7 @@ def _cached_model(kind, task, cfg, seed, build, files, folder: Path):
         try:
             model, meta = load_checkpoint(folder)
             return model, meta["log"], True
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        except (OSError, ValueError, KeyError, RuntimeError, BenchError) as exc:
             print(
                 f"[tracer-bench] damaged checkpoint at {folder} ({exc}): rebuilding",
                 file=sys.stderr,

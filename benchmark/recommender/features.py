@@ -23,7 +23,7 @@ from benchmark.recommender.device import on_cpu
 from benchmark.util.atomic import written_atomic
 from tasks.errors import BenchError
 from tasks.prepare import PreparedTask
-from tasks.sources.common import cache_root
+from tasks.sources.common import cache_path
 
 FEATURES_VERSION = 1  # bump when the text template or any computation changes: invalidates caches
 TEXTS = ("minilm", "tfidf")
@@ -210,7 +210,7 @@ def features_path(task: PreparedTask, config: FeatureConfig, retain_only: bool =
     # without retain_only the features do not depend on the concept: keyed like the base model
     data, kind = (task.content_hash, "-retain") if retain_only else (task.base_hash, "")
     name = f"{data[:16]}-{config.config_hash()[:12]}{kind}.safetensors"
-    return cache_root() / "features" / name
+    return cache_path("features", name)
 
 
 @on_cpu

@@ -23,7 +23,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmark.recommender.sid import typed_config
 from benchmark.util.atomic import write_text_atomic, written_atomic
+from tasks.errors import BenchError
+from tasks.untrusted import read_json_object
+
+# Caps on what a config read from a file may ask for. Tensor sizes need none (they are compared
+# with the weights file, whose size is bounded, before anything is allocated), but every layer
+# and level is Python objects even on the meta device.
+MAX_LAYERS = 64
+MAX_LEVELS = 16
+MAX_DIM = 2**31  # any one dimension (torch needs int64 element counts)
 
 
 @dataclass
@@ -46,6 +56,30 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
         return cls(**{**d, "sizes": tuple(d["sizes"])})
+
+    @classmethod
+    def from_untrusted(cls, data: object, where: str) -> ModelConfig:
+        """A config read from a file someone else wrote: every field typed and in range (counts
+        positive, dropouts in [0, 1), heads dividing d_model); a one-line BenchError starting
+        with `where` otherwise. Limits that follow from a task are the caller's."""
+        cfg = typed_config(cls, data, where)
+        ranges = {"d_model": (1, MAX_DIM), "n_heads": (1, MAX_DIM), "d_ff": (1, MAX_DIM),
+                  "max_history": (1, MAX_DIM), "n_enc_layers": (0, MAX_LAYERS),
+                  "n_dec_layers": (0, MAX_LAYERS)}  # fmt: skip
+        for name, (low, high) in ranges.items():
+            if not low <= getattr(cfg, name) <= high:
+                raise BenchError(f"{where}: field {name!r} must lie in [{low}, {high}], got "
+                                 f"{getattr(cfg, name)}")  # fmt: skip
+        if not 1 <= len(cfg.sizes) <= MAX_LEVELS or not all(1 <= s <= MAX_DIM for s in cfg.sizes):
+            raise BenchError(f"{where}: field 'sizes' must list 1 to {MAX_LEVELS} codebook sizes "
+                             f"in [1, {MAX_DIM}]")  # fmt: skip
+        for name in ("dropout", "attn_dropout"):
+            if not 0.0 <= getattr(cfg, name) < 1.0:
+                raise BenchError(f"{where}: field {name!r} must lie in [0, 1)")
+        if cfg.d_model % cfg.n_heads:
+            raise BenchError(f"{where}: d_model {cfg.d_model} is not a multiple of n_heads "
+                             f"{cfg.n_heads}")  # fmt: skip
+        return cfg
 
 
 class RMSNorm(nn.Module):
@@ -429,12 +463,49 @@ def save_checkpoint(model: SIDRecommender, folder: Path, extra: dict | None = No
     write_text_atomic(folder / "config.json", json.dumps(meta, indent=2, sort_keys=True))
 
 
-def load_checkpoint(folder: Path) -> tuple[SIDRecommender, dict]:
-    from safetensors.torch import load_file
+def expected_tensors(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """The names and shapes of the state of a model of `cfg`, from a model built on the meta
+    device: nothing is allocated, however large `cfg`."""
+    with torch.device("meta"):
+        model = SIDRecommender(cfg)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
-    meta = json.loads((folder / "config.json").read_text())
-    model = SIDRecommender(ModelConfig.from_dict(meta["config"]))
-    state = load_file(str(folder / "model.safetensors"))
+
+def read_weights(path: Path, cfg: ModelConfig) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file that holds a model of `cfg`. Names, shapes and dtypes
+    (float32) are read from the header and compared with `cfg` before any tensor data is read;
+    besides the model's state, only output biases `head_bias.<level>` of shape (sizes[level],)
+    may appear. A one-line BenchError naming the file otherwise."""
+    from safetensors import SafetensorError, safe_open
+
+    want = expected_tensors(cfg)
+    biases = {f"head_bias.{lv}": (size,) for lv, size in enumerate(cfg.sizes)}
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            names = list(fh.keys())
+            if len(names) > len(want) + len(biases):
+                raise BenchError(f"{path}: {len(names)} tensors, a model of this config has at "
+                                 f"most {len(want) + len(biases)}")  # fmt: skip
+            for name in names:
+                tensor = fh.get_slice(name)
+                shape = tuple(tensor.get_shape())
+                if shape != want.get(name, biases.get(name)):
+                    raise BenchError(f"{path}: tensor {name[:60]!r} of shape {shape[:8]} does not "
+                                     "match the model config")  # fmt: skip
+                if tensor.get_dtype() != "F32":
+                    raise BenchError(f"{path}: tensor {name!r} is {tensor.get_dtype()}, not F32")
+            missing = sorted(set(want) - set(names))
+            if missing:
+                raise BenchError(f"{path}: tensors do not match the model config (missing "
+                                 f"{missing[:3]})")  # fmt: skip
+            return {name: fh.get_tensor(name) for name in names}
+    except SafetensorError as exc:
+        raise BenchError(f"{path}: not a safetensors file ({exc})") from None
+
+
+def model_from_weights(cfg: ModelConfig, state: dict[str, torch.Tensor]) -> SIDRecommender:
+    """A model of `cfg` (in eval mode) holding `state`, as `read_weights` checked it."""
+    model = SIDRecommender(cfg)
     for key, value in state.items():
         if key.startswith("head_bias."):
             model.head_bias[key.split(".", 1)[1]] = nn.Parameter(
@@ -442,4 +513,12 @@ def load_checkpoint(folder: Path) -> tuple[SIDRecommender, dict]:
             )
     model.load_state_dict(state)
     model.eval()
-    return model, meta
+    return model
+
+
+def load_checkpoint(folder: Path) -> tuple[SIDRecommender, dict]:
+    """A checkpoint saved by `save_checkpoint` (a cached one, or one a board published): its
+    config.json read as untrusted JSON, its weights checked against that config first."""
+    meta = read_json_object(folder / "config.json")
+    cfg = ModelConfig.from_untrusted(meta.get("config"), f"{folder / 'config.json'}: config")
+    return model_from_weights(cfg, read_weights(folder / "model.safetensors", cfg)), meta

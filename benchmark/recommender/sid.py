@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, replace
+import math
+import typing
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from functools import cached_property
 from pathlib import Path
+from types import UnionType
 
 import numpy as np
 
@@ -20,6 +23,7 @@ from benchmark.recommender.device import on_cpu
 from benchmark.util.atomic import write_text_atomic, written_atomic
 from benchmark.util.hashing import file_digest
 from tasks.errors import BenchError
+from tasks.untrusted import MAX_BYTES, inside, read_json_object
 
 SID_FORMAT = 1
 METHODS = ("rkmeans", "rqvae")
@@ -373,28 +377,154 @@ class SemanticIds:
         write_text_atomic(path, json.dumps(doc))
 
     @classmethod
-    def load(cls, path: str | Path) -> SemanticIds:
-        from safetensors.numpy import load_file
-
+    def load(
+        cls,
+        path: str | Path,
+        max_sizes: tuple[int, ...] | None = None,
+        n_items: int | None = None,
+        centroids: bool = True,
+    ) -> SemanticIds:
+        """A table saved by `save`, every field checked before any array is built: `max_sizes`
+        (when given) each level's largest codebook, hence the number of levels; `n_items` the
+        number of rows; centroids=False refuses a table that names a centroid file. The centroid
+        file must lie in the table's folder. A one-line BenchError naming the file otherwise."""
         path = Path(path)
+        doc = read_json_object(path, max_bytes=_max_table_bytes(max_sizes, n_items))
+        known = {"format", "sizes", "config", "centroids", "codes"}
+        if set(doc) - known:
+            raise BenchError(f"{path}: unknown field {sorted(set(doc) - known)[0][:40]!r}")
+        if known - set(doc):
+            raise BenchError(f"{path}: missing field {sorted(known - set(doc))[0]!r}")
+        if doc["format"] != SID_FORMAT or type(doc["format"]) is not int:
+            raise BenchError(f"{path}: SID format {_short(doc['format'])}, expected {SID_FORMAT}")
+        sizes = _checked_sizes(doc["sizes"], max_sizes, path)
+        codes = _checked_codes(doc["codes"], sizes, n_items, path)
+        config = None
+        if doc["config"] is not None:
+            config = typed_config(SIDConfig, doc["config"], f"{path}: config")
+        arrays: tuple[np.ndarray, ...] = ()
+        if doc["centroids"] is not None:
+            if not centroids:
+                raise BenchError(f"{path}: names a centroid file (refused: a served SID table "
+                                 "carries no centroids)")  # fmt: skip
+            arrays = _load_centroids(path, doc["centroids"])
+        sid = cls(codes, sizes, config, arrays)
         try:
-            doc = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise BenchError(f"{path}: cannot read semantic IDs ({exc})") from None
-        if doc.get("format") != SID_FORMAT:
-            raise BenchError(f"{path}: SID format {doc.get('format')!r}, expected {SID_FORMAT}")
-        centroids: tuple[np.ndarray, ...] = ()
-        if doc["centroids"]:
-            cpath = path.parent / doc["centroids"]["file"]
-            if not cpath.is_file() or file_digest(cpath) != doc["centroids"]["sha256"]:
-                raise BenchError(f"{cpath}: centroids missing or not the ones saved with {path}")
-            arrays = load_file(cpath)
-            centroids = tuple(arrays[f"level{j}"] for j in range(len(arrays)))
-        config = SIDConfig(**doc["config"]) if doc["config"] else None
-        codes = np.array(doc["codes"], dtype=np.int64).reshape(-1, len(doc["sizes"]))
-        sid = cls(codes, tuple(doc["sizes"]), config, centroids)
-        sid.validate()
+            sid.validate()
+        except BenchError as exc:
+            raise BenchError(f"{path}: invalid SID table ({exc})") from None
         return sid
+
+
+MAX_CODES = 2**31  # per level, when the caller sets no limit
+_JSON_INT_BYTES = 24  # a code, its separator and a little room, in a table's JSON
+
+
+def _max_table_bytes(max_sizes: tuple[int, ...] | None, n_items: int | None) -> int:
+    """The largest JSON a table of these dimensions needs (the reader's default otherwise)."""
+    if max_sizes is None or n_items is None:
+        return MAX_BYTES
+    return 2**16 + n_items * (len(max_sizes) + 2) * _JSON_INT_BYTES
+
+
+def _checked_sizes(value: object, max_sizes: tuple[int, ...] | None, path: Path) -> tuple:
+    if not isinstance(value, list) or not value or not all(type(s) is int for s in value):
+        raise BenchError(f"{path}: 'sizes' must be a non-empty list of integers")
+    if max_sizes is not None:
+        if len(value) != len(max_sizes):
+            raise BenchError(f"{path}: {len(value)} SID levels, expected {len(max_sizes)}")
+        for level, (size, most) in enumerate(zip(value, max_sizes, strict=True)):
+            if not 1 <= size <= most:
+                raise BenchError(f"{path}: level {level} has {size} codes, at most {most} "
+                                 "allowed")  # fmt: skip
+    elif not all(1 <= s <= MAX_CODES for s in value):
+        raise BenchError(f"{path}: 'sizes' must lie in [1, {MAX_CODES}], got {_short(value)}")
+    return tuple(value)
+
+
+def _checked_codes(
+    value: object, sizes: tuple[int, ...], n_items: int | None, path: Path
+) -> np.ndarray:
+    """(n_items, levels) int64 codes, each in [0, size of its level), checked as JSON first."""
+    levels = len(sizes)
+    if not isinstance(value, list) or not value:
+        raise BenchError(f"{path}: 'codes' must be a non-empty list of rows")
+    if n_items is not None and len(value) != n_items:
+        raise BenchError(f"{path}: {len(value)} items, the task has {n_items}")
+    for item, row in enumerate(value):
+        if not isinstance(row, list) or len(row) != levels:
+            raise BenchError(f"{path}: codes of item {item} must be a list of {levels} integers")
+        for code, size in zip(row, sizes, strict=True):
+            if type(code) is not int or not 0 <= code < size:
+                raise BenchError(f"{path}: codes of item {item} must be integers in "
+                                 f"[0, {list(sizes)}), got {_short(row)}")  # fmt: skip
+    return np.array(value, dtype=np.int64)
+
+
+def _load_centroids(path: Path, ref: object) -> tuple[np.ndarray, ...]:
+    """The centroid file a table names, inside the table's folder and with its recorded hash."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    if not isinstance(ref, dict) or set(ref) != {"file", "sha256"}:
+        raise BenchError(f"{path}: 'centroids' must be an object with 'file' and 'sha256'")
+    cpath = inside(path.parent, ref["file"], f"{path}: centroids")
+    if not cpath.is_file() or file_digest(cpath) != ref["sha256"]:
+        raise BenchError(f"{cpath}: centroids missing or not the ones saved with {path}")
+    try:
+        arrays = load_file(cpath)
+        return tuple(arrays[f"level{j}"] for j in range(len(arrays)))
+    except (SafetensorError, KeyError) as exc:
+        raise BenchError(f"{cpath}: not the centroids saved with {path} ({exc})") from None
+
+
+def typed_config(cls: type, data: object, where: str):
+    """A config dataclass from untrusted JSON: an object of known fields, each of its field's
+    type (a bool is not an int, a number is finite, an int stands for a float, a list of ints
+    for a tuple of ints); a one-line BenchError starting with `where` otherwise."""
+    if not isinstance(data, dict):
+        raise BenchError(f"{where}: expected a JSON object, found {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise BenchError(f"{where}: unknown field {unknown[0][:40]!r} (known: {', '.join(names)})")
+    missing = [f.name for f in fields(cls) if f.name not in data
+               and f.default is MISSING and f.default_factory is MISSING]  # fmt: skip
+    if missing:
+        raise BenchError(f"{where}: missing field {missing[0]!r}")
+    for name, value in data.items():
+        if not _of_type(value, hints[name]):
+            raise BenchError(f"{where}: field {name!r} must be {_type_name(hints[name])}, got "
+                             f"{type(value).__name__} {_short(value)}")  # fmt: skip
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    values = {k: float(v) if hints[k] is float else v for k, v in values.items()}
+    try:
+        return cls(**values)
+    except BenchError as exc:
+        raise BenchError(f"{where}: {exc}") from None
+
+
+def _of_type(value: object, tp: object) -> bool:
+    if typing.get_origin(tp) in (typing.Union, UnionType):
+        return any(_of_type(value, arg) for arg in typing.get_args(tp))
+    if typing.get_origin(tp) is tuple:
+        (elem, _) = typing.get_args(tp)
+        return isinstance(value, list) and all(_of_type(v, elem) for v in value)
+    if tp is float:
+        return type(value) in (int, float) and math.isfinite(value)
+    if tp is type(None):
+        return value is None
+    return type(value) is tp
+
+
+def _type_name(tp: object) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 @on_cpu

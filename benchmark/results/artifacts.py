@@ -9,12 +9,12 @@ files are made and loaded in `benchmark.results.unlearned_model`.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from benchmark.util.atomic import folder_atomic
 from benchmark.util.hashing import file_digest
 from tasks.errors import BenchError
+from tasks.untrusted import read_json_object
 
 ARTIFACT_FORMAT = 1
 FILES = ("model.safetensors", "model.json", "sids.json", "ban.json")
@@ -32,31 +32,36 @@ def write_artifacts(folder: Path, files: dict[str, bytes]) -> None:
             (tmp / name).write_bytes(data)
 
 
-def read_json(path: Path) -> object:
-    try:
-        return json.loads(path.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise BenchError(f"{path}: not valid JSON ({exc})") from None
+MANIFEST_BYTES = 2**16
 
 
 def check_files(folder: Path) -> str:
     """The artifacts' manifest and every file's size and hash (no loading): the manifest's own
-    sha256, for the result to record. A BenchError naming the file otherwise. Torch-free."""
+    sha256, for the result to record. Every file is a regular file in the folder (no symbolic
+    link). A one-line BenchError naming the file otherwise. Torch-free."""
+    if folder.is_symlink():
+        raise BenchError(f"{folder}: a symbolic link (refused: artifacts are a folder of files)")
     if not (folder / "manifest.json").is_file():
         raise BenchError(f"{folder}: no artifacts (manifest.json missing)")
-    manifest = read_json(folder / "manifest.json")
-    if not isinstance(manifest, dict) or manifest.get("format") != ARTIFACT_FORMAT:
+    manifest = read_json_object(folder / "manifest.json", MANIFEST_BYTES)
+    if manifest.get("format") != ARTIFACT_FORMAT or type(manifest.get("format")) is not int:
         raise BenchError(f"{folder / 'manifest.json'}: not an artifact manifest of format 1")
     files = manifest.get("files")
     if not isinstance(files, dict) or set(files) != set(FILES):
         raise BenchError(f"{folder / 'manifest.json'}: must list exactly {list(FILES)}")
-    for name, meta in files.items():
-        path = folder / name
+    for name in FILES:
+        meta = files[name]
+        path = folder / name  # a name of FILES: the manifest names no other
+        if path.is_symlink():
+            raise BenchError(f"{path}: a symbolic link (refused: artifacts are files in their "
+                             "folder)")  # fmt: skip
         if not path.is_file():
-            raise BenchError(f"{path}: missing")
+            raise BenchError(f"{path}: missing (or not a regular file)")
+        if not isinstance(meta, dict) or type(meta.get("bytes")) is not int:
+            raise BenchError(f"{folder / 'manifest.json'}: {name} needs an integer 'bytes'")
         size = path.stat().st_size
-        if size > MAX_BYTES or not isinstance(meta, dict) or size != meta.get("bytes"):
-            raise BenchError(f"{path}: {size} bytes, the manifest says {meta.get('bytes')}")
+        if size > MAX_BYTES or size != meta["bytes"]:
+            raise BenchError(f"{path}: {size} bytes, the manifest says {meta['bytes']}")
         if file_digest(path) != meta.get("sha256"):
             raise BenchError(f"{path}: sha256 differs from the manifest's")
     return file_digest(folder / "manifest.json")

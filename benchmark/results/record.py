@@ -23,6 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from tasks.errors import BenchError
+from tasks.untrusted import read_json
+
+MAX_RESULT_BYTES = 16 * 2**20
 
 SCHEMA_VERSION = 3
 NUM, INT, STR, DICT, BOOL = "number", "integer", "string", "object", "boolean"
@@ -57,8 +60,23 @@ def failure_path(root: Path, task: str, method: str, seed: int) -> Path:
     return Path(root) / task / method / f"seed{seed}.failed.json"
 
 
+def symlinks_in(root: Path) -> list[Path]:
+    """Symbolic links anywhere in a results folder (a result, evidence or artifact file that
+    points elsewhere would be read from outside the folder)."""
+    root = Path(root)
+    if root.is_symlink():
+        return [root]
+    return sorted(p for p in root.rglob("*") if p.is_symlink())
+
+
 def result_files(root: Path) -> list[Path]:
-    """The result JSONs under a results folder (`<task>/<method>/seed<N>.json`), sorted."""
+    """The result JSONs under a results folder (`<task>/<method>/seed<N>.json`), sorted; a
+    ResultsError when the folder holds a symbolic link."""
+    links = symlinks_in(root)
+    if links:
+        more = f" (and {len(links) - 1} more)" if len(links) > 1 else ""
+        raise ResultsError(f"{links[0]}: a symbolic link in a results folder (refused: every file "
+                           f"must lie in the folder itself){more}")  # fmt: skip
     return sorted(
         p for p in Path(root).rglob("seed*.json") if RESULT_NAME.fullmatch(p.name) and p.is_file()
     )
@@ -175,11 +193,11 @@ class ResultRecord:
     @classmethod
     def read(cls, path: str | Path) -> ResultRecord:
         try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ResultsError(f"{path}: cannot read result file ({exc})") from None
-        except json.JSONDecodeError as exc:
-            raise ResultsError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+            data = read_json(path, MAX_RESULT_BYTES, allow_nan=True)
+        except BenchError as exc:
+            raise ResultsError(str(exc)) from None
+        if not isinstance(data, dict):
+            raise ResultsError(f"{path}: a result file holds a JSON object")
         return cls.from_dict(data, str(path))
 
     def metric(self, name: str) -> Any:

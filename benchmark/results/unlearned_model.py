@@ -9,15 +9,14 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import torch
-from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from benchmark.recommender.model import ModelConfig, SIDRecommender
+from benchmark.recommender.model import ModelConfig, model_from_weights, read_weights
 from benchmark.recommender.sid import SemanticIds
-from benchmark.results.artifacts import ARTIFACT_FORMAT, FILES, check_files, read_json
+from benchmark.results.artifacts import ARTIFACT_FORMAT, FILES, check_files
 from benchmark.util.hashing import file_digest
 from tasks.errors import BenchError
+from tasks.untrusted import read_json, read_json_object
 
 
 def artifact_files(model, sids, banned) -> dict[str, bytes]:
@@ -40,53 +39,68 @@ def artifact_files(model, sids, banned) -> dict[str, bytes]:
         return {n: (tmp / n).read_bytes() for n in (*FILES, "manifest.json")}
 
 
-def load_artifacts(folder: Path, n_items: int):
-    """(model, served SIDs, ban or None) from a submission's artifacts, every file checked; a
-    BenchError naming the file and the problem otherwise."""
+ARCH_FIELDS = ("d_model", "n_heads", "n_enc_layers", "n_dec_layers", "d_ff", "dropout",
+               "attn_dropout", "max_history")  # fmt: skip
+SMALL_JSON_BYTES = 2**16  # model.json and the fixed part of ban.json
+JSON_INT_BYTES = 24  # an item id, its separator and a little room
+
+
+def size_limits(base: ModelConfig, n_items: int) -> list[tuple[int, int]]:
+    """(fewest, most) codes per SID level of an unlearned model of the base recipe `base`, whose
+    last level (the collision code) is given at its largest, n_items. A method keeps every base
+    code and may add fresh ones: TRACER adds one per original code that forget items use at one
+    level, so at most the level's base size and at most one per item."""
+    last = len(base.sizes) - 1
+    return [(1 if level == last else size, size + min(size, n_items))
+            for level, size in enumerate(base.sizes)]  # fmt: skip
+
+
+def _model_config(path: Path, base: ModelConfig, n_items: int) -> ModelConfig:
+    """model.json, typed and within the limits of the base recipe, before anything is built."""
+    cfg = ModelConfig.from_untrusted(read_json(path, SMALL_JSON_BYTES), str(path))
+    for name in ARCH_FIELDS:
+        if getattr(cfg, name) != getattr(base, name):
+            raise BenchError(f"{path}: {name} is {getattr(cfg, name)}, the base recipe's is "
+                             f"{getattr(base, name)} (only codebook sizes may change)")  # fmt: skip
+    if len(cfg.sizes) != len(base.sizes):
+        raise BenchError(f"{path}: {len(cfg.sizes)} SID levels, the base recipe has "
+                         f"{len(base.sizes)}")  # fmt: skip
+    for level, (size, (low, high)) in enumerate(zip(cfg.sizes, size_limits(base, n_items),
+                                                    strict=True)):  # fmt: skip
+        if not low <= size <= high:
+            raise BenchError(f"{path}: level {level} has {size} codes, the base recipe allows "
+                             f"{low} to {high}")  # fmt: skip
+    return cfg
+
+
+def _ban(path: Path, n_items: int) -> np.ndarray | None:
+    """ban.json, {"banned": [item ids], "applies": bool}: the mask, or None when none applies."""
+    ban = read_json_object(path, SMALL_JSON_BYTES + n_items * JSON_INT_BYTES)
+    if set(ban) != {"banned", "applies"}:
+        raise BenchError(f"{path}: must hold exactly 'banned' and 'applies'")
+    ids = ban["banned"]
+    if not isinstance(ids, list) or not all(type(i) is int and 0 <= i < n_items for i in ids):
+        raise BenchError(f"{path}: 'banned' must list item ids in 0..{n_items - 1}")
+    if type(ban["applies"]) is not bool:
+        raise BenchError(f"{path}: 'applies' must be true or false")
+    if not ban["applies"]:
+        return None
+    banned = np.zeros(n_items, dtype=bool)
+    banned[ids] = True
+    return banned
+
+
+def load_artifacts(folder: Path, n_items: int, base: ModelConfig):
+    """(model, served SIDs, ban or None) from a submission's artifacts, for a task of `n_items`
+    items and the base recipe's model config `base` (its last SID level at its largest,
+    n_items). Every file is checked before anything is allocated from it: the manifest, the
+    config against the base recipe (`size_limits`), the SID table against the config, the
+    weights' header against the config. A one-line BenchError naming the file otherwise."""
     check_files(folder)
-    try:
-        sids = SemanticIds.load(folder / "sids.json")
-    except (BenchError, KeyError, TypeError, ValueError) as exc:
-        raise BenchError(f"{folder / 'sids.json'}: invalid SID table ({exc})") from None
-    if sids.codes.shape[0] != n_items:
-        raise BenchError(f"{folder / 'sids.json'}: {sids.codes.shape[0]} items, the task has "
-                         f"{n_items}")  # fmt: skip
-    try:
-        cfg = ModelConfig.from_dict(read_json(folder / "model.json"))
-    except (TypeError, KeyError) as exc:
-        raise BenchError(f"{folder / 'model.json'}: not a model config ({exc})") from None
-    if tuple(cfg.sizes) != tuple(sids.sizes):
-        raise BenchError(f"{folder / 'model.json'}: codebooks {cfg.sizes} are not the SIDs' "
-                         f"{sids.sizes}")  # fmt: skip
-    model = SIDRecommender(cfg)
-    want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    path = folder / "model.safetensors"
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            have = {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
-            biases = {k for k in have if k.startswith("head_bias.")}
-            for k in biases:  # optional per-level output biases (TRACER's fresh tokens)
-                level = k.split(".", 1)[1]
-                if not level.isdigit() or have[k] != (cfg.sizes[int(level)],):
-                    raise BenchError(f"{path}: tensor {k} has shape {have[k]}")
-            if {k: s for k, s in have.items() if k not in biases} != want:
-                diff = sorted(set(have) ^ set(want)) or [
-                    k for k in want if have.get(k) != want[k]
-                ]
-                raise BenchError(f"{path}: tensors do not match the model config ({diff[:3]})")
-            state = {k: fh.get_tensor(k) for k in have}
-    except SafetensorError as exc:
-        raise BenchError(f"{path}: not a safetensors file ({exc})") from None
-    for k in biases:
-        model.head_bias[k.split(".", 1)[1]] = torch.nn.Parameter(torch.zeros_like(state[k]))
-    model.load_state_dict(state)
-    model.eval()
-    ban = read_json(folder / "ban.json")
-    ids = ban.get("banned") if isinstance(ban, dict) else None
-    if not isinstance(ids, list) or not all(isinstance(i, int) and 0 <= i < n_items for i in ids):
-        raise BenchError(f"{folder / 'ban.json'}: 'banned' must list item ids in 0..{n_items - 1}")
-    banned = None
-    if ban.get("applies"):
-        banned = np.zeros(n_items, dtype=bool)
-        banned[ids] = True
-    return model, sids, banned
+    cfg = _model_config(folder / "model.json", base, n_items)
+    sids = SemanticIds.load(folder / "sids.json", cfg.sizes, n_items, centroids=False)
+    if sids.sizes != cfg.sizes:
+        raise BenchError(f"{folder / 'model.json'}: codebooks {list(cfg.sizes)} are not the "
+                         f"SIDs' {list(sids.sizes)}")  # fmt: skip
+    model = model_from_weights(cfg, read_weights(folder / "model.safetensors", cfg))
+    return model, sids, _ban(folder / "ban.json", n_items)

@@ -148,12 +148,12 @@ def save_result(path: Path, ctx, cell: dict, extra_cost: dict | None = None) -> 
 
 
 def save_verified(
-    root: Path, path: Path, record: ResultRecord, frame, artifacts: Path
+    root: Path, path: Path, record: ResultRecord, frame, artifacts: Path, key
 ) -> ResultRecord:
     """A verified copy of a submitted result under the board's folder `root`: its evidence
     re-computed here, its artifacts beside it, and an entry in `root`'s verification ledger
-    (`benchmark.results.ledger`). A `verification` block the submission carried is dropped: only
-    the ledger says what was verified."""
+    signed with the board's private `key` (`benchmark.results.ledger`). A `verification` block
+    the submission carried is dropped: only the signed ledger says what was verified."""
     import shutil
 
     from benchmark.metrics.evidence import evidence_path, write_evidence_atomic
@@ -172,5 +172,5 @@ def save_verified(
             shutil.copytree(artifacts, tmp, dirs_exist_ok=True)
     manifest = file_digest(target / "manifest.json")
     write_bytes_atomic(path, out.to_json())
-    record_verified(root, path, manifest, __version__)
+    record_verified(root, path, manifest, record.task.identity, __version__, key)
     return out

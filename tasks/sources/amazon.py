@@ -20,8 +20,9 @@ import pyarrow.compute as pc
 
 from tasks.dataset import RawDataset
 from tasks.errors import BenchError, DataFormatError, TaskFileError
-from tasks.sources.common import cache_root, utf8_problem, verify_checksums
+from tasks.sources.common import cache_path, utf8_problem, verify_checksums
 from tasks.spec import DatasetSpec
+from tasks.untrusted import MAX_DEPTH, nesting_depth
 
 REPO_ID = "McAuley-Lab/Amazon-Reviews-2023"
 INTERACTION_KINDS = ("", "reviews", "5core")
@@ -52,7 +53,7 @@ def hub_files(ds: DatasetSpec) -> dict[str, str]:
 
 
 def _datasets_cache() -> str:
-    return str(cache_root() / "datasets")
+    return str(cache_path("datasets"))
 
 
 class _LoadFailed(Exception):
@@ -84,6 +85,20 @@ def _load(builder: str, path: Path, features: dict[str, Any], **options: Any) ->
     return loaded.data.table  # memory-mapped Arrow, not loaded into RAM
 
 
+def _json_line(path: Path, lineno: int, line: bytes) -> object:
+    """One line of a JSONL file. Its nesting is bounded as the one reader of untrusted JSON
+    bounds it (Python's parser recurses: 10,000 brackets would end in a RecursionError); unlike
+    that reader, NaN and Infinity are values here, as in the Arrow read of the same file, and
+    the rating check names them where they matter."""
+    brackets = line.count(b"[") + line.count(b"{")
+    if brackets > MAX_DEPTH and nesting_depth(line.decode("utf-8", "replace")) > MAX_DEPTH:
+        raise DataFormatError(f"{path}:{lineno}: JSON nested deeper than {MAX_DEPTH} levels")
+    try:
+        return json.loads(line)
+    except ValueError as exc:
+        raise DataFormatError(f"{path}:{lineno}: not valid JSON ({exc})") from None
+
+
 def _scan_jsonl(path: Path, limit: int | None) -> list[str]:
     """The sorted keys of the first `limit` rows (all if None); DataFormatError at a bad line.
 
@@ -95,10 +110,7 @@ def _scan_jsonl(path: Path, limit: int | None) -> list[str]:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
-            try:
-                row = json.loads(line)
-            except ValueError as exc:
-                raise DataFormatError(f"{path}:{lineno}: not valid JSON ({exc})") from None
+            row = _json_line(path, lineno, line)
             if not isinstance(row, dict):
                 raise DataFormatError(f"{path}:{lineno}: expected a JSON object per line")
             keys.update(row)
@@ -111,7 +123,10 @@ def _scan_jsonl(path: Path, limit: int | None) -> list[str]:
 def _first_null_line(path: Path, column: str) -> int:
     with path.open("rb") as fh:
         for lineno, line in enumerate(fh, start=1):
-            if line.strip() and json.loads(line).get(column) is None:
+            if not line.strip():
+                continue
+            row = _json_line(path, lineno, line)
+            if isinstance(row, dict) and row.get(column) is None:
                 return lineno
     return 0
 
@@ -307,6 +322,7 @@ def _items(meta: pa.Table) -> pd.DataFrame:
             "year": "",
             "text": _item_text(meta).to_pandas(),
             "concepts": [tuple(c for c in cs if c) if cs else () for cs in categories],
+            "path": [tuple(c for c in cs if c) if cs else None for cs in categories],
         }
     )
     # reviewed items without a metadata row are left out: the task refuses them, or drops their
@@ -360,7 +376,7 @@ class Amazon2023Source:
                 repo_type="dataset",
                 filename=name,
                 revision=revision or None,
-                cache_dir=str(cache_root() / "hub"),
+                cache_dir=str(cache_path("hub")),
             )
         except Exception as exc:  # network, auth and missing-file errors of any hub client version
             where = f"{REPO_ID}/{name}" + (f"@{revision}" if revision else "")

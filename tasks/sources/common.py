@@ -1,4 +1,4 @@
-"""Helpers shared by the dataset sources: cache location, checksums, atomic downloads."""
+"""Helpers shared by the dataset sources: cache location and paths, checksums, atomic downloads."""
 
 from __future__ import annotations
 
@@ -19,6 +19,38 @@ def cache_root() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("tracer-bench"))
+
+
+SEPARATORS = ("/", "\\")  # os.sep and os.altsep on every platform
+
+
+def _is_component(part: object) -> bool:
+    """One plain file or folder name: not empty, not `.`/`..`, no separator, drive or control
+    character (a name printed in a one-line error stays on one line)."""
+    return (
+        isinstance(part, str)
+        and part not in ("", ".", "..")
+        and part.isprintable()
+        and not any(sep in part for sep in SEPARATORS)
+        and not Path(part).anchor
+    )
+
+
+def cache_path(*parts: str) -> Path:
+    """`cache_root() / parts[0] / parts[1] ...`, each part one plain name; BenchError when a part
+    is not, or when the path (symbolic links resolved) would lie outside the cache root. Every
+    path the harness writes in its cache is built here (DESIGN §6, hostile input)."""
+    root = cache_root()
+    path = root
+    for part in parts:
+        if not _is_component(part):
+            raise BenchError(f"cache path part {part!r} refused: each part of a path under {root} "
+                             "must be one plain file or folder name")  # fmt: skip
+        path = path / part
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise BenchError(f"{path}: refused: it resolves to {path.resolve()}, outside the cache "
+                         f"root {root.resolve()}")  # fmt: skip
+    return path
 
 
 def utf8_problem(path: Path, data: bytes | None = None) -> str:

@@ -1,12 +1,19 @@
 """The JSON format generative-recommendation repositories share (LC-Rec, LETTER, MiniOneRec, ...):
 `<prefix>.inter.json` maps a user to the chronological list of item indices (no timestamps, no
 ratings: the list order is time), `<prefix>.item.json` maps an item index to `title`,
-`description`, `brand` and `categories` (a JSON list of names, or one string path joined by ", ").
+`description`, `brand` and `categories` (a JSON list of node names, or one string path).
 
-A path string is ambiguous where a name itself contains ", " ("Calendars, Planners & Personal
-Organizers"), so an item's concept labels are every contiguous run of its path's ", "-separated
-parts: each real name is one such run, so a label matches exactly the items whose path contains
-that name, whichever names around it hold commas.
+A string path joins its nodes with `[dataset] category_separator`; by default it is detected from
+the item file: "," when some path has a comma with no space after it (the Amazon 2018 exports:
+"Industrial & Scientific,Additive Manufacturing Products,3D Printing Supplies", where a ", "
+belongs to a name such as "Tapes, Adhesives & Sealants"), else ", " (the 2014 exports). A file
+that mixes both — a ", "-joined path whose parts are all nodes of the ","-joined paths — is
+ambiguous and refused with one line naming the option. With "," (or any separator other than
+", ") the path is unambiguous: an item's labels are its nodes, and its path is kept for node-path
+labels ("Skin Care > Face", `tasks.concepts`). With ", " a name may itself contain ", "
+("Calendars, Planners & Personal Organizers"), so an item's labels are every contiguous run of
+its path's ", "-separated parts: each real name is one such run, so a label matches exactly the
+items whose path contains that name, whichever names around it hold commas.
 
 The folder is `dataset.path`; `$TRACER_BENCH_DATA` in it is expanded (the standard tasks say
 `${TRACER_BENCH_DATA}/amazon14-beauty`, so they run wherever a user keeps the data).
@@ -15,7 +22,6 @@ The folder is `dataset.path`; `$TRACER_BENCH_DATA` in it is expanded (the standa
 from __future__ import annotations
 
 import html
-import json
 import os
 import re
 from pathlib import Path
@@ -27,10 +33,12 @@ from tasks.dataset import RawDataset
 from tasks.errors import BenchError, DataFormatError, TaskFileError
 from tasks.sources.common import utf8_problem
 from tasks.spec import DatasetSpec
+from tasks.untrusted import parse_json, read_bytes
 
 DATA_ENV = "TRACER_BENCH_DATA"
 TEXT_FIELDS = ("title", "brand", "description")  # strings, each optional
 PATH_SEP = ", "
+BARE_COMMA = re.compile(r",(?! )")  # the 2018 exports' separator: a comma with no space after it
 
 
 def file_names(ds: DatasetSpec) -> dict[str, str]:
@@ -61,33 +69,17 @@ def _line_of(text: str, key: str) -> int:
 
 
 def _load_json(path: Path) -> tuple[dict, str]:
-    """The top-level object of a strict JSON file (no NaN / Infinity, no repeated key) and its
-    text; DataFormatError naming the file and line otherwise."""
-    data = path.read_bytes()
+    """The top-level object of a strict JSON file and its text, read and parsed by the one reader
+    of untrusted JSON (bounded size and depth, no NaN / Infinity, no repeated key); one-line
+    BenchError naming the file (and the line where there is one) otherwise."""
+    data = read_bytes(path)
     if not data.strip():
         raise DataFormatError(f"{path}: empty file")
-    problem = utf8_problem(path, data)
+    problem = utf8_problem(path, data)  # names the line and the byte (read_json: the offset only)
     if problem:
         raise DataFormatError(problem)
     text = data.decode("utf-8")
-
-    def no_constant(name: str) -> None:
-        raise ValueError(f"{name} is not a JSON number")
-
-    def unique(pairs: list[tuple[str, object]]) -> dict:
-        out = {}
-        for key, value in pairs:
-            if key in out:
-                raise ValueError(f"key {key!r} appears twice in one object")
-            out[key] = value
-        return out
-
-    try:
-        doc = json.loads(text, parse_constant=no_constant, object_pairs_hook=unique)
-    except json.JSONDecodeError as exc:
-        raise DataFormatError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-    except ValueError as exc:
-        raise DataFormatError(f"{path}: not valid JSON ({exc})") from None
+    doc = parse_json(text, str(path))
     if not isinstance(doc, dict) or not doc:
         raise DataFormatError(f"{path}: expected a non-empty JSON object at the top level")
     return doc, text
@@ -108,7 +100,34 @@ class _BadItem(ValueError):
     """An item's metadata of the wrong shape (its line is looked up by the caller)."""
 
 
-def _item_row(key: str, meta: object) -> dict:
+def split_path(categories: str, separator: str) -> tuple[str, ...]:
+    """The nodes of a string path joined by `separator` ("," splits only at a comma with no
+    space after it)."""
+    parts = BARE_COMMA.split(categories) if separator == "," else categories.split(separator)
+    return tuple(p.strip() for p in parts if p.strip())
+
+
+def detect_separator(doc: dict, path: Path) -> str:
+    """"," when some string path has a comma with no space after it, else ", "; a one-line
+    TaskFileError where the file mixes both ways (see the module's note)."""
+    paths = [(k, m["categories"]) for k, m in doc.items()
+             if isinstance(m, dict) and isinstance(m.get("categories"), str)]  # fmt: skip
+    bare = [c for _, c in paths if BARE_COMMA.search(c)]
+    if not bare:
+        return PATH_SEP
+    nodes = {n for c in bare for n in split_path(c, ",")}
+    for key, c in paths:
+        parts = c.split(PATH_SEP)
+        if len(parts) > 1 and not BARE_COMMA.search(c) and all(p.strip() in nodes for p in parts):
+            raise TaskFileError(
+                f"{path}: cannot tell how category paths join their names: most use \",\" but "
+                f"item {key!r} has {c[:80]!r}, whose \", \"-parts are names elsewhere; set "
+                "[dataset] category_separator = \",\" or \", \" in the task file"
+            )
+    return ","
+
+
+def _item_row(key: str, meta: object, separator: str) -> dict:
     if not (key.isdigit() and str(int(key)) == key):
         raise _BadItem(f"item key {key!r} is not an item index")
     if not isinstance(meta, dict):
@@ -117,25 +136,34 @@ def _item_row(key: str, meta: object) -> dict:
         if not isinstance(meta.get(name, ""), str):
             raise _BadItem(f"item {key!r}: '{name}' must be a string")
     cats = meta.get("categories", [])
-    if isinstance(cats, str):
-        labels, path = path_labels(cats), " > ".join(p for p in cats.split(PATH_SEP) if p)
+    if isinstance(cats, str) and separator == PATH_SEP:
+        labels, nodes = path_labels(cats), None
+        path = " > ".join(p for p in cats.split(PATH_SEP) if p)
+    elif isinstance(cats, str):
+        nodes = split_path(cats, separator)
+        labels, path = tuple(dict.fromkeys(nodes)), " > ".join(nodes)
     elif isinstance(cats, list) and all(isinstance(c, str) for c in cats):
         labels, path = tuple(dict.fromkeys(c.strip() for c in cats if c.strip())), " > ".join(cats)
+        nodes = tuple(c.strip() for c in cats if c.strip())
     else:
         raise _BadItem(f"item {key!r}: 'categories' must be a list of strings or one string, got "
                        f"{type(cats).__name__}")  # fmt: skip
     title, brand, description = (html.unescape(meta.get(n, "")).strip() for n in TEXT_FIELDS)
     parts = (f"Brand: {brand}" if brand else "", f"Categories: {path}" if path else "", description)
     text = ". ".join(p for p in parts if p)
-    return {"item": key, "title": title, "year": "", "text": text, "concepts": labels}
+    return {"item": key, "title": title, "year": "", "text": text, "concepts": labels,
+            "path": nodes}  # fmt: skip
 
 
-def read_items(path: Path) -> pd.DataFrame:
+def read_items(path: Path, separator: str = "") -> pd.DataFrame:
+    """One row per item; `separator`: how string category paths join their nodes ("" detects
+    it)."""
     doc, text = _load_json(path)
+    separator = separator or detect_separator(doc, path)
     rows = []
     for key, meta in doc.items():
         try:
-            rows.append(_item_row(key, meta))
+            rows.append(_item_row(key, meta, separator))
         except _BadItem as exc:
             raise DataFormatError(f"{path}:{_line_of(text, key)}: {exc}") from None
     return pd.DataFrame(rows)
@@ -189,6 +217,6 @@ class GenRecJSONSource:
     def read(self, files: dict[str, Path], ds: DatasetSpec) -> RawDataset:
         names = file_names(ds)
         item_file = files[names["item"]]
-        items = read_items(item_file)
+        items = read_items(item_file, ds.category_separator)
         interactions = read_sequences(files[names["inter"]], set(items["item"]), item_file)
         return RawDataset(f"genrec-json-{ds.prefix}", interactions, items)

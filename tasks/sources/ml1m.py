@@ -14,7 +14,7 @@ import pandas as pd
 
 from tasks.dataset import RawDataset
 from tasks.errors import BenchError, DataFormatError, TaskFileError
-from tasks.sources.common import cache_root, download, verify_checksums
+from tasks.sources.common import cache_path, download, verify_checksums
 from tasks.spec import DatasetSpec
 
 URL = "https://files.grouplens.org/datasets/movielens/ml-1m.zip"
@@ -128,13 +128,12 @@ class ML1MSource:
                 )
 
     def fetch(self, ds: DatasetSpec) -> dict[str, Path]:
-        root = cache_root()
         archive = download(
             os.environ.get(URL_ENV) or URL,
-            root / "downloads" / ARCHIVE,
+            cache_path("downloads", ARCHIVE),
             expected=ds.checksums.get(ARCHIVE),
         )
-        folder = root / "raw" / "ml-1m"
+        folder = cache_path("raw", "ml-1m")
         if not all((folder / n).is_file() for n in FILES):
             _extract(archive, folder)
         files = {n: folder / n for n in FILES}
