@@ -15,7 +15,7 @@ show() {  # the command, its output, its exit status and peak RSS
   /usr/bin/time -f "%M" -o "$WORK/rss" "$@" > "$WORK/out" 2>&1
   local code=$?
   sed -e "s#$WORK#\$WORK#g" "$WORK/out" | cut -c1-400 | tail -n 12
-  echo "[exit $code, peak RSS $(( $(cat "$WORK/rss") / 1024 )) MiB]"
+  echo "[exit $code, peak RSS $(( $(tail -n 1 "$WORK/rss") / 1024 )) MiB]"
   echo '```'
 }
 
