@@ -1,6 +1,6 @@
 """The `leaderboard` subcommand: `leaderboard RESULTS_DIR [--format md|csv|latex|html]
-[--out FILE] [--plots DIR] [--site DIR] [--n-boot N]`. Errors are BenchError (one line, exit
-status 2)."""
+[--compact | --view full|compact|headline] [--out FILE] [--plots DIR] [--site DIR] [--n-boot N]`.
+Errors are BenchError (one line, exit status 2)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from benchmark.metrics.registry import N_BOOT
-from leaderboard.table import FORMATS
+from leaderboard.table import FORMATS, VIEWS
 
 
 def plot_name(identity: str, data_hash: str, backbone: str, unique: bool) -> str:
@@ -41,11 +41,24 @@ def run(args: argparse.Namespace) -> int:
     from benchmark.results.keys import trusted_keys
     from benchmark.util.atomic import write_text_atomic
     from leaderboard.html import render_page
-    from leaderboard.table import COMPACT_METRICS, format_table, leaderboard_table, load_results
+    from leaderboard.table import (
+        COMPACT_METRICS,
+        ResultsError,
+        format_headline,
+        format_table,
+        leaderboard_table,
+        load_results,
+    )
 
     df = load_results(args.results_dir, trusted_keys(args.trust))
     table = leaderboard_table(df, n_boot=args.n_boot)
-    text = format_table(table, args.format, COMPACT_METRICS if args.compact else None)
+    view = args.view or ("compact" if args.compact else "full")
+    if args.compact and view != "compact":
+        raise ResultsError(f"--compact and --view {view} ask for two views: choose one")
+    if view == "headline":
+        text = format_headline(table, args.format)
+    else:
+        text = format_table(table, args.format, COMPACT_METRICS if view == "compact" else None)
     if args.out:
         print(f"wrote {write_text_atomic(args.out, text)}", file=sys.stderr)
     else:
@@ -88,6 +101,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument(
         "--compact", action="store_true", help="only the headline, its parts and key metrics"
     )
+    p.add_argument(
+        "--view", choices=VIEWS, default=None,
+        help="which columns: full (default), compact (the same as --compact) or headline (rank, "
+        "method, seeds, erasure score with its 95%% interval, forgetting part, utility part: "
+        "the README's tables)",
+    )  # fmt: skip
     p.add_argument("--out", metavar="FILE", help="write the table to FILE instead of stdout")
     p.add_argument("--plots", metavar="DIR", help="write one trade-off plot (PNG) per task here")
     add_trust_option(p)

@@ -27,15 +27,18 @@ import pandas as pd
 from tabulate import tabulate
 
 from benchmark.metrics.evidence import Evidence, read_evidence, same_examples
-from benchmark.metrics.registry import METRICS, N_BOOT, paired_differences
+from benchmark.metrics.registry import (
+    METRICS,
+    N_BOOT,
+    SUMMARY_METRICS,
+    metric_base,
+    paired_differences,
+)
 from benchmark.results.record import ResultRecord
-from leaderboard.table import load_results
+from leaderboard.table import MISSING, load_results
 from tasks.errors import BenchError
 
-DEFAULT_METRICS = (
-    "erasure_score", "forgetting_part", "utility_part", "served_forgetting", "oracle_match",
-    "retained_ndcg_banned_ratio@10", "ce_excess@10", "relearn_excess@10",
-)  # fmt: skip
+DEFAULT_METRICS = SUMMARY_METRICS
 KEYS = ["task_identity", "method"]
 Interval = tuple[float, float, float]  # value, ci_low, ci_high
 
@@ -86,7 +89,7 @@ class Comparison:
         def ms(x: tuple[float, float, int]) -> str:
             mean, std, _ = x
             if math.isnan(mean):
-                return "—"
+                return MISSING
             return f"{mean:.4f}" if math.isnan(std) else f"{mean:.4f} ± {std:.4f}"
 
         body = [
@@ -107,7 +110,7 @@ class Comparison:
 def direction(metric: str) -> bool:
     """True when higher is better; BenchError for a name outside
     benchmark.metrics.registry.METRICS."""
-    base = metric.split("@", 1)[0]
+    base = metric_base(metric)
     if base not in METRICS:
         raise BenchError(f"unknown metric {metric!r}; known: {', '.join(sorted(METRICS))}")
     return METRICS[base].higher_is_better
@@ -172,7 +175,7 @@ def paired_intervals(
     """{metric: (B − A over the shared seeds, ci_low, ci_high)} for the metrics computable from
     evidence, from one paired (seed, example) bootstrap; and the shared seeds ({} and [] when the
     two sides share no seed with evidence on the same examples)."""
-    names = [m for m in metrics if METRICS[m.split("@", 1)[0]].fn is not None]
+    names = [m for m in metrics if METRICS[metric_base(m)].fn is not None]
     if not names or len(set(a["seed"])) < len(a) or len(set(b["seed"])) < len(b):
         return {}, []
     ea, eb = _evidence(a), _evidence(b)
@@ -215,7 +218,7 @@ def compare(
     for key in sorted(a.keys() & b.keys()):
         paired, shared = paired_intervals(a[key], b[key], list(ups), n_boot)
         for m, up in ups.items():
-            tol = per.get(m, per.get(m.split("@", 1)[0], tolerance))
+            tol = per.get(m, per.get(metric_base(m), tolerance))
             row = Row(*key, m, up, _stats(a[key], m), _stats(b[key], m), tol, "")
             if math.isnan(row.a[0]) or math.isnan(row.b[0]):
                 row.status = {(True, True): "n/a", (False, True): "missing in B"}.get(

@@ -19,11 +19,13 @@ from tabulate import tabulate
 
 from benchmark import __version__
 from benchmark.metrics.evidence import evidence_path
+from benchmark.metrics.registry import SUMMARY_METRICS
 from benchmark.results.ledger import LEDGER_NAME, ledger_path, read_ledger
 from benchmark.util.atomic import folder_atomic
 from leaderboard.table import (
     CI_HEADER,
     LEADERBOARD_METRICS,
+    MISSING,
     find_result_files,
     load_results,
     rank_text,
@@ -76,18 +78,17 @@ def leaderboard_frame(results: pd.DataFrame) -> pd.DataFrame:
     return board
 
 
-SHOWN = ("erasure_score", "forgetting_part", "utility_part", "served_forgetting", "oracle_match",
-         "retained_ndcg_banned_ratio@10", "ce_excess@10", "relearn_excess@10")  # fmt: skip
+SHOWN = SUMMARY_METRICS
 
 
 def _cell(mean: float, std: float) -> str:
     if pd.isna(mean):
-        return "—"
+        return MISSING
     return f"{mean:.3f}" if pd.isna(std) else f"{mean:.3f} ± {std:.3f}"
 
 
 def _interval(lo: float, hi: float) -> str:
-    return "—" if pd.isna(lo) or pd.isna(hi) else f"[{lo:.3f}, {hi:.3f}]"
+    return MISSING if pd.isna(lo) or pd.isna(hi) else f"[{lo:.3f}, {hi:.3f}]"
 
 
 def leaderboard_markdown(board: pd.DataFrame) -> str:

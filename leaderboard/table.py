@@ -22,7 +22,7 @@ unranked as the reference.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from itertools import combinations
 from pathlib import Path
 
@@ -30,7 +30,16 @@ import numpy as np
 import pandas as pd
 
 from benchmark.metrics.evidence import Evidence, read_evidence, same_examples, with_oracle_of
-from benchmark.metrics.registry import N_BOOT, compute, interval, seed_resampled_means
+from benchmark.metrics.registry import (
+    COST_METRICS,
+    HEADLINE,
+    N_BOOT,
+    compute,
+    interval,
+    metric_base,
+    metric_k,
+    seed_resampled_means,
+)
 from benchmark.results.ledger import is_verified, read_ledger
 from benchmark.results.record import (
     RESULT_NAME,
@@ -65,9 +74,7 @@ LEADERBOARD_METRICS = [
     "relearn_oracle_forget_recall@10", "relearn_excess@10", "retain_geometry_spearman",
     "code_purity_ratio", "unlearn_seconds", "peak_memory_mib", "speedup_over_retrain",
 ]  # fmt: skip
-HEADLINE = "erasure_score"
 PREFERRED_K = 10
-COST_METRICS = ("unlearn_seconds", "peak_memory_mib", "speedup_over_retrain")
 # metrics given a (seed, example) bootstrap interval (`<name>_lo`, `<name>_hi`): the headline and
 # the two parts the trade-off plot draws
 INTERVAL_METRICS = (HEADLINE, "forgetting_part", "utility_part")
@@ -174,16 +181,6 @@ def load_results(folder: str | Path, trusted: Mapping | None = None) -> pd.DataF
         "failed_files": [str(p) for p in failed],
     }
     return df
-
-
-def metric_base(name: str) -> str:
-    """`ce_excess@10` -> `ce_excess`."""
-    return name.split("@", 1)[0]
-
-
-def metric_k(name: str) -> int | None:
-    _, _, k = name.partition("@")
-    return int(k) if k.isdigit() else None
 
 
 def resolve_metric(requested: str, has_data: dict[str, bool]) -> str:
@@ -539,40 +536,72 @@ def format_table(table: pd.DataFrame, fmt: str = "md", metrics: list[str] | None
     tables), one headed section per task group with 'mean ± std' cells; or `csv`, one
     machine-readable table with numeric `<metric>_mean` / `<metric>_std` (and `_lo` / `_hi`)
     columns. Under each section: its notes (`section_notes`)."""
-    from tabulate import tabulate
-
     if fmt not in FORMATS:
         raise ResultsError(f"unknown table format '{fmt}' (choose one of {', '.join(FORMATS)})")
     if fmt == "csv":
         return table.to_csv(index=False, float_format="%.10g")
-    out = []
-    if fmt == "md":
-        out.append(f"_{NOTE}_\n")
-    elif fmt == "html":
-        out.append(f"<p>{NOTE}</p>")
-    else:
-        out.append(f"% {NOTE}")
+    return format_view(table, fmt, lambda section: display_frame(section, metrics))
+
+
+# ---- the headline view: the README's narrow table ----------------------------------------------
+
+# the metrics of the narrow view, after rank, method and seeds: the erasure score (with its 95 %
+# interval, placed by `display_columns`) and its two parts
+HEADLINE_VIEW = [HEADLINE, "forgetting_part", "utility_part"]
+VIEWS = ("full", "compact", "headline")
+LATEX_SYMBOLS = (("±", r"$\pm$"), ("↑", r"$\uparrow$"), ("↓", r"$\downarrow$"), (MISSING, "--"))
+
+
+def headline_frame(section: pd.DataFrame) -> pd.DataFrame:
+    """A section as the narrow view: rank, method (with its role), seeds, the erasure score, its
+    95 % interval, the forgetting part and the utility part (`display_columns`, less config)."""
+    columns = display_columns(section, HEADLINE_VIEW)
+    return pd.DataFrame({h: texts for h, texts, _ in columns if h != "config"})
+
+
+def format_headline(table: pd.DataFrame, fmt: str = "md") -> str:
+    """The leaderboard's headline view (`leaderboard --view headline`): `format_table` with the
+    columns of `headline_frame`, the same note above and the same notes under each section; `csv`
+    keeps the row keys, rank, role, seeds and the numeric columns of HEADLINE_VIEW."""
+    if fmt == "csv":
+        stats = [f"{m}_{s}" for m in HEADLINE_VIEW for s in STATS if f"{m}_{s}" in table]
+        keep = [*ROW_KEYS, "rank", "role", "verified", "rank_basis", "n_seeds", "seeds", "board"]
+        return format_table(table[keep + stats], "csv")
+    if fmt not in FORMATS:
+        raise ResultsError(f"unknown table format '{fmt}' (choose one of {', '.join(FORMATS)})")
+    return format_view(table, fmt, headline_frame)
+
+
+def format_view(
+    table: pd.DataFrame, fmt: str, frame: Callable[[pd.DataFrame], pd.DataFrame]
+) -> str:
+    """`format_table`'s md / html / latex rendering with each section's columns made by `frame`
+    (a section of `table` -> a frame of strings)."""
+    from tabulate import tabulate
+
+    out = [{"md": f"_{NOTE}_\n", "html": f"<p>{NOTE}</p>"}.get(fmt, f"% {NOTE}")]
+    tablefmt = {"md": "github", "html": "html"}.get(fmt, "latex_booktabs")
     for keys, section in sections(table):
-        frame = display_frame(section, metrics)
+        body = tabulate(
+            frame(section),
+            headers="keys",
+            tablefmt=tablefmt,
+            showindex=False,
+            disable_numparse=True,
+        )
         notes = section_notes(table, keys, section)
         if fmt == "md":
-            body = tabulate(frame, headers="keys", tablefmt="github", showindex=False,
-                            disable_numparse=True)  # fmt: skip
             lines = "".join(f"\n{n}\n" for n in notes)
             out.append(f"## {section_title(keys)}\n\n{body}\n{lines}")
         elif fmt == "html":
             import html
 
-            body = tabulate(frame, headers="keys", tablefmt="html", showindex=False,
-                            disable_numparse=True)  # fmt: skip
             lines = "".join(f"\n<p>{html.escape(n)}</p>" for n in notes)
             out.append(f"<h2>{html.escape(section_title(keys))}</h2>\n{body}{lines}")
         else:
-            body = tabulate(frame, headers="keys", tablefmt="latex_booktabs", showindex=False,
-                            disable_numparse=True)  # fmt: skip
-            for char, macro in (("±", r"$\pm$"), ("↑", r"$\uparrow$"), ("↓", r"$\downarrow$"),
-                                (MISSING, "--")):  # fmt: skip
+            for char, macro in LATEX_SYMBOLS:
                 body = body.replace(char, macro)
             lines = "".join(f"\n\n{_latex_escape(n)}" for n in notes)
-            out.append(f"\\subsection*{{{_latex_escape(section_title(keys))}}}\n{body}{lines}\n")
+            title = _latex_escape(section_title(keys))
+            out.append(f"\\subsection*{{{title}}}\n{body}{lines}\n")
     return "\n".join(out)

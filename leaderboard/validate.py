@@ -68,6 +68,8 @@ from benchmark.metrics.registry import (
     compute_all,
     evidence_metric_names,
     metric_base,
+    metric_k,
+    parse_metric,
 )
 from benchmark.results.artifacts import artifacts_dir, check_files
 from benchmark.results.ledger import (
@@ -153,12 +155,10 @@ def _close(a: float, b: float) -> bool:
 
 
 def _known(name: str) -> bool:
-    base, at, k = name.partition("@")
+    base, k = parse_metric(name)
     if base not in METRICS:
         return False
-    if METRICS[base].per_k:
-        return bool(at) and k.isdigit() and int(k) > 0 and str(int(k)) == k
-    return not at
+    return (k is not None) if METRICS[base].per_k else name == base
 
 
 def record_ks(metrics: dict) -> set[int]:
@@ -166,7 +166,7 @@ def record_ks(metrics: dict) -> set[int]:
     ks = {HEADLINE_K}
     for name in metrics:
         if _known(name) and METRICS[metric_base(name)].per_k:
-            ks.add(int(name.partition("@")[2]))
+            ks.add(metric_k(name))
     return ks
 
 

@@ -44,7 +44,7 @@ class TracerConfig:
     reassign: bool = True
     # steps and retain_batch chosen on validation users under protocol 1.x (TRACER 1.1);
     # forget_weight 3 chosen on validation targets under protocol 2.0's oracle-anchored headline
-    # (TRACER 1.2; scripts/tune_tracer.py, reports/README.md)
+    # (TRACER 1.2; reports/scripts/tune_tracer.py, reports/README.md)
     steps: int = 50
     lr: float = 5e-4
     forget_batch: int = 64  # D_f examples per step

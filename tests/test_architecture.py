@@ -153,6 +153,24 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
     return out
 
 
+# a metric name is parsed in one place (DESIGN §9: metric metadata has one home)
+METRIC_PARSE = ('partition("@")', 'split("@"', "split('@'", "partition('@')")
+METRIC_HOME = "benchmark/metrics/registry.py"
+
+
+def metric_name_parses(root: Path) -> list[str]:
+    """`file:line` of every parse of a metric name outside the registry."""
+    out = []
+    for pkg in PACKAGES:
+        for path in sorted((root / pkg).rglob("*.py")):
+            if path.relative_to(root).as_posix() == METRIC_HOME:
+                continue
+            for n, line in enumerate(path.read_text().splitlines(), start=1):
+                if any(p in line for p in METRIC_PARSE):
+                    out.append(f"{path.relative_to(root).as_posix()}:{n}")
+    return out
+
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -166,6 +184,13 @@ def test_leaderboard_and_numpy_modules_reach_no_torch_and_no_method():
 
 def test_no_import_cycle():
     assert cycles(graph(ROOT)) == []
+
+
+def test_metric_names_are_parsed_only_in_the_registry(tmp_path):
+    assert metric_name_parses(ROOT) == []
+    (tmp_path / "leaderboard").mkdir()
+    (tmp_path / "leaderboard" / "x.py").write_text('k = name.partition("@")[2]\n')
+    assert metric_name_parses(tmp_path) == ["leaderboard/x.py:1"]
 
 
 def test_the_checks_see_a_forbidden_arrow_and_a_cycle(tmp_path):

@@ -387,29 +387,3 @@ def test_dropout_drops_p_and_keeps_the_mean():
     torch.manual_seed(0)
     assert torch.equal(drop(x), y)  # seeded
     assert torch.equal(drop.eval()(x), x)
-
-
-
-def test_label_smoothing_mixes_each_level_with_the_uniform_distribution(tiny_model):
-    """sequence_loss(label_smoothing=e) per level = (1-e) * CE(target) + e * mean over codes of
-    -log p(code): checked against that formula on the model's own logits."""
-    from benchmark.recommender.train import sequence_loss
-
-    model, sizes, codes, hist, lengths = tiny_model
-    inp = np.random.default_rng(2).integers(0, 40, (3, 5))
-    tgt = np.random.default_rng(3).integers(0, 40, (3, 5))
-    mask = np.ones((3, 5), dtype=bool)
-    mask[1, 3:] = False
-    codes_t = torch.from_numpy(codes)
-    with torch.no_grad():
-        plain = sequence_loss(model, codes_t, inp, tgt, mask)
-        smooth = sequence_loss(model, codes_t, inp, tgt, mask, label_smoothing=0.3)
-        logits = model(to_codes(inp, codes_t), torch.full((3,), 5), to_codes(tgt, codes_t))
-    y, m = to_codes(tgt, codes_t), torch.from_numpy(mask)
-    expected = 0.0
-    for lv, lg in enumerate(logits):
-        logp = lg[m].log_softmax(-1)
-        nll = -logp.gather(1, y[..., lv][m][:, None]).mean()
-        expected += 0.7 * nll + 0.3 * (-logp.mean(-1)).mean()
-    assert torch.allclose(smooth, expected / len(logits), atol=1e-5)
-    assert not torch.allclose(smooth, plain)

@@ -493,7 +493,8 @@ def test_real_results(with_retrain: Path, tmp_path: Path) -> None:
     assert ceiling["forgetting_part_mean"] == pytest.approx(sum(expected) / 2)
     separated, tested = table.attrs["separated_pairs"][tuple(table.iloc[0][
         ["task_identity", "task_data_hash", "backbone_hash"]])]  # fmt: skip
-    assert tested == 6 and 0 <= separated <= tested
+    # rank = 1 + the methods significantly better: the ranks count every separated pair once
+    assert tested == 6 and separated == int((table["rank"] - 1).sum())
     shown = section_metrics(table)
     assert "ce_excess@10" in shown and "oracle_match" in shown
     md = format_table(table, "md")
@@ -506,3 +507,47 @@ def test_real_results(with_retrain: Path, tmp_path: Path) -> None:
     page = write_site(folder, tmp_path / "site").read_text()
     assert page.count("<tr>") == 5  # header + four rows
     assert "(noise ceiling)" in page and "significantly separated pairs" in page
+
+
+
+def test_headline_view_is_the_readme_table(tiny_results: Path, capsys) -> None:
+    """`leaderboard --view headline` (the README's tables): rank, method, seeds, the erasure score
+    with its interval and its two parts, nothing else, and the notes of the full table."""
+    from leaderboard.cli import add_parsers
+    from leaderboard.table import display_frame, format_headline, format_view
+
+    table = leaderboard_table(load_results(tiny_results), n_boot=200)
+    md = format_headline(table)
+    rows = [[c.strip() for c in x.split("|")[1:-1]] for x in md.splitlines() if x.startswith("| ")]
+    header = ["rank", "method", "seeds", "erasure_score ↑", "erasure_score 95% CI"]
+    assert rows[0] == [*header, "forgetting_part ↑", "utility_part ↑"]
+    assert len(rows) == 1 + len(table)  # a row per method, as in the full table
+    [tracer] = table[table["method"] == "tracer"].to_dict("records")
+    assert tracer["n_seeds"] == 2 and tracer["erasure_score_lo"] < tracer["erasure_score_hi"]
+    expected = [
+        str(tracer["rank"]),
+        f"tracer {tracer['method_version']}",
+        "2",
+        f"{tracer['erasure_score_mean']:.3f} ± {tracer['erasure_score_std']:.3f}",
+        f"[{tracer['erasure_score_lo']:.3f}, {tracer['erasure_score_hi']:.3f}]",
+        f"{tracer['forgetting_part_mean']:.3f} ± {tracer['forgetting_part_std']:.3f}",
+        f"{tracer['utility_part_mean']:.3f} ± {tracer['utility_part_std']:.3f}",
+    ]
+    assert expected in rows[2:]
+    assert "\nboard: defaults: every method at its default configuration\n" in md
+    assert "significantly separated pairs: " in md and "## toy-scary@1.0 (data " in md
+    for fmt in ("md", "html", "latex"):  # the view renders as format_table does
+        assert format_view(table, fmt, display_frame) == format_table(table, fmt)
+    back = pd.read_csv(io.StringIO(format_headline(table, "csv")))
+    assert "config_hash" in back and "erasure_score_lo" in back and "ce@10_mean" not in back
+    assert back["erasure_score_mean"].tolist() == pytest.approx(table["erasure_score_mean"])
+
+    parser = argparse.ArgumentParser(prog="tracer-bench")
+    add_parsers(parser.add_subparsers(dest="command", required=True))
+    argv = ["leaderboard", str(tiny_results), "--view", "headline", "--n-boot", "200"]
+    args = parser.parse_args(argv)
+    assert args.func(args) == 0
+    assert capsys.readouterr().out == md
+    args = parser.parse_args([*argv, "--compact"])
+    with pytest.raises(BenchError, match="two views"):
+        args.func(args)

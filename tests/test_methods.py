@@ -34,10 +34,17 @@ def toy(tmp_path_factory):
     import os
 
     tmp = tmp_path_factory.mktemp("methods")
+    old = os.environ.get("TRACER_BENCH_CACHE")
     os.environ["TRACER_BENCH_CACHE"] = str(tmp / "cache")
-    data = write_atomic(tmp / "data", *toy_rows(n_users=40, n_items=16, per_user=10))
-    task = prepare_task(load_task_file(toy_task_file(tmp, data)))
-    bb, _ = get_backbone(task, TINY, seed=0, progress=False)
+    try:
+        data = write_atomic(tmp / "data", *toy_rows(n_users=40, n_items=16, per_user=10))
+        task = prepare_task(load_task_file(toy_task_file(tmp, data)))
+        bb, _ = get_backbone(task, TINY, seed=0, progress=False)
+    finally:  # no environment leaks into the tests that follow
+        if old is None:
+            os.environ.pop("TRACER_BENCH_CACHE")
+        else:
+            os.environ["TRACER_BENCH_CACHE"] = old
     return task, bb
 
 

@@ -111,12 +111,51 @@ def test_standard_tasks_keep_the_default_recipe_except_beauty():
         assert cfg.train.trim_padding and cfg.train.length_buckets > 0
 
 
+def test_label_smoothing_is_withdrawn_without_moving_a_hash():
+    from benchmark.recommender.sid import typed_config
+    from benchmark.recommender.train import TrainConfig
+    from tasks.errors import BenchError
+
+    recorded = TrainConfig().to_dict()
+    assert recorded["label_smoothing"] == 0.0  # as every recipe recorded it
+    assert typed_config(TrainConfig, recorded, "train") == TrainConfig()
+    refused = r"^train: option 'label_smoothing' was withdrawn \(reports/patches/label-smoothing"
+    with pytest.raises(BenchError, match=refused + r"\.diff adds it back\); only 0\.0 is read$"):
+        typed_config(TrainConfig, {**recorded, "label_smoothing": 0.1}, "train")
+    with pytest.raises(TypeError):
+        TrainConfig(label_smoothing=0.1)
+
+
+def test_committed_results_keep_their_backbone_hashes():
+    """Adding or withdrawing an option moves no recipe's hash: the standard tasks' recipes are
+    the committed boards' (e4b236bba4f5, the Beauty recipe 75c6b10edc77), and every committed
+    protocol 2.1 record's recipe still reads and reproduces its config_hash."""
+    from pathlib import Path
+
+    from benchmark.app.verify import backbone_config
+    from benchmark.results.record import ResultRecord
+
+    assert task_backbone(get_task("ml100k-horror")).config_hash()[:12] == "e4b236bba4f5"
+    beauty = task_backbone(get_task("amazon14-beauty-fragrance")).config_hash()[:12]
+    assert beauty == "75c6b10edc77"
+    seen = set()
+    for path in sorted((Path(__file__).parents[1] / "reports").rglob("seed[0-9].json")):
+        record = ResultRecord.read(path)
+        assert backbone_config(record).config_hash() == record.backbone.config_hash, path
+        seen.add(record.backbone.config_hash[:12])
+    assert {"e4b236bba4f5", "75c6b10edc77"} <= seen
+
+
 @pytest.mark.parametrize(
     "extra, needles",
     [
+        ('\n[backbone.sid]\nmethod = "rqvae"\n',
+         ["'backbone.sid.method'", "withdrawn", "reports/patches/rqvae-tokenizer.diff"]),
         ("\n[backbone.training]\nlr = 0.1\n", ["[backbone.training]", "train"]),
         ("\n[backbone.train]\nlearning_rate = 0.1\n", ["'backbone.train.learning_rate'", "lr"]),
         ("\n[backbone.train]\ntrim_padding = 1\n", ["'backbone.train.trim_padding'", "bool"]),
+        ("\n[backbone.train]\nlabel_smoothing = 0.1\n",
+         ["'backbone.train.label_smoothing'", "withdrawn", "reports/patches/label-smoothing.diff"]),
         ("\n[backbone.arch]\nd_model = 12.5\n", ["'backbone.arch.d_model'", "int"]),
     ],
 )

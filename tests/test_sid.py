@@ -30,17 +30,6 @@ def sids(codes: list[list[int]], sizes: tuple[int, ...] | None = None) -> Semant
     return SemanticIds(c, sizes or tuple(int(m) + 1 for m in c.max(0)))
 
 
-@pytest.fixture
-def one_torch_thread():
-    """Tiny models: with 2 threads on a busy 2-core machine, thread syncing costs 100x the work."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # ---- fitting -------------------------------------------------------------------------------------
 
 
@@ -53,22 +42,9 @@ def test_rkmeans_is_deterministic_and_seeded():
     assert not np.array_equal(a.codes, c.codes)
 
 
-@pytest.mark.parametrize(
-    "cfg",
-    [
-        SIDConfig(levels=3, codebook_size=8),
-        SIDConfig(
-            method="rqvae",
-            levels=2,
-            codebook_size=8,
-            rqvae_epochs=10,
-            rqvae_hidden=16,
-            rqvae_latent=8,
-        ),
-    ],
-)
-def test_methods_give_valid_unique_sids(cfg, one_torch_thread):
+def test_sids_are_valid_and_unique():
     x = clustered()
+    cfg = SIDConfig(levels=3, codebook_size=8)
     s = fit_semantic_ids(x, cfg)
     s.validate()
     assert s.codes.shape == (len(x), cfg.levels + 1) and s.codes.dtype == np.int64
@@ -76,7 +52,7 @@ def test_methods_give_valid_unique_sids(cfg, one_torch_thread):
     assert s.sizes[-1] == s.codes[:, -1].max() + 1
     assert len(s.sid_to_item) == len(x)
     assert all(s.sid_to_item[s.item_to_sid(i)] == i for i in range(len(x)))
-    assert fit_semantic_ids(x, cfg) == s  # rqvae too: deterministic on CPU
+    assert fit_semantic_ids(x, cfg) == s
 
 
 def test_fewer_items_than_codes():
@@ -261,4 +237,18 @@ def test_options_added_later_keep_old_hashes():
     # a withdrawn option (reports/patches/) is refused, not ignored
     with pytest.raises(TypeError):
         FeatureConfig(collab="ppmi")
+
+
+def test_the_rqvae_tokenizer_is_withdrawn_without_moving_a_hash():
+    from benchmark.recommender.sid import typed_config
+
+    recorded = SIDConfig().to_dict()  # as every recipe and cached tokenizer recorded it
+    assert recorded["method"] == "rkmeans" and recorded["rqvae_epochs"] == 200
+    assert SIDConfig().config_hash()[:12] == "169c3e6d5aad"
+    assert typed_config(SIDConfig, recorded, "sid") == SIDConfig()
+    refused = r"^sid: option 'method' was withdrawn \(reports/patches/rqvae-tokenizer\.diff adds"
+    with pytest.raises(BenchError, match=refused + r" it back\); only 'rkmeans' is read$"):
+        typed_config(SIDConfig, {**recorded, "method": "rqvae"}, "sid")
+    with pytest.raises(TypeError):
+        SIDConfig(method="rqvae")
 

@@ -61,8 +61,22 @@ def register_measurement(name: str, higher_is_better: bool, description: str) ->
     )(None)
 
 
+def parse_metric(name: str) -> tuple[str, int | None]:
+    """The one parse of a metric name: `ce_excess@10` -> ("ce_excess", 10), `oracle_match` ->
+    ("oracle_match", None); a K that is not a positive integer written plainly -> (name, None)
+    with the base being everything before "@" (so such a name is never a known per-K metric)."""
+    base, at, k = name.partition("@")
+    if not at:
+        return base, None
+    return base, (int(k) if k.isdigit() and str(int(k)) == k and int(k) > 0 else None)
+
+
 def metric_base(name: str) -> str:
-    return name.split("@", 1)[0]
+    return parse_metric(name)[0]
+
+
+def metric_k(name: str) -> int | None:
+    return parse_metric(name)[1]
 
 
 def higher_is_better(name: str) -> bool:
@@ -463,6 +477,12 @@ for _name, _up, _text in (
 # the measurements that measure the machine (time, memory), not the model: they differ between
 # runs of the same cell, so equality checks of two runs leave them out
 COST_METRICS = ("unlearn_seconds", "peak_memory_mib", "speedup_over_retrain")
+# what a one-line summary of a cell shows (the Hub card's table, `compare`'s default): the
+# headline, its parts and the metrics that explain them
+SUMMARY_METRICS = (
+    HEADLINE, "forgetting_part", "utility_part", "served_forgetting", "oracle_match",
+    "retained_ndcg_banned_ratio@10", "ce_excess@10", "relearn_excess@10",
+)  # fmt: skip
 
 
 # ---- computing metrics and intervals -----------------------------------------------------------
@@ -480,10 +500,10 @@ def evidence_metric_names(ks: Iterable[int]) -> list[str]:
 
 
 def _split(name: str) -> tuple[Metric, int | None]:
-    base, _, k = name.partition("@")
-    if base not in METRICS or METRICS[base].fn is None:
+    base, k = parse_metric(name)
+    if base not in METRICS or METRICS[base].fn is None or (k is None) == METRICS[base].per_k:
         raise KeyError(f"metric {name!r} is not computable from evidence")
-    return METRICS[base], (int(k) if k else None)
+    return METRICS[base], k
 
 
 def compute(ev: Evidence | View, name: str) -> float:

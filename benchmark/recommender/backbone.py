@@ -25,6 +25,7 @@ from benchmark.recommender.model import (
     load_checkpoint,
     save_checkpoint,
 )
+from benchmark.recommender.options import withdrawn_option
 from benchmark.recommender.sid import SemanticIds, SIDConfig, fit_semantic_ids
 from benchmark.recommender.train import (
     TrainConfig,
@@ -62,7 +63,8 @@ class BackboneConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "features": self.features.to_dict(), "train": self.train.to_dict()}
+        parts = {"features": self.features, "sid": self.sid, "train": self.train}
+        return {**asdict(self), **{name: part.to_dict() for name, part in parts.items()}}
 
     def config_hash(self) -> str:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
@@ -84,6 +86,9 @@ def task_backbone(spec: TaskSpec) -> BackboneConfig:
         known = {f.name: f for f in fields(section)}
         for name, value in table.items():
             where = f"backbone.{part}.{name}"
+            gone = withdrawn_option(type(section), name)
+            if gone:
+                raise TaskFileError(f"task {spec.identity}: field '{where}': {gone.refusal()}")
             if name not in known:
                 raise TaskFileError(f"task {spec.identity}: unknown field '{where}' "
                                     f"(known: {', '.join(sorted(known))})")  # fmt: skip

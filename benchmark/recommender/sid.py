@@ -1,9 +1,9 @@
 """Semantic IDs: every item becomes a tuple of discrete codes (c1, ..., cL, d).
 
-(c1..cL) come from residual quantisation of the item's content features, by residual k-means
-(default: no gradient training) or a small RQ-VAE; d separates items whose first L codes collide,
-so every item has a unique SID. `SemanticIds` holds the codes, answers the sharing / purity
-questions TRACER is about, and saves itself as JSON (+ centroids in a sibling .safetensors file).
+(c1..cL) come from residual quantisation of the item's content features by residual k-means (no
+gradient training); d separates items whose first L codes collide, so every item has a unique
+SID. `SemanticIds` holds the codes, answers the sharing / purity questions TRACER is about, and
+saves itself as JSON (+ centroids in a sibling .safetensors file).
 """
 
 from __future__ import annotations
@@ -12,49 +12,50 @@ import hashlib
 import json
 import math
 import typing
-from dataclasses import MISSING, asdict, dataclass, fields, replace
+from dataclasses import MISSING, dataclass, fields, replace
 from functools import cached_property
 from pathlib import Path
 from types import UnionType
+from typing import ClassVar
 
 import numpy as np
 
 from benchmark.recommender.device import on_cpu
+from benchmark.recommender.options import Withdrawn, config_dict, without_withdrawn
 from benchmark.util.atomic import write_text_atomic, written_atomic
 from benchmark.util.hashing import file_digest
 from tasks.errors import BenchError
 from tasks.untrusted import MAX_BYTES, inside, read_json_object
 
 SID_FORMAT = 1
-METHODS = ("rkmeans", "rqvae")
 
 
 @dataclass(frozen=True)
 class SIDConfig:
-    method: str = "rkmeans"  # "rkmeans" | "rqvae"
     levels: int = 3
     codebook_size: int = 32
-    # None: the run's seed draws the tokenizer too (k-means++ init, RQ-VAE init), so that seeds
+    # None: the run's seed draws the tokenizer too (its k-means++ init), so that seeds
     # sample the tokenizer's variance, the largest in the base model's quality
     # (reports/backbone-tuning-cpu.md, section 5); an int fixes one tokenizer for every seed
     seed: int | None = None
     kmeans_iters: int = 50
-    rqvae_epochs: int = 200
-    rqvae_hidden: int = 128
-    rqvae_lr: float = 1e-3
-    rqvae_latent: int = 32  # dimension of the quantised latent
-    rqvae_beta: float = 0.25  # commitment weight
+    # withdrawn: the RQ-VAE tokenizer (method "rqvae"), which no task or committed result used
+    WITHDRAWN: ClassVar[tuple[Withdrawn, ...]] = tuple(
+        Withdrawn(name, value, "rqvae-tokenizer.diff")
+        for name, value in (
+            ("method", "rkmeans"), ("rqvae_epochs", 200), ("rqvae_hidden", 128),
+            ("rqvae_lr", 1e-3), ("rqvae_latent", 32), ("rqvae_beta", 0.25),
+        )
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise BenchError(f"SID method {self.method!r} is unknown; choose one of {METHODS}")
         if self.levels < 1 or self.codebook_size < 2:
             raise BenchError(
                 f"SID config needs levels >= 1 and codebook_size >= 2, got {self.to_dict()}"
             )
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return config_dict(self)
 
     def for_seed(self, seed: int) -> SIDConfig:
         """This config with its seed resolved for a run with model seed `seed`."""
@@ -137,73 +138,6 @@ def residual_kmeans(
         codes.append(labels)
         centroids.append(c)
     return np.stack(codes, axis=1).astype(np.int64), centroids
-
-
-# ---- RQ-VAE --------------------------------------------------------------------------------------
-
-
-def rqvae_codes(x: np.ndarray, config: SIDConfig) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Codes (n, levels) and codebooks (in latent space) of an RQ-VAE trained on the rows of `x`.
-
-    MLP encoder -> residual quantisation (codebooks initialised by residual k-means of the initial
-    encoder outputs, straight-through gradients, commitment loss) -> MLP decoder reconstructing x.
-    Full-batch Adam for a fixed number of epochs: deterministic on CPU.
-    """
-    import torch
-    import torch.nn.functional as F
-    from torch import nn
-
-    # Unit-norm features have tiny per-coordinate variance: without rescaling, the reconstruction
-    # loss is negligible next to the commitment loss and the codebooks collapse to one code.
-    x = x - x.mean(0)
-    x = x / max(float(x.std()), 1e-12)
-    with torch.random.fork_rng(devices=[]):  # seed locally, leave the caller's RNG alone
-        torch.manual_seed(config.seed)
-        xt = torch.as_tensor(x, dtype=torch.float32)
-        h, latent = config.rqvae_hidden, config.rqvae_latent
-        encoder = nn.Sequential(nn.Linear(x.shape[1], h), nn.ReLU(), nn.Linear(h, latent))
-        decoder = nn.Sequential(nn.Linear(latent, h), nn.ReLU(), nn.Linear(h, x.shape[1]))
-        with torch.no_grad():
-            z0 = encoder(xt).double().numpy()
-        _, init = residual_kmeans(
-            z0, config.levels, config.codebook_size, config.seed, config.kmeans_iters
-        )
-        codebooks = nn.Parameter(torch.as_tensor(np.stack(init), dtype=torch.float32))
-
-        def quantize(z: torch.Tensor):
-            residual, zq, commit, codes, inputs = z, torch.zeros_like(z), z.new_zeros(()), [], []
-            for cb in codebooks:
-                d = (residual * residual).sum(1, keepdim=True) - 2 * residual @ cb.T
-                idx = (d + (cb * cb).sum(1)).argmin(1)
-                # one-hot matmul, not cb[idx]: indexing's backward accumulates in a
-                # thread-dependent order on CPU and breaks run-to-run determinism
-                e = F.one_hot(idx, len(cb)).to(cb.dtype) @ cb
-                commit = commit + F.mse_loss(e, residual.detach())
-                commit = commit + config.rqvae_beta * F.mse_loss(residual, e.detach())
-                inputs.append(residual.detach())
-                zq = zq + e
-                residual = residual - e.detach()
-                codes.append(idx)
-            zq = z + (zq - z).detach()  # straight-through
-            return zq, commit, torch.stack(codes, 1), inputs
-
-        params = [*encoder.parameters(), *decoder.parameters(), codebooks]
-        opt = torch.optim.Adam(params, lr=config.rqvae_lr)
-        for _ in range(config.rqvae_epochs):
-            zq, commit, codes, inputs = quantize(encoder(xt))
-            loss = F.mse_loss(decoder(zq), xt) + commit
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            with torch.no_grad():  # restart dead codewords at random residuals of their level
-                for level, cb in enumerate(codebooks):
-                    dead = torch.bincount(codes[:, level], minlength=len(cb)) == 0
-                    if dead.any():
-                        pick = torch.randint(len(xt), (int(dead.sum()),))
-                        cb[dead] = inputs[level][pick]
-        with torch.no_grad():
-            codes = quantize(encoder(xt))[2]
-    return codes.numpy().astype(np.int64), [cb.double().numpy() for cb in codebooks.detach()]
 
 
 # ---- semantic IDs --------------------------------------------------------------------------------
@@ -484,6 +418,7 @@ def typed_config(cls: type, data: object, where: str):
     for a tuple of ints); a one-line BenchError starting with `where` otherwise."""
     if not isinstance(data, dict):
         raise BenchError(f"{where}: expected a JSON object, found {type(data).__name__}")
+    data = without_withdrawn(cls, data, where)
     hints = typing.get_type_hints(cls)
     names = [f.name for f in fields(cls)]
     unknown = sorted(set(data) - set(names))
@@ -534,12 +469,9 @@ def fit_semantic_ids(features: np.ndarray, config: SIDConfig | None = None) -> S
     x = np.asarray(features, dtype=np.float64)
     if x.ndim != 2 or len(x) == 0 or not np.isfinite(x).all():
         raise BenchError(f"SID features must be a finite (n_items, d) array, got shape {x.shape}")
-    if config.method == "rkmeans":
-        prefix, centroids = residual_kmeans(
-            x, config.levels, config.codebook_size, config.seed, config.kmeans_iters
-        )
-    else:
-        prefix, centroids = rqvae_codes(x, config)
+    prefix, centroids = residual_kmeans(
+        x, config.levels, config.codebook_size, config.seed, config.kmeans_iters
+    )
     d = dedup_codes(prefix)
     sizes = (config.codebook_size,) * config.levels + (int(d.max()) + 1,)
     sid = SemanticIds(np.column_stack([prefix, d]), sizes, config, tuple(centroids))

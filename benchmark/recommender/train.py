@@ -7,6 +7,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -24,7 +25,7 @@ from benchmark.recommender.data import (
 )
 from benchmark.recommender.decoding import Trie, beam_search
 from benchmark.recommender.model import SIDRecommender
-from benchmark.recommender.options import asdict_without_legacy
+from benchmark.recommender.options import Withdrawn, config_dict
 from tasks.prepare import PreparedTask
 
 # (field, the value every recipe had before the field existed)
@@ -46,8 +47,6 @@ class TrainConfig:
     patience: int = 3
     noise_z: float = 2.0
     eval_beam: int = 20
-    # of each SID level's cross-entropy; kept at 0 (reports/backbone-tuning-cpu.md, 6b and 6e)
-    label_smoothing: float = 0.0
     # cut each batch to its longest window: the same arithmetic on fewer padding positions
     # (right padding under a causal encoder), but dropout draws fewer numbers, so the random
     # stream, and with it the trained model, differs from the untrimmed recipe's
@@ -59,11 +58,17 @@ class TrainConfig:
     # Batches then hold very different numbers of targets, so each target weighs the same: a
     # batch's loss is its summed cross-entropy over the mean number of targets in a batch
     length_buckets: int = 0
+    # label smoothing of each SID level's cross-entropy, kept at 0 (reports/backbone-tuning-cpu.md,
+    # 6b and 6e)
+    WITHDRAWN: ClassVar[tuple[Withdrawn, ...]] = (
+        Withdrawn("label_smoothing", 0.0, "label-smoothing.diff"),
+    )
 
     def to_dict(self) -> dict:
         """The fields, less options added later while they hold the value that was implicit
-        before they existed (so that adding an option moves no existing cache key or hash)."""
-        return asdict_without_legacy(self, ADDED_OPTIONS)
+        before they existed, plus withdrawn options at the value every recipe held (so that
+        adding or withdrawing an option moves no existing cache key or hash)."""
+        return config_dict(self, ADDED_OPTIONS)
 
 
 def adamw(params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
@@ -134,7 +139,6 @@ def sequence_loss(
     inp,
     tgt,
     mask,
-    label_smoothing: float = 0.0,
     per_batch: float | None = None,
 ) -> torch.Tensor:
     """Mean over (target, level) of the cross-entropy of the target's SID codes; with
@@ -147,7 +151,7 @@ def sequence_loss(
     y = y[m]
     reduction = "mean" if per_batch is None else "sum"
     total = sum(
-        F.cross_entropy(lg, y[:, lv], label_smoothing=label_smoothing, reduction=reduction)
+        F.cross_entropy(lg, y[:, lv], reduction=reduction)
         for lv, lg in enumerate(logits)
     )
     return total / len(logits) / (1.0 if per_batch is None else per_batch)
@@ -238,8 +242,7 @@ def train_model(
             idx = batches[b]
             width = int(lengths[idx].max()) if cfg.trim_padding else inp.shape[1]
             loss = sequence_loss(
-                model, codes_t, inp[idx, :width], tgt[idx, :width], msk[idx, :width],
-                cfg.label_smoothing, per_batch,
+                model, codes_t, inp[idx, :width], tgt[idx, :width], msk[idx, :width], per_batch
             )  # fmt: skip
             opt.zero_grad(set_to_none=True)
             loss.backward()
