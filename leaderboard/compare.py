@@ -219,7 +219,8 @@ def compare(
         paired, shared = paired_intervals(a[key], b[key], list(ups), n_boot)
         for m, up in ups.items():
             tol = per.get(m, per.get(metric_base(m), tolerance))
-            row = Row(*key, m, up, _stats(a[key], m), _stats(b[key], m), tol, "")
+            task, method = key  # KEYS: (task_identity, method)
+            row = Row(task, method, m, up, _stats(a[key], m), _stats(b[key], m), tol, "")
             if math.isnan(row.a[0]) or math.isnan(row.b[0]):
                 row.status = {(True, True): "n/a", (False, True): "missing in B"}.get(
                     (math.isnan(row.a[0]), math.isnan(row.b[0])), "new in B"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -87,7 +88,8 @@ def tradeoff_png(
         ax.plot(x[keep], y[keep], color="0.85", lw=0.8, zorder=0)
         ax.annotate(f"{c:.1f}", (1.0, c / (2 - c)), fontsize=7, color="0.6",
                     xytext=(2, 0), textcoords="offset points", va="center")  # fmt: skip
-    colours = list(colormaps["tab10"].colors) + list(colormaps["Dark2"].colors)
+    # both are ListedColormaps; the stubs type colormaps[...] as the Colormap base class
+    colours = list(colormaps["tab10"].colors) + list(colormaps["Dark2"].colors)  # type: ignore[attr-defined]
     missing: list[str] = []
     n = 0
     for label, (_, row) in zip(_labels(rows), rows.iterrows(), strict=True):
@@ -95,6 +97,7 @@ def tradeoff_png(
         if row["role"] == "reference" or not (np.isfinite(x) and np.isfinite(y)):
             missing.append(label)
             continue
+        style: dict[str, Any]  # matplotlib keyword arguments
         if row["role"] == "noise ceiling":
             style = {"marker": "*", "color": CEILING_COLOUR, "ms": 15, "mec": "0.2", "zorder": 4}
             ax.axvline(x, color=CEILING_COLOUR, ls="--", lw=1, zorder=1)

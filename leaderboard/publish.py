@@ -194,7 +194,10 @@ def dataset_card(
 
 
 def build_folder(
-    results_dir: Path, dest: Path, repo_id: str, with_ledger: bool = True,
+    results_dir: Path,
+    dest: Path,
+    repo_id: str,
+    with_ledger: bool = True,
     trusted: Mapping | None = None,
 ) -> list[tuple[str, int]]:
     """Write the dataset folder into `dest` (existing, empty); (path, bytes) of every file. The
@@ -226,8 +229,11 @@ def build_folder(
 def signing_keys(copied: Path, results: pd.DataFrame) -> list[str]:
     """The public keys that sign the verified rows' ledger entries."""
     ledger = read_ledger(copied)
-    names = [Path(p).relative_to("results").as_posix()
-             for p, ok in zip(results["path"], results["verified"], strict=True) if ok]
+    names = [
+        Path(p).relative_to("results").as_posix()
+        for p, ok in zip(results["path"], results["verified"], strict=True)
+        if ok
+    ]
     return sorted({ledger[n]["key"] for n in names})
 
 

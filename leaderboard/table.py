@@ -164,12 +164,13 @@ def load_results(folder: str | Path, trusted: Mapping | None = None) -> pd.DataF
     if not results:
         extra = f" ({len(failed)} failed runs only)" if failed else ""
         raise ResultsError(f"no result files (<task>/<method>/seed<N>.json) in {folder}{extra}")
+    root = Path(folder)
     try:
-        ledger = read_ledger(Path(folder))
+        ledger = read_ledger(root)
     except BenchError as exc:
         raise ResultsError(str(exc)) from None
     trusted = trusted or {}
-    rows = [read_result(p, bool(trusted) and is_verified(folder, p, ledger, trusted))
+    rows = [read_result(p, bool(trusted) and is_verified(root, p, ledger, trusted))
             for p in results]  # fmt: skip
     df = pd.DataFrame(rows)
     metric_cols = sorted(c for c in df.columns if c not in ID_COLUMNS)
@@ -234,8 +235,9 @@ def _significance(
 
     def boots(shared: tuple[int, ...]) -> tuple[list[int], np.ndarray]:
         if shared not in cache:
-            members = [i for i, ev in enumerate(seeds) if ev and set(shared) <= ev.keys()]
-            evs = [[seeds[i][s] for s in shared] for i in members]  # type: ignore[index]
+            held = [(i, ev) for i, ev in enumerate(seeds) if ev and set(shared) <= ev.keys()]
+            members = [i for i, _ in held]
+            evs = [[ev[s] for s in shared] for _, ev in held]
             cache[shared] = members, seed_resampled_means(evs, INTERVAL_METRICS, n_boot, seed)
         return cache[shared]
 
@@ -250,7 +252,8 @@ def _significance(
     separated = tested = 0
     ranked = [i for i in range(n) if np.isfinite(means[i])]
     for i, j in combinations(ranked, 2):
-        shared = tuple(sorted(seeds[i].keys() & seeds[j].keys())) if seeds[i] and seeds[j] else ()
+        si, sj = seeds[i], seeds[j]
+        shared = tuple(sorted(si.keys() & sj.keys())) if si and sj else ()
         if shared:
             members, b = boots(shared)
             lo, hi = interval(b[:, members.index(j), 0] - b[:, members.index(i), 0])
@@ -274,16 +277,15 @@ def _significance(
 def _noise_ceiling(runs: pd.DataFrame, evs: list[Evidence | None]) -> list[Evidence] | None:
     """The retrain row's evidence with each seed scored against the next seed's oracle, or None
     (one seed, or evidence missing or not comparable)."""
-    if len(runs) < 2 or any(e is None for e in evs):
+    present = [e for e in evs if e is not None]
+    if len(runs) < 2 or len(present) < len(evs):
         return None
     order = np.argsort(runs["seed"].to_numpy(), kind="stable")
-    out: list[Evidence] = [None] * len(evs)  # type: ignore[list-item]
+    following = {int(i): int(order[(k + 1) % len(order)]) for k, i in enumerate(order)}
     try:
-        for k, i in enumerate(order):
-            out[i] = with_oracle_of(evs[i], evs[order[(k + 1) % len(order)]])  # type: ignore[arg-type]
+        return [with_oracle_of(ev, present[following[i]]) for i, ev in enumerate(present)]
     except ValueError:
         return None
-    return out
 
 
 def _recomputed(runs: pd.DataFrame, evs: list[Evidence]) -> pd.DataFrame:
@@ -320,7 +322,7 @@ def _group_rows(
             ceiling = _noise_ceiling(runs, evs) if comparable else None
             role = "reference" if ceiling is None else "noise ceiling"
             if ceiling is not None:
-                evs, runs = ceiling, _recomputed(runs, ceiling)  # type: ignore[assignment]
+                evs, runs = list(ceiling), _recomputed(runs, ceiling)
         by_seed = dict(zip(runs["seed"].astype(int), evs, strict=True)) if comparable else None
         seed_evs.append(by_seed if role != "reference" else None)
         row = dict(zip(ROW_KEYS, keys, strict=True))

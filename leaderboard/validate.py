@@ -68,7 +68,6 @@ from benchmark.metrics.registry import (
     compute_all,
     evidence_metric_names,
     metric_base,
-    metric_k,
     parse_metric,
 )
 from benchmark.results.artifacts import artifacts_dir, check_files
@@ -95,7 +94,7 @@ from tasks.errors import BenchError
 from tasks.untrusted import read_json
 
 # (result record, prepared task) -> the reference columns recomputed (`benchmark.app.verify`)
-ReferenceFrame = Callable[[dict, Any], pd.DataFrame]
+ReferenceFrame = Callable[[ResultRecord, Any], pd.DataFrame]
 
 EVIDENCE_TOL = 1e-9
 REFERENCE_METHOD = "retrain"
@@ -165,8 +164,9 @@ def record_ks(metrics: dict) -> set[int]:
     """The K values a record reports (from its known per-K metric names), with the headline's."""
     ks = {HEADLINE_K}
     for name in metrics:
-        if _known(name) and METRICS[metric_base(name)].per_k:
-            ks.add(metric_k(name))
+        base, k = parse_metric(name)
+        if k is not None and base in METRICS and METRICS[base].per_k:  # a known per-K name
+            ks.add(k)
     return ks
 
 
@@ -198,9 +198,7 @@ class Validator:
         task = self.task(identity)
         return task if isinstance(task, BenchError) else task.content_hash
 
-    def task_problems(
-        self, rec: ResultRecord, frame: pd.DataFrame | None
-    ) -> list[tuple[str, str]]:
+    def task_problems(self, rec: ResultRecord, frame: pd.DataFrame | None) -> list[tuple[str, str]]:
         """The evidence against the prepared task, when the record's data hash is the task's."""
         identity = rec.task.identity
         if frame is None or identity not in self.specs:
@@ -284,8 +282,13 @@ def claim_problems(rec: ResultRecord) -> list[tuple[str, str]]:
     ledger can make (`benchmark.results.ledger`); cost numbers are finite."""
     out = []
     if "verification" in rec.extra:
-        out.append(("verification", "a result cannot declare itself verified: the ✓ comes "
-                    f"only from the board's {LEDGER_NAME}, written by `tracer-bench verify`"))
+        out.append(
+            (
+                "verification",
+                "a result cannot declare itself verified: the ✓ comes "
+                f"only from the board's {LEDGER_NAME}, written by `tracer-bench verify`",
+            )
+        )
     for name, value in rec.cost.items():
         if is_kind(value, NUM) and not math.isfinite(value):
             out.append((f"cost.{name}", f"{value}: must be a finite number"))
@@ -297,8 +300,15 @@ def ledger_problems(root: Path, trusted: Mapping) -> list[Problem]:
     self-reported): unsigned, signed by a key not trusted here, a signature that does not verify,
     a result or evidence changed since; an entry that names no result here; a malformed ledger;
     a ledger anywhere but the root (none counts, wherever it lies)."""
-    out = [Problem(str(p), "", f"a {LEDGER_NAME} counts only at the root of the board's folder, "
-                   "written by `tracer-bench verify`: remove it") for p in stray_ledgers(root)]
+    out = [
+        Problem(
+            str(p),
+            "",
+            f"a {LEDGER_NAME} counts only at the root of the board's folder, "
+            "written by `tracer-bench verify`: remove it",
+        )
+        for p in stray_ledgers(root)
+    ]
     try:
         ledger = read_ledger(root)
     except BenchError as exc:
@@ -473,7 +483,7 @@ def evidence_vs_task(df: pd.DataFrame, task) -> list[tuple[str, str]]:
         bad = df["forget_bits"].to_numpy() != bits
         if bad.any():
             out.append(("evidence.forget_bits", f"not the forget items in topk on {_first(bad)}"))
-    lat = np.flatnonzero(~np.isnan(df["latent_rank"].to_numpy()[len(task.test_pos):]))
+    lat = np.flatnonzero(~np.isnan(df["latent_rank"].to_numpy()[len(task.test_pos) :]))
     draw = latent_rows(len(fs_pos), len(lat), task.spec.split.seed)
     if not np.array_equal(lat, draw):
         out.append(("evidence.latent_rank", f"the latent sample ({len(lat)} forget-set rows) is "
@@ -634,18 +644,17 @@ def _recomputed_problems(
     """Each (task, seed)'s original and oracle columns against this machine's recomputation."""
     out = []
     for (identity, seed), seen in sorted(cells.items()):
-        have = [s for s in seen if s.evidence is not None]
+        have = [(s, s.evidence) for s in seen if s.evidence is not None]
         task = checker.task(identity) if identity in checker.specs else None
         if not have or task is None or isinstance(task, BenchError):
             continue  # already reported: unknown task, unpreparable task, or no evidence
-        first = have[0]
+        first = have[0][0]
         try:
             want = reference_frame(first.rec, task)
         except BenchError as exc:
             out.append(Problem(str(first.file), "reference", f"not recomputed: {exc}"))
             continue
-        for s in have:
-            a = s.evidence
+        for s, a in have:
             if len(a) != len(want) or any(c not in a for c in SHARED_COLUMNS):
                 continue  # already reported against the task's row set
             differ = [c for c in SHARED_COLUMNS if not _same(a[c], want[c])]

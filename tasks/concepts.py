@@ -85,7 +85,8 @@ def _display_paths(labels: tuple[str, ...]) -> list[tuple[str, ...]]:
 
 
 def tree_lines(
-    labels: Sequence[tuple[str, ...]], paths: Sequence[tuple[str, ...] | None],
+    labels: Sequence[tuple[str, ...]],
+    paths: Sequence[tuple[str, ...] | None],
     max_depth: int | None = None,
 ) -> list[str]:
     """The concept tree, one node per line indented by depth, with the items under it (most
@@ -110,9 +111,9 @@ def tree_lines(
     def walk(branch: dict, prefix: tuple[str, ...]) -> None:
         if max_depth is not None and len(prefix) >= max_depth:
             return
-        for name in sorted(branch, key=lambda x: (-counts[(*prefix, x)], x)):
-            lines.append(f"{'  ' * len(prefix)}{name} ({counts[(*prefix, name)]})")
-            walk(branch[name], (*prefix, name))
+        for name in sorted(branch, key=lambda x: (-counts[prefix + (x,)], x)):
+            lines.append(f"{'  ' * len(prefix)}{name} ({counts[prefix + (name,)]})")
+            walk(branch[name], prefix + (name,))
 
     walk(tree, ())
     return lines

@@ -351,7 +351,7 @@ def build_arrays(spec: TaskSpec, raw: RawDataset) -> tuple[dict[str, np.ndarray]
             raise BenchError(
                 f"task {spec.identity}: {raw.name}: {int(missing.sum())} interactions name "
                 f"{n_items} items without a metadata row (first: {first!r}); their concept is "
-                "unknown: add the rows, or set [preprocess] on_missing_item = \"drop\""
+                'unknown: add the rows, or set [preprocess] on_missing_item = "drop"'
             )
         _log(f"dropping {int(missing.sum())} interactions with {n_items} items without metadata")
         raw_stats["dropped_missing_item_interactions"] = int(missing.sum())

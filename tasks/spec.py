@@ -119,7 +119,7 @@ def _type_name(tp: object) -> str:
 
 def _convert(value: object, tp: object, where: str, file: str) -> object:
     origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):  # a nested table's dataclass
         if not isinstance(value, dict):
             raise TaskFileError(f"{file}: [{where}] must be a table")
         return build_spec(tp, value, where, file)
@@ -189,6 +189,7 @@ def _shown(value: str, limit: int = 80) -> str:
 
 def check_spec(spec: TaskSpec, file: str) -> None:
     """The task file's own rules (its source's rules: `tasks.sources.check_source`)."""
+
     def bad(where: str, why: str) -> TaskFileError:
         return TaskFileError(f"{file}: field '{where}' {why}")
 

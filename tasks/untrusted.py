@@ -71,7 +71,10 @@ def _too_deep(text: str, max_depth: int) -> bool:
 
 
 def parse_json(
-    text: str, where: str, max_depth: int = MAX_DEPTH, lineno: int | None = None,
+    text: str,
+    where: str,
+    max_depth: int = MAX_DEPTH,
+    lineno: int | None = None,
     allow_nan: bool = False,
 ) -> object:
     """Strict JSON from text already read; `where` names the file (and `lineno` its line) in the
@@ -104,7 +107,9 @@ def read_bytes(path: Path, max_bytes: int = MAX_BYTES) -> bytes:
 
 
 def read_json(
-    path: str | Path, max_bytes: int = MAX_BYTES, max_depth: int = MAX_DEPTH,
+    path: str | Path,
+    max_bytes: int = MAX_BYTES,
+    max_depth: int = MAX_DEPTH,
     allow_nan: bool = False,
 ) -> object:
     """The JSON value of an untrusted file, checked as the module says."""

@@ -1,10 +1,60 @@
 from __future__ import annotations
 
+import argparse
+import json
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from benchmark.app.cli import main
+from benchmark.metrics.protocol import EvalConfig
+from benchmark.recommender.backbone import ArchConfig, BackboneConfig
+from benchmark.recommender.features import FeatureConfig
+from benchmark.recommender.sid import SIDConfig
+from benchmark.recommender.train import TrainConfig
+
 MARK = "TRACER_BENCH_TEST_RUN"  # an environment variable every process of a test run inherits
+
+
+# ---- shared by the test modules (import them from conftest) ---------------------------------
+
+TINY = BackboneConfig(
+    features=FeatureConfig(text="tfidf", tfidf_dim=8, collab_dim=4),
+    sid=SIDConfig(levels=2, codebook_size=4),
+    arch=ArchConfig(d_model=32, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=64, dropout=0.0),
+    train=TrainConfig(max_epochs=3, batch_size=16, lr=5e-3),
+)
+
+# the evaluation protocol of the toy tasks (`toy_task_file(..., evaluation=SMALL)`)
+SMALL = EvalConfig(ks=(1, 5, 10), beam=8, relearn_steps=3, relearn_sample=16, geometry_items=10)
+
+
+def random_codes(n_items: int, sizes: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    """Unique random SIDs."""
+    rng = np.random.default_rng(seed)
+    space = np.stack(np.meshgrid(*[np.arange(s) for s in sizes], indexing="ij"), -1)
+    space = space.reshape(-1, len(sizes))
+    return space[rng.choice(len(space), n_items, replace=False)].astype(np.int64)
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code: int, err: str, *needles: str) -> None:
+    assert code == 2
+    # progress lines may come first; the error is exactly one line, the last, with no traceback
+    lines = err.strip().splitlines()
+    assert "Traceback" not in err
+    assert [line for line in lines if "error" in line.lower()] == [lines[-1]], err
+    assert lines[-1].startswith("tracer-bench: error: ")
+    for needle in needles:
+        assert needle in lines[-1], (needle, lines[-1])
 
 
 @pytest.fixture(autouse=True)
@@ -143,9 +193,6 @@ def tiny_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tests: copy it (shutil.copytree) before changing anything."""
     import os
 
-    from test_backbone import TINY
-    from test_evaluation import SMALL
-
     from benchmark.app.runner import run_grid
 
     base = tmp_path_factory.mktemp("tiny_results")
@@ -180,3 +227,112 @@ def survivors(marker: object) -> list[int]:
         if needle in environ and state != "Z":
             pids.append(int(proc.name))
     return pids
+
+
+# ---- result files the tests write ---------------------------------------------------------------
+
+
+def record(
+    task: str = "toy",
+    method: str = "a",
+    seed: int = 0,
+    metrics: dict[str, float] | None = None,
+    *,
+    version: str = "1.0",
+    data_hash: str = "d" * 64,
+    backbone: str = "b" * 64,
+    config_hash: str | None = None,
+    intervals: dict[str, tuple[float, float]] | None = None,
+) -> dict:
+    """A schema-3 result record (`reference` for the method named retrain); each metric's
+    interval is the value itself unless given in `intervals`."""
+    metrics, intervals = metrics or {}, intervals or {}
+    return {
+        "schema_version": 3,
+        "harness_version": "0.1.0",
+        "task": {
+            "name": task,
+            "version": version,
+            "identity": f"{task}@{version}",
+            "data_hash": data_hash,
+            "protocol": "last-n",
+        },
+        "method": {
+            "name": method,
+            "version": "1.0",
+            "config": {},
+            "config_hash": config_hash or (method[0] * 64),
+        },
+        "backbone": {"config": {}, "config_hash": backbone, "checkpoint_sha256": "c" * 64},
+        "oracle": {"version": "2.0", "checkpoint_sha256": "o" * 64},
+        "seed": seed,
+        "reference": method == "retrain",
+        "metrics": {
+            k: {
+                "value": v,
+                "ci_low": intervals.get(k, (v, v))[0],
+                "ci_high": intervals.get(k, (v, v))[1],
+                "n": 10,
+            }
+            for k, v in metrics.items()
+        },  # fmt: skip
+        "cost": {"unlearn_seconds": 1.0, "peak_memory_mib": 100.0},
+        "evidence": {"file": f"seed{seed}.evidence.parquet", "sha256": "0" * 64, "rows": 0},
+        "environment": {
+            "python": "3.11",
+            "torch": "2.5",
+            "platform": "linux",
+            "git_revision": "abc",
+            "threads": 1,
+        },  # fmt: skip
+        "timestamp": "2026-01-01T00:00:00+00:00",
+    }
+
+
+def write(folder: Path, rec: dict, name: str | None = None) -> Path:
+    path = (
+        folder / rec["task"]["name"] / rec["method"]["name"] / (name or f"seed{rec['seed']}.json")
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rec, allow_nan=True))
+    return path
+
+
+def task_files(results: Path) -> list[Path]:
+    """The toy task file the tiny_results fixture was run on (beside the results folder)."""
+    return [results.parent / "toy.toml"]
+
+
+def copy_results(results: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "results"
+    shutil.copytree(results, out)
+    return out
+
+
+def edit(path: Path, change: Callable[[dict], None]) -> None:
+    rec = json.loads(path.read_text())
+    change(rec)
+    path.write_text(json.dumps(rec, allow_nan=True))
+
+
+def cli(argv: list[str]) -> int:
+    """Run a `publish` / `validate` / `compare` command line; its exit status."""
+    from benchmark.app.hubcli import add_parsers
+
+    parser = argparse.ArgumentParser()
+    add_parsers(parser.add_subparsers(required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def full_metrics(score: float, **extra: float) -> dict[str, float]:
+    out = {"erasure_score": score, "forgetting_part": score / 2, "utility_part": 1 - score / 4}
+    out.update({k.replace("_at_", "@"): v for k, v in extra.items()})
+    return out
+
+
+def publish_dry_run(capsys, results: Path, out: Path, task_file: str, *extra: str):
+    """`tracer-bench publish RESULTS --repo org/board --dry-run --out OUT --task-file F [extra]`:
+    (exit status, stdout, stderr)."""
+    argv = ["publish", str(results), "--repo", "org/board", "--dry-run", "--out", str(out)]
+    return run_cli(capsys, *argv, "--task-file", task_file, *extra)

@@ -18,16 +18,32 @@ ALLOWED: dict[str, set[str]] = {
     "benchmark.metrics": set(),
     "benchmark.recommender": {"tasks", "benchmark.metrics"},
     "benchmark.evaluation": {"tasks", "benchmark.metrics", "benchmark.recommender"},
-    "benchmark.results": {"tasks", "benchmark.metrics", "benchmark.recommender",
-                          "benchmark.evaluation"},
+    "benchmark.results": {
+        "tasks",
+        "benchmark.metrics",
+        "benchmark.recommender",
+        "benchmark.evaluation",
+    },
     "methods": {"tasks", "benchmark.metrics", "benchmark.recommender"},
     "leaderboard": {"tasks", "benchmark.metrics", "benchmark.results"},
-    "benchmark.app": {"tasks", "benchmark.metrics", "benchmark.recommender",
-                      "benchmark.evaluation", "benchmark.results", "methods", "leaderboard"},
+    "benchmark.app": {
+        "tasks",
+        "benchmark.metrics",
+        "benchmark.recommender",
+        "benchmark.evaluation",
+        "benchmark.results",
+        "methods",
+        "leaderboard",
+    },
 }
 # modules whose whole import closure must be free of torch and of every method
-NO_TORCH = ("leaderboard", "benchmark.metrics.evidence", "benchmark.metrics.registry",
-            "benchmark.results.record", "benchmark.results.record")
+NO_TORCH = (
+    "leaderboard",
+    "benchmark.metrics.evidence",
+    "benchmark.metrics.registry",
+    "benchmark.results.record",
+    "benchmark.results.record",
+)
 
 
 def module_name(root: Path, path: Path) -> str:

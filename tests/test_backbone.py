@@ -8,42 +8,23 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from conftest import toy_rows, toy_task_file, write_atomic
+from conftest import TINY, random_codes, toy_rows, toy_task_file, write_atomic
 
 from benchmark.recommender.backbone import (
-    ArchConfig,
-    BackboneConfig,
     cpu_name,
     get_backbone,
     train_backbone,
 )
 from benchmark.recommender.data import histories, to_codes
 from benchmark.recommender.decoding import Trie, beam_search, level_logprobs, score_all_items
-from benchmark.recommender.features import FeatureConfig
 from benchmark.recommender.model import (
     ModelConfig,
     SIDRecommender,
     load_checkpoint,
     save_checkpoint,
 )
-from benchmark.recommender.sid import SIDConfig
 from benchmark.recommender.train import TrainConfig, recommend
 from tasks import load_task_file, prepare_task
-
-TINY = BackboneConfig(
-    features=FeatureConfig(text="tfidf", tfidf_dim=8, collab_dim=4),
-    sid=SIDConfig(levels=2, codebook_size=4),
-    arch=ArchConfig(d_model=32, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=64, dropout=0.0),
-    train=TrainConfig(max_epochs=3, batch_size=16, lr=5e-3),
-)
-
-
-def random_codes(n_items: int, sizes: tuple[int, ...], seed: int = 0) -> np.ndarray:
-    """Unique random SIDs."""
-    rng = np.random.default_rng(seed)
-    space = np.stack(np.meshgrid(*[np.arange(s) for s in sizes], indexing="ij"), -1)
-    space = space.reshape(-1, len(sizes))
-    return space[rng.choice(len(space), n_items, replace=False)].astype(np.int64)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_cli_errors import assert_one_line_error, run_cli
+from conftest import assert_one_line_error, run_cli
 from test_source_genrec import items, sequences, task_file, write
 
 from tasks import get_task, prepare_task

@@ -8,26 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import toy_rows, toy_task_file, write_atomic
-
-from benchmark.app.cli import main
-
-
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(code: int, err: str, *needles: str) -> None:
-    assert code == 2
-    # progress lines may come first; the error is exactly one line, the last, with no traceback
-    lines = err.strip().splitlines()
-    assert "Traceback" not in err
-    assert [line for line in lines if "error" in line.lower()] == [lines[-1]], err
-    assert lines[-1].startswith("tracer-bench: error: ")
-    for needle in needles:
-        assert needle in lines[-1], (needle, lines[-1])
+from conftest import assert_one_line_error, run_cli, toy_rows, toy_task_file, write_atomic
 
 
 def test_unknown_task_lists_valid_names(capsys):
@@ -206,8 +187,7 @@ def test_run_rejects_bad_jobs_and_unknown_names(tmp_path, capsys):
 
 def test_run_writes_results_then_prints_the_leaderboard(tmp_path, capsys, monkeypatch):
     """The CLI's grid on a user task with the tiny backbone: results, then the leaderboard."""
-    from test_backbone import TINY
-    from test_evaluation import SMALL
+    from conftest import SMALL, TINY
 
     import benchmark.app.runner as runner
 

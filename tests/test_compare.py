@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_leaderboard import cli, copy_results, record
+from conftest import cli, copy_results, record
 from test_leaderboard_significance import N_FORGET, frame, matched, write_cell
 
 from benchmark.metrics.evidence import Evidence, evidence_path, read_evidence

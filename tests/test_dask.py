@@ -32,8 +32,8 @@ SEEDS = [0, 1]
 CLI = """
 import sys
 sys.path.insert(0, {tests!r})
-from test_backbone import TINY
-from test_evaluation import SMALL
+from conftest import TINY
+from conftest import SMALL
 import benchmark.app.runner as runner
 real = runner.run_grid
 runner.run_grid = lambda *a, **k: real(*a, **{{**k, "backbone": TINY, "eval_cfg": SMALL}})
@@ -45,8 +45,7 @@ sys.exit(main(sys.argv[1:]))
 @pytest.fixture(scope="module")
 def grid(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """The toy task file and its grid's metrics from a local run: {(method, seed): metrics}."""
-    from test_backbone import TINY
-    from test_evaluation import SMALL
+    from conftest import SMALL, TINY
 
     base = tmp_path_factory.mktemp("dask_grid")
     data = write_atomic(base / "data", *toy_rows(n_users=30, n_items=12, per_user=9))
@@ -83,8 +82,22 @@ def _env(tmp_path: Path, cache: Path) -> dict[str, str]:
 
 
 def _cli(task_file: Path, out: Path, env: dict, *executor: str) -> subprocess.Popen:
-    argv = ["run", "--tasks", str(task_file), "--methods", *METHODS, "--seeds", *map(str, SEEDS),
-            "--out", str(out), "--quiet", "--no-leaderboard", "--executor", "dask", *executor]
+    argv = [
+        "run",
+        "--tasks",
+        str(task_file),
+        "--methods",
+        *METHODS,
+        "--seeds",
+        *map(str, SEEDS),
+        "--out",
+        str(out),
+        "--quiet",
+        "--no-leaderboard",
+        "--executor",
+        "dask",
+        *executor,
+    ]
     return subprocess.Popen([sys.executable, "-c", CLI.format(tests=str(TESTS)), *argv], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
 

@@ -8,10 +8,10 @@ import copy
 import numpy as np
 import pytest
 import torch
+from conftest import SMALL
 from test_methods import inputs_for, overrides, toy  # noqa: F401  (fixture)
 
 from benchmark.evaluation.probes import (
-    EvalConfig,
     ServedModel,
     evaluate_unlearning,
     latent_ranks,
@@ -30,8 +30,6 @@ from benchmark.recommender.features import item_features
 from methods.common import grow_level
 from methods.registry import get_method
 from methods.tracer import reassign
-
-SMALL = EvalConfig(ks=(1, 5, 10), beam=8, relearn_steps=3, relearn_sample=16, geometry_items=10)
 
 
 def test_latent_ranks_take_the_better_of_two_sids(toy):  # noqa: F811

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import publish_dry_run
 
 from benchmark.app.cli import main
 from benchmark.metrics.evidence import evidence_path
@@ -60,8 +61,7 @@ def every_reader(capsys, folder: Path, tiny_results: Path, tmp_path: Path, *need
     before = files_under(tmp_path)
     code, _, err = run_cli(capsys, "leaderboard", str(folder))
     assert_one_line(code, err, *needles)
-    code, _, err = run_cli(capsys, "publish", str(folder), "--repo", "org/b", "--dry-run",
-                           "--out", str(tmp_path / "pub"), "--task-file", task_file(tiny_results))
+    code, _, err = publish_dry_run(capsys, folder, tmp_path / "pub", task_file(tiny_results))
     assert_one_line(code, err, *needles)
     code, out, err = run_cli(capsys, "validate", str(folder), "--task-file",
                              task_file(tiny_results))  # fmt: skip

@@ -26,8 +26,8 @@ SEEDS = [0, 1]
 SCRIPT = """
 import sys
 sys.path.insert(0, {tests!r})
-from test_backbone import TINY
-from test_evaluation import SMALL
+from conftest import TINY
+from conftest import SMALL
 from benchmark.app.runner import run_grid
 counts = run_grid([{task!r}], {methods!r}, {seeds!r}, {out!r}, progress=False,
                   backbone=TINY, eval_cfg=SMALL, jobs={jobs})

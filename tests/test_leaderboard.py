@@ -1,8 +1,6 @@
 """The leaderboard: loading results, aggregation over seeds, ranks (by mean where there is no
 evidence; significance ranks are in test_leaderboard_significance.py), formats, plot, site, CLI.
-
-`record`, `write`, `full_metrics`, `cli`, `copy_results`, `edit` and `task_files` are shared
-with the other leaderboard tests."""
+The result files the tests write (`record`, `write`, ...) are in conftest.py."""
 
 from __future__ import annotations
 
@@ -13,11 +11,11 @@ import json
 import math
 import re
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import edit, full_metrics, record, write
 
 from leaderboard.table import (
     FORMATS,
@@ -31,105 +29,6 @@ from leaderboard.table import (
 from tasks.errors import BenchError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def record(
-    task: str = "toy",
-    method: str = "a",
-    seed: int = 0,
-    metrics: dict[str, float] | None = None,
-    *,
-    version: str = "1.0",
-    data_hash: str = "d" * 64,
-    backbone: str = "b" * 64,
-    config_hash: str | None = None,
-    intervals: dict[str, tuple[float, float]] | None = None,
-) -> dict:
-    """A schema-3 result record (`reference` for the method named retrain); each metric's
-    interval is the value itself unless given in `intervals`."""
-    metrics, intervals = metrics or {}, intervals or {}
-    return {
-        "schema_version": 3,
-        "harness_version": "0.1.0",
-        "task": {
-            "name": task,
-            "version": version,
-            "identity": f"{task}@{version}",
-            "data_hash": data_hash,
-            "protocol": "last-n",
-        },
-        "method": {
-            "name": method,
-            "version": "1.0",
-            "config": {},
-            "config_hash": config_hash or (method[0] * 64),
-        },
-        "backbone": {"config": {}, "config_hash": backbone, "checkpoint_sha256": "c" * 64},
-        "oracle": {"version": "2.0", "checkpoint_sha256": "o" * 64},
-        "seed": seed,
-        "reference": method == "retrain",
-        "metrics": {
-            k: {
-                "value": v,
-                "ci_low": intervals.get(k, (v, v))[0],
-                "ci_high": intervals.get(k, (v, v))[1],
-                "n": 10,
-            }
-            for k, v in metrics.items()
-        },  # fmt: skip
-        "cost": {"unlearn_seconds": 1.0, "peak_memory_mib": 100.0},
-        "evidence": {"file": f"seed{seed}.evidence.parquet", "sha256": "0" * 64, "rows": 0},
-        "environment": {
-            "python": "3.11",
-            "torch": "2.5",
-            "platform": "linux",
-            "git_revision": "abc",
-            "threads": 1,
-        },  # fmt: skip
-        "timestamp": "2026-01-01T00:00:00+00:00",
-    }
-
-
-def write(folder: Path, rec: dict, name: str | None = None) -> Path:
-    path = (
-        folder / rec["task"]["name"] / rec["method"]["name"] / (name or f"seed{rec['seed']}.json")
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(rec, allow_nan=True))
-    return path
-
-
-def task_files(results: Path) -> list[Path]:
-    """The toy task file the tiny_results fixture was run on (beside the results folder)."""
-    return [results.parent / "toy.toml"]
-
-
-def copy_results(results: Path, tmp_path: Path) -> Path:
-    out = tmp_path / "results"
-    shutil.copytree(results, out)
-    return out
-
-
-def edit(path: Path, change: Callable[[dict], None]) -> None:
-    rec = json.loads(path.read_text())
-    change(rec)
-    path.write_text(json.dumps(rec, allow_nan=True))
-
-
-def cli(argv: list[str]) -> int:
-    """Run a `publish` / `validate` / `compare` command line; its exit status."""
-    from benchmark.app.hubcli import add_parsers
-
-    parser = argparse.ArgumentParser()
-    add_parsers(parser.add_subparsers(required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
-def full_metrics(score: float, **extra: float) -> dict[str, float]:
-    out = {"erasure_score": score, "forgetting_part": score / 2, "utility_part": 1 - score / 4}
-    out.update({k.replace("_at_", "@"): v for k, v in extra.items()})
-    return out
 
 
 # method a: erasure 0.5 / 0.6 / 0.7 (mean 0.6, std 0.1); b: 0.2 / 0.4 / 0.9 (0.5, sqrt(0.13))
@@ -437,8 +336,7 @@ def with_retrain(tiny_results: Path, tmp_path_factory: pytest.TempPathFactory) -
     fixture's cache holds the oracles already, so this takes seconds."""
     import os
 
-    from test_backbone import TINY
-    from test_evaluation import SMALL
+    from conftest import SMALL, TINY
 
     from benchmark.app.runner import run_grid
 
@@ -507,7 +405,6 @@ def test_real_results(with_retrain: Path, tmp_path: Path) -> None:
     page = write_site(folder, tmp_path / "site").read_text()
     assert page.count("<tr>") == 5  # header + four rows
     assert "(noise ceiling)" in page and "significantly separated pairs" in page
-
 
 
 def test_headline_view_is_the_readme_table(tiny_results: Path, capsys) -> None:

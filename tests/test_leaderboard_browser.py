@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_leaderboard import full_metrics, record, write
+from conftest import full_metrics, record, write
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

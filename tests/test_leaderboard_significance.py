@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from test_leaderboard import record
+from conftest import record
 
 from benchmark.metrics.evidence import COLUMNS, Evidence, evidence_path, with_oracle_of
 from benchmark.metrics.registry import compute
@@ -148,5 +148,3 @@ def test_noise_ceiling(tmp_path: Path) -> None:
     assert a["rank"] == 2 and a["oracle_match_mean"] == pytest.approx(0.5)  # below the ceiling
     md = format_table(table, "md")
     assert "retrain 1.0 (noise ceiling)" in md and "noise ceiling: retrain scored" in md
-
-

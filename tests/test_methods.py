@@ -11,8 +11,7 @@ import textwrap
 import numpy as np
 import pytest
 import torch
-from conftest import toy_rows, toy_task_file, write_atomic
-from test_backbone import TINY
+from conftest import TINY, toy_rows, toy_task_file, write_atomic
 
 from benchmark.recommender.backbone import get_backbone
 from benchmark.recommender.model import Dropout

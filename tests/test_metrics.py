@@ -116,9 +116,10 @@ def test_oracle_match_from_evidence():
     assert compute(ev, "oracle_match") == 1.0
     ev = frame(latent=[100] * 50, original_latent=[10] * 50, oracle_latent=[80] * 50)
     assert 0 < compute(ev, "oracle_match") < 1
-    assert compute(ev, "latent_forget_mean_rank") == 101 and compute(
-        ev, "oracle_latent_forget_mean_rank"
-    ) == 81
+    assert (
+        compute(ev, "latent_forget_mean_rank") == 101
+        and compute(ev, "oracle_latent_forget_mean_rank") == 81
+    )
 
 
 def test_served_forgetting_costs_only_serving_more_than_the_oracle():
@@ -126,9 +127,10 @@ def test_served_forgetting_costs_only_serving_more_than_the_oracle():
     assert served_forgetting_value(0.1, 0.1, 0.5) == 1.0  # as the oracle
     assert served_forgetting_value(0.0, 0.1, 0.5) == 1.0  # fewer than the oracle: free
     assert served_forgetting_value(0.3, 0.1, 0.5) == pytest.approx(0.5)
-    assert served_forgetting_value(0.2, 0.3, 0.3) == 1.0 and served_forgetting_value(
-        0.4, 0.3, 0.2
-    ) == 0.0  # nothing to forget
+    assert (
+        served_forgetting_value(0.2, 0.3, 0.3) == 1.0
+        and served_forgetting_value(0.4, 0.3, 0.2) == 0.0
+    )  # nothing to forget
     n_rt, n_fs = 40, 50
     hits = np.r_[np.zeros(25), np.full(25, np.inf)]  # forget-set recall@10 0.5
     ev = frame(rank=served(n_rt, n_fs, hits), original_rank=served(n_rt, n_fs, hits),

@@ -9,8 +9,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from conftest import cli, copy_results, edit, task_files
 from huggingface_hub import DatasetCard, HfApi
-from test_leaderboard import cli, copy_results, edit, task_files
 
 import leaderboard.publish as pub
 from leaderboard.publish import publish

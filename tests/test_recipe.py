@@ -8,9 +8,15 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from conftest import toy_rows, toy_task_file, write_atomic
-from test_backbone import TINY, random_codes
-from test_cli_errors import assert_one_line_error, run_cli
+from conftest import (
+    TINY,
+    assert_one_line_error,
+    random_codes,
+    run_cli,
+    toy_rows,
+    toy_task_file,
+    write_atomic,
+)
 
 from benchmark.recommender.backbone import BackboneConfig, get_backbone, task_backbone
 from benchmark.recommender.model import ModelConfig, SIDRecommender
@@ -149,13 +155,21 @@ def test_committed_results_keep_their_backbone_hashes():
 @pytest.mark.parametrize(
     "extra, needles",
     [
-        ('\n[backbone.sid]\nmethod = "rqvae"\n',
-         ["'backbone.sid.method'", "withdrawn", "reports/patches/rqvae-tokenizer.diff"]),
+        (
+            '\n[backbone.sid]\nmethod = "rqvae"\n',
+            ["'backbone.sid.method'", "withdrawn", "reports/patches/rqvae-tokenizer.diff"],
+        ),
         ("\n[backbone.training]\nlr = 0.1\n", ["[backbone.training]", "train"]),
         ("\n[backbone.train]\nlearning_rate = 0.1\n", ["'backbone.train.learning_rate'", "lr"]),
         ("\n[backbone.train]\ntrim_padding = 1\n", ["'backbone.train.trim_padding'", "bool"]),
-        ("\n[backbone.train]\nlabel_smoothing = 0.1\n",
-         ["'backbone.train.label_smoothing'", "withdrawn", "reports/patches/label-smoothing.diff"]),
+        (
+            "\n[backbone.train]\nlabel_smoothing = 0.1\n",
+            [
+                "'backbone.train.label_smoothing'",
+                "withdrawn",
+                "reports/patches/label-smoothing.diff",
+            ],
+        ),
         ("\n[backbone.arch]\nd_model = 12.5\n", ["'backbone.arch.d_model'", "int"]),
     ],
 )

@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from conftest import toy_rows, toy_task_file, write_atomic
-from test_backbone import TINY
-from test_evaluation import SMALL
+from conftest import SMALL, TINY, toy_rows, toy_task_file, write_atomic
 
 from benchmark.app.runner import run_grid
 from benchmark.results.record import failure_path, result_path

@@ -251,4 +251,3 @@ def test_the_rqvae_tokenizer_is_withdrawn_without_moving_a_hash():
         typed_config(SIDConfig, {**recorded, "method": "rqvae"}, "sid")
     with pytest.raises(TypeError):
         SIDConfig(method="rqvae")
-

@@ -247,8 +247,11 @@ def test_null_rating_and_title_are_allowed(data: Path):
 def test_a_product_listed_twice_is_an_error(data: Path):
     """Two metadata records of one parent_asin: which one's categories count is undecidable."""
     write_files(data, metas=[*METAS, {**METAS[0], "categories": ["Toys"]}])
-    with pytest.raises(DataFormatError, match=r"meta_X\.jsonl: parent_asin 'P1' has more than one "
-                       r"metadata record \(records 1 and 4\)"):
+    with pytest.raises(
+        DataFormatError,
+        match=r"meta_X\.jsonl: parent_asin 'P1' has more than one "
+        r"metadata record \(records 1 and 4\)",
+    ):
         load(data)
 
 
@@ -329,6 +332,9 @@ def test_items_without_metadata_are_refused_or_dropped_never_retained(data: Path
     table["preprocess"]["on_missing_item"] = "error"
     assert spec_from_dict(table).spec_hash() != drop.spec_hash()
     table["preprocess"].pop("on_missing_item")
-    assert spec_from_dict(table).spec_hash() == spec_from_dict(
-        {**table, "preprocess": {**table["preprocess"], "on_missing_item": "error"}}
-    ).spec_hash()
+    assert (
+        spec_from_dict(table).spec_hash()
+        == spec_from_dict(
+            {**table, "preprocess": {**table["preprocess"], "on_missing_item": "error"}}
+        ).spec_hash()
+    )

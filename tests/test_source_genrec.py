@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
-from test_cli_errors import assert_one_line_error, run_cli
+from conftest import assert_one_line_error, run_cli
 
 from benchmark.app.published import published_rows
 from tasks import get_task, prepare_task

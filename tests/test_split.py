@@ -115,5 +115,3 @@ def test_selection_view_splits_the_part_before_the_test_targets_again(tmp_path):
     real_test = {(int(t.test_user[i]), int(t.seq_times[p])) for i, p in enumerate(t.test_pos)}
     users = np.searchsorted(s.seq_offsets, np.arange(s.n_interactions), side="right") - 1
     assert not real_test & {(int(u), int(x)) for u, x in zip(users, s.seq_times, strict=True)}
-
-

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import publish_dry_run
 
 from benchmark.app.cli import main
 from benchmark.metrics.evidence import evidence_path
@@ -130,9 +131,7 @@ def forge_ledger(folder: Path, key=None) -> None:
 
 
 @pytest.mark.parametrize("how", ["unsigned", "stranger", "below the root"])
-def test_a_shipped_ledger_gives_no_tick_and_is_a_problem(
-    tiny_results, tmp_path, keys, capsys, how
-):
+def test_a_shipped_ledger_gives_no_tick_and_is_a_problem(tiny_results, tmp_path, keys, capsys, how):
     folder = tmp_path / "submission"
     shutil.copytree(tiny_results, folder)
     forge_ledger(folder, keys["stranger"][0] if how == "stranger" else None)
@@ -181,20 +180,16 @@ def test_a_submission_pr_refuses_a_ledger_and_the_board_card_states_its_key(
 ):
     board = signed_board(tiny_results, tmp_path / "board", keys["board"][0])
     public, tf = keys["board"][1], task_file(tiny_results)
-    code, _, err = run_cli(capsys, "publish", str(board), "--repo", "org/board", "--dry-run",
-                           "--create-pr", "--out", str(tmp_path / "pr"), "--task-file", tf)
+    code, _, err = publish_dry_run(capsys, board, tmp_path / "pr", tf, "--create-pr")
     assert code == 2 and "a submission carries no verification ledger" in err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "pr").exists()
-    code, out, err = run_cli(capsys, "publish", str(board), "--repo", "org/board", "--dry-run",
-                             "--out", str(tmp_path / "pub"), "--trust", public,
-                             "--task-file", task_file(tiny_results))  # fmt: skip
+    code, out, err = publish_dry_run(capsys, board, tmp_path / "pub", tf, "--trust", public)
     assert code == 0, err
     card = (tmp_path / "pub" / "README.md").read_text()
     assert f"`{public}`" in card and keys["stranger"][1] not in card
     assert pd.read_parquet(tmp_path / "pub" / "leaderboard.parquet")["verified"].all()
     # without the key the board's own ledger cannot be checked: publish refuses, as validate does
-    code, _, err = run_cli(capsys, "publish", str(board), "--repo", "org/board", "--dry-run",
-                           "--out", str(tmp_path / "pub2"), "--task-file", tf)
+    code, _, err = publish_dry_run(capsys, board, tmp_path / "pub2", tf)
     assert code == 2 and "signed by a key not trusted here" in err
 
 
@@ -203,11 +198,9 @@ def test_publish_never_writes_into_its_own_results(tiny_results, tmp_path, capsy
     shutil.copytree(tiny_results, folder)
     before = sorted(p.relative_to(folder) for p in folder.rglob("*"))
     for out in (folder, folder / "pub"):
-        code, _, err = run_cli(capsys, "publish", str(folder), "--repo", "org/b", "--dry-run",
-                               "--out", str(out), "--task-file", task_file(tiny_results))
+        code, _, err = publish_dry_run(capsys, folder, out, task_file(tiny_results))
         assert code == 2 and "inside the results folder" in err, err
-    code, _, err = run_cli(capsys, "publish", str(folder), "--repo", "org/b", "--dry-run",
-                           "--out", str(tmp_path / "pub"), "--task-file", task_file(tiny_results))
+    code, _, err = publish_dry_run(capsys, folder, tmp_path / "pub", task_file(tiny_results))
     assert code == 0, err
     # a published folder published onto itself
     code, _, err = run_cli(capsys, "publish", str(tmp_path / "pub" / "results"), "--repo",

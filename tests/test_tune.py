@@ -14,9 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import toy_rows, toy_task_file, write_atomic
-from test_backbone import TINY
-from test_evaluation import SMALL
+from conftest import SMALL, TINY, toy_rows, toy_task_file, write_atomic
 
 from benchmark.app.tune import check_search, make_search, tune
 from benchmark.results.record import ResultRecord, result_files, result_path
@@ -148,8 +146,9 @@ def test_the_chosen_config_is_the_best_on_validation_and_is_recorded(tiny_tune):
     selection = json.loads((tiny_tune / "selection.json").read_text())["tasks"]["toy-scary"]
     for m in ("ga", "tracer"):
         scores = [
-            ResultRecord.read(result_path(tiny_tune / "trials" / f"trial{k}", "toy-scary", m, 0))
-            .metric("erasure_score")
+            ResultRecord.read(
+                result_path(tiny_tune / "trials" / f"trial{k}", "toy-scary", m, 0)
+            ).metric("erasure_score")
             for k in range(BUDGET)
         ]
         best = int(np.argmax(scores))  # the first of equal scores: the defaults win ties
@@ -199,8 +198,8 @@ SCRIPT = """
 import sys
 sys.path.insert(0, {tests!r})
 from pathlib import Path
-from test_backbone import TINY
-from test_evaluation import SMALL
+from conftest import TINY
+from conftest import SMALL
 from benchmark.app.tune import tune
 tune([{task!r}], {methods!r}, {seeds!r}, Path({out!r}), {budget}, {selection!r}, 0,
      eval_cfg=SMALL, backbone=TINY, progress=False)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from test_leaderboard import copy_results, edit, task_files
+from conftest import copy_results, edit, task_files
 
 from benchmark import __version__
 from benchmark.app.hubcli import add_parsers
@@ -504,8 +504,10 @@ def test_every_cell_of_a_seed_forged_alike_needs_the_models(tiny_results, tmp_pa
     other = copy_results(tiny_results, tmp_path / "other")
     for method in ("filter", "ga", "tracer"):  # records naming a base model this machine lacks
         for seed in (0, 1):
-            edit(other / TASK / method / f"seed{seed}.json",
-                 lambda r: r["backbone"].update(checkpoint_sha256="f" * 64))
+            edit(
+                other / TASK / method / f"seed{seed}.json",
+                lambda r: r["backbone"].update(checkpoint_sha256="f" * 64),
+            )
     problems = validate(other, task_files(tiny_results), recompute_reference=reference_frame)
     fields = {p.field for p in problems}
     assert fields == {"reference"}

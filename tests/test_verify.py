@@ -13,10 +13,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from conftest import toy_rows, toy_task_file, write_atomic
-from test_backbone import TINY
-from test_cli_errors import assert_one_line_error, run_cli
-from test_evaluation import SMALL
+from conftest import (
+    SMALL,
+    TINY,
+    assert_one_line_error,
+    run_cli,
+    toy_rows,
+    toy_task_file,
+    write_atomic,
+)
 
 from benchmark.app.cli import main
 from benchmark.app.runner import run_grid
@@ -81,7 +86,10 @@ def board(submission, tmp_path_factory, board_key):
     old = os.environ.get("TRACER_BENCH_CACHE")
     os.environ["TRACER_BENCH_CACHE"] = str(cache)
     try:
-        code = main(["verify", str(out), "--out", str(folder), "--task-file", str(task_file)])
+        # the thread count the submission ran with (torch's default may not be os.cpu_count())
+        threads = str(torch.get_num_threads())
+        code = main(["verify", str(out), "--out", str(folder), "--task-file", str(task_file),
+                     "--threads", threads])  # fmt: skip
     finally:
         if old is None:
             os.environ.pop("TRACER_BENCH_CACHE")

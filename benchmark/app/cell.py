@@ -146,9 +146,7 @@ def check_unlearned(method, unl: Unlearned, task: PreparedTask, base_sids) -> No
             raise bad(f"a ban of {ban.dtype} {ban.shape}, want bool ({task.n_items},)")
 
 
-def cell_metrics(
-    task: PreparedTask, frame: pd.DataFrame, cfg: EvalConfig
-) -> dict[str, dict]:
+def cell_metrics(task: PreparedTask, frame: pd.DataFrame, cfg: EvalConfig) -> dict[str, dict]:
     """Every evidence metric of the cell with its paired 95 % bootstrap interval."""
     names = evidence_metric_names(cfg.k_values(task))
     return metric_stats(Evidence.from_frame(frame), names, seed=cfg.seed)

@@ -618,10 +618,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=int, default=6,
                    help="configurations tried per method with a search space, its defaults "
                    "first (default: 6)")  # fmt: skip
-    p.add_argument("--selection-seeds", nargs="+", type=int, default=[0, 1],
-                   help="seeds whose validation targets choose the configuration (default: 0 1)")
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2],
-                   help="seeds of the tuned board, on test targets (default: 0 1 2)")
+    p.add_argument(
+        "--selection-seeds",
+        nargs="+",
+        type=int,
+        default=[0, 1],
+        help="seeds whose validation targets choose the configuration (default: 0 1)",
+    )
+    p.add_argument(
+        "--seeds",
+        nargs="+",
+        type=int,
+        default=[0, 1, 2],
+        help="seeds of the tuned board, on test targets (default: 0 1 2)",
+    )
     p.add_argument("--search-seed", type=int, default=0, help="seeds the random search")
     p.add_argument("--out", default="tuned", help="tune folder (default: ./tuned)")
     add_grid_options(p)

@@ -42,7 +42,7 @@ GROUP = "group"  # a worker resource: a Slurm worker process holds one, a group 
 
 
 def parse_cluster(spec: str) -> tuple[str, int]:
-    """"local:N" -> ("local", N); "slurm" -> ("slurm", 0)."""
+    """ "local:N" -> ("local", N); "slurm" -> ("slurm", 0)."""
     kind, colon, n = spec.partition(":")
     if kind == "slurm" and not colon:
         return "slurm", 0
@@ -52,7 +52,7 @@ def parse_cluster(spec: str) -> tuple[str, int]:
 
 
 def parse_resources(spec: str) -> dict[str, float]:
-    """"GPU=1" or "GPU=1,MEM=2" -> what each group holds while it runs."""
+    """ "GPU=1" or "GPU=1,MEM=2" -> what each group holds while it runs."""
     out = {}
     for part in spec.split(","):
         name, eq, amount = part.partition("=")
@@ -186,8 +186,10 @@ def _check_resources(client, resources: dict[str, float] | None) -> None:
     scheduler with no worker yet is let through: workers may still join)."""
     workers = client.scheduler_info(n_workers=-1)["workers"].values()
     held = [w.get("resources", {}) for w in workers]
-    if resources and held and not any(
-        all(have.get(k, 0) >= v for k, v in resources.items()) for have in held
+    if (
+        resources
+        and held
+        and not any(all(have.get(k, 0) >= v for k, v in resources.items()) for have in held)
     ):
         want = ",".join(f"{k}={v:g}" for k, v in resources.items())
         raise BenchError(

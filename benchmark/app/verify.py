@@ -106,9 +106,7 @@ def reference_frame(record: ResultRecord, task):
     return evidence_frame(task, ref, ref.oracle_evidence)
 
 
-def verify_result(
-    result_json: Path, out: Path, task_files=(), key=None
-) -> tuple[Path, list[str]]:
+def verify_result(result_json: Path, out: Path, task_files=(), key=None) -> tuple[Path, list[str]]:
     """Re-evaluate one cell. Returns (verified result path, mismatches); the verified result is
     written, its ledger entry signed with the board's private `key`, only when there is no
     mismatch."""

@@ -70,9 +70,7 @@ class Pools:
         return np.concatenate([self.eval_pos, self.forget_set_pos])
 
 
-def make_pools(
-    task: PreparedTask, base_sids: SemanticIds, split: str, latent_sample: int
-) -> Pools:
+def make_pools(task: PreparedTask, base_sids: SemanticIds, split: str, latent_sample: int) -> Pools:
     """split="valid" evaluates each user's validation target instead (hyper-parameter choice).
     The latent sample is seeded by the task's split seed: the same examples for every model."""
     c1 = base_sids.codes[:, 0]
@@ -181,9 +179,7 @@ def relearn(
 
     def loss_fn(r: np.random.Generator):
         i = r.choice(len(chosen), size=min(32, len(chosen)), replace=False)
-        memory, mask = model.encode_histories(
-            to_codes(hist[i], codes), torch.as_tensor(lengths[i])
-        )
+        memory, mask = model.encode_histories(to_codes(hist[i], codes), torch.as_tensor(lengths[i]))
         y = y_all[torch.as_tensor(i)]
         loss = -sid_logprob(model.decode_targets(memory, mask, y), y).mean() / y.shape[1]
         return loss, {"relearn": loss.detach()}
@@ -274,9 +270,7 @@ def make_reference(
     return Reference(pools, original, orig, orc, ban, features)
 
 
-def evidence_frame(
-    task: PreparedTask, ref: Reference, method: ModelEvidence
-) -> pd.DataFrame:
+def evidence_frame(task: PreparedTask, ref: Reference, method: ModelEvidence) -> pd.DataFrame:
     """One row per evaluation example (columns: `benchmark.metrics.evidence`)."""
     p, fm = ref.pools, task.forget_mask
     n_eval, n_fs = len(p.eval_pos), len(p.forget_set_pos)

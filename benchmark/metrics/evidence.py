@@ -137,10 +137,14 @@ def read_evidence(path: Path) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
+EVIDENCE_ZSTD_LEVEL = 19
+
+
 def evidence_bytes(frame: pd.DataFrame) -> bytes:
-    """The evidence parquet file's bytes (zstd)."""
+    """The evidence parquet file's bytes (zstd at level 19; the options measured:
+    reports/evidence-size-cpu.md)."""
     buf = io.BytesIO()
-    frame.to_parquet(buf, index=False, compression="zstd")
+    frame.to_parquet(buf, index=False, compression="zstd", compression_level=EVIDENCE_ZSTD_LEVEL)
     return buf.getvalue()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Any, TypeGuard, cast
 
 from benchmark.metrics.registry import HEADLINE_K
 
@@ -46,15 +47,15 @@ MINIMUM = {"beam": 1, "relearn_steps": 0, "relearn_sample": 1, "latent_sample": 
            "geometry_items": 2}  # fmt: skip
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return type(value) is int  # a bool is not a count
 
 
-def _is_number(value: object) -> bool:
-    return type(value) in (int, float) and math.isfinite(value)
+def _is_number(value: object) -> TypeGuard[int | float]:
+    return type(value) in (int, float) and math.isfinite(cast(float, value))
 
 
-def _is_ks(value: object) -> bool:
+def _is_ks(value: object) -> TypeGuard[list[int] | tuple[int, ...]]:
     return (
         isinstance(value, (list, tuple))
         and len(value) > 0
@@ -92,7 +93,8 @@ def protocol_config(spec_evaluation: dict, seed: int, split: str = "test") -> Ev
         if name not in known:
             why = "is set by the run" if name in RUN_FIELDS else f"is unknown (known: {known})"
             raise ProtocolError(f"evaluation.{name} {why}")
-    fields = {name: _declared(name, value) for name, value in spec_evaluation.items()}
+    # values of several types, each checked by _declared against its own field
+    fields: dict[str, Any] = {k: _declared(k, v) for k, v in spec_evaluation.items()}
     return EvalConfig(**fields, seed=seed, split=split)
 
 
@@ -100,8 +102,10 @@ def _same(have: object, want: object) -> bool:
     """Equal and of the same kind: 1 is not True, 20.0 is not the count 20; a float field may
     be recorded as an integer of the same value."""
     if isinstance(want, tuple):
-        return isinstance(have, (list, tuple)) and len(have) == len(want) and all(
-            _same(h, w) for h, w in zip(have, want, strict=True)
+        return (
+            isinstance(have, (list, tuple))
+            and len(have) == len(want)
+            and all(_same(h, w) for h, w in zip(have, want, strict=True))
         )
     if type(want) is float:
         return _is_number(have) and have == want

@@ -11,8 +11,9 @@ original model, o = the retrain oracle.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -22,6 +23,7 @@ HEADLINE = "erasure_score"
 HEADLINE_K = 10  # the headline's served forgetting and utility are taken at @10
 N_BOOT = 1000
 LEVEL = 0.95
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -182,11 +184,9 @@ class View:
         self._shared = cache if cache is not None else {}
         masks = self.per_row("pool masks", lambda: _pool_masks(ev))
         rows = np.arange(len(ev)) if idx is None else idx
-        self.rt, self.ft, self.fs, self.col, self.test, self.lat = (
-            rows[m[rows]] for m in masks
-        )
+        self.rt, self.ft, self.fs, self.col, self.test, self.lat = (rows[m[rows]] for m in masks)
 
-    def per_row(self, key, fn: Callable[[], np.ndarray]):
+    def per_row(self, key: Hashable, fn: Callable[[], T]) -> T:
         """fn() over the full evidence, computed once per evidence (cached)."""
         if key not in self._shared:
             self._shared[key] = fn()
@@ -499,16 +499,18 @@ def evidence_metric_names(ks: Iterable[int]) -> list[str]:
     return out
 
 
-def _split(name: str) -> tuple[Metric, int | None]:
+def _split(name: str) -> tuple[Callable, int | None]:
+    """A metric name's evidence function fn(view, k) and its K."""
     base, k = parse_metric(name)
-    if base not in METRICS or METRICS[base].fn is None or (k is None) == METRICS[base].per_k:
+    fn = METRICS[base].fn if base in METRICS else None
+    if fn is None or (k is None) == METRICS[base].per_k:
         raise KeyError(f"metric {name!r} is not computable from evidence")
-    return METRICS[base], k
+    return fn, k
 
 
 def compute(ev: Evidence | View, name: str) -> float:
-    metric, k = _split(name)
-    return float(metric.fn(ev if isinstance(ev, View) else View(ev), k))
+    fn, k = _split(name)
+    return float(fn(ev if isinstance(ev, View) else View(ev), k))
 
 
 def compute_all(ev: Evidence, names: Sequence[str]) -> dict[str, float]:
@@ -567,7 +569,7 @@ def seed_resampled_means(
     rng = np.random.default_rng(seed)
     n_models, n_seeds = len(evidence), len(evidence[0])
     strata = [evidence[0][s].pool_rows() for s in range(n_seeds)]
-    caches = [[{} for _ in range(n_seeds)] for _ in range(n_models)]
+    caches: list[list[dict]] = [[{} for _ in range(n_seeds)] for _ in range(n_models)]
     out = np.zeros((n_boot, n_models, len(names)))
     for b in range(n_boot):
         for s in rng.integers(0, n_seeds, n_seeds):
@@ -579,7 +581,10 @@ def seed_resampled_means(
 
 
 def paired_differences(
-    a: Sequence[Evidence], b: Sequence[Evidence], names: Sequence[str], n_boot: int = N_BOOT,
+    a: Sequence[Evidence],
+    b: Sequence[Evidence],
+    names: Sequence[str],
+    n_boot: int = N_BOOT,
     seed: int = 0,
 ) -> dict[str, tuple[float, float, float]]:
     """{name: (mean_b - mean_a, ci_low, ci_high)} over seeds, a and b aligned by seed and holding

@@ -224,7 +224,9 @@ def _cached_model(kind, task, cfg, seed, build, files, folder: Path):
             "backbone": cfg.to_dict(),
             # CPU training is bit for bit only at one thread count: say which built it
             "built_with": {
-                "threads": torch.get_num_threads(), "torch": torch.__version__, "cpu": cpu_name(),
+                "threads": torch.get_num_threads(),
+                "torch": torch.__version__,
+                "cpu": cpu_name(),
             },  # fmt: skip
             "log": log,
         }

@@ -150,10 +150,7 @@ def sequence_loss(
     logits = model(x, lengths, y, keep=m)
     y = y[m]
     reduction = "mean" if per_batch is None else "sum"
-    total = sum(
-        F.cross_entropy(lg, y[:, lv], reduction=reduction)
-        for lv, lg in enumerate(logits)
-    )
+    total = sum(F.cross_entropy(lg, y[:, lv], reduction=reduction) for lv, lg in enumerate(logits))
     return total / len(logits) / (1.0 if per_batch is None else per_batch)
 
 

@@ -211,13 +211,14 @@ class ResultRecord:
 
 def _typed(tp: Any, value: Any) -> Any:
     """A nested reference from its JSON object (keys this version does not know are dropped)."""
-    if not dataclasses.is_dataclass(tp):
+    if not (isinstance(tp, type) and dataclasses.is_dataclass(tp)):
         return value
     return tp(**{f.name: value[f.name] for f in dataclasses.fields(tp)})
 
 
 def _plain(value: Any) -> Any:
-    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+    is_instance = dataclasses.is_dataclass(value) and not isinstance(value, type)
+    return dataclasses.asdict(value) if is_instance else value
 
 
 # --- the checks, derived from the record's own fields ---
@@ -233,7 +234,7 @@ def _schema_fields(cls: type, prefix: str = "") -> dict[str, str]:
         if f.name == "extra" or typing.get_origin(tp) in (typing.Union, _UnionType):
             continue  # optional fields
         name = prefix + f.name
-        if dataclasses.is_dataclass(tp):
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             out[name] = DICT
             out.update(_schema_fields(tp, name + "."))
         else:
@@ -266,13 +267,15 @@ def schema_problems(rec: Any) -> list[tuple[str, str]]:
     if not isinstance(rec, dict):
         return [("", "not a JSON object")]
     version = rec.get("schema_version")
-    if is_kind(version, INT) and version == 2:
-        return [("schema_version", PROTOCOL_2_0_MESSAGE)]
-    if is_kind(version, INT) and version < SCHEMA_VERSION:
-        return [("schema_version", OLD_VERSION_MESSAGE.format(v=version))]
-    if is_kind(version, INT) and version != SCHEMA_VERSION:
-        return [("schema_version", f"unknown schema version {version} (this harness reads "
-                 f"{SCHEMA_VERSION})")]  # fmt: skip
+    if is_kind(version, INT):
+        version = typing.cast(int, version)  # checked just above: an int, not a bool
+        if version == 2:
+            return [("schema_version", PROTOCOL_2_0_MESSAGE)]
+        if version < SCHEMA_VERSION:
+            return [("schema_version", OLD_VERSION_MESSAGE.format(v=version))]
+        if version != SCHEMA_VERSION:
+            return [("schema_version", f"unknown schema version {version} (this harness reads "
+                     f"{SCHEMA_VERSION})")]  # fmt: skip
     out = []
     for name, kind in FIELDS.items():
         try:

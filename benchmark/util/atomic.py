@@ -86,5 +86,6 @@ def _swap_in(tmp: Path, folder: Path, tries: int = 100) -> None:
             pass  # a concurrent writer moved it aside first
         finally:
             shutil.rmtree(aside, ignore_errors=True)
-    raise OSError(f"{folder}: could not replace it after {tries} tries (other writers kept "
-                  "renaming into it)")
+    raise OSError(
+        f"{folder}: could not replace it after {tries} tries (other writers kept renaming into it)"
+    )

@@ -108,7 +108,7 @@ def split_path(categories: str, separator: str) -> tuple[str, ...]:
 
 
 def detect_separator(doc: dict, path: Path) -> str:
-    """"," when some string path has a comma with no space after it, else ", "; a one-line
+    """ "," when some string path has a comma with no space after it, else ", "; a one-line
     TaskFileError where the file mixes both ways (see the module's note)."""
     paths = [(k, m["categories"]) for k, m in doc.items()
              if isinstance(m, dict) and isinstance(m.get("categories"), str)]  # fmt: skip
@@ -120,9 +120,9 @@ def detect_separator(doc: dict, path: Path) -> str:
         parts = c.split(PATH_SEP)
         if len(parts) > 1 and not BARE_COMMA.search(c) and all(p.strip() in nodes for p in parts):
             raise TaskFileError(
-                f"{path}: cannot tell how category paths join their names: most use \",\" but "
-                f"item {key!r} has {c[:80]!r}, whose \", \"-parts are names elsewhere; set "
-                "[dataset] category_separator = \",\" or \", \" in the task file"
+                f'{path}: cannot tell how category paths join their names: most use "," but '
+                f'item {key!r} has {c[:80]!r}, whose ", "-parts are names elsewhere; set '
+                '[dataset] category_separator = "," or ", " in the task file'
             )
     return ","
 
@@ -180,8 +180,10 @@ def read_sequences(path: Path, items: set[str], item_file: Path) -> pd.DataFrame
                                   "must be a list of item indices (integers >= 0)")  # fmt: skip
         unknown = next((i for i in seq if str(i) not in items), None)
         if unknown is not None:
-            raise DataFormatError(f"{path}:{_line_of(text, user)}: user {user!r}: item {unknown} "
-                                  f"is not in {item_file.name} (its concept labels are unknown)")
+            raise DataFormatError(
+                f"{path}:{_line_of(text, user)}: user {user!r}: item {unknown} "
+                f"is not in {item_file.name} (its concept labels are unknown)"
+            )
         users += [user] * len(seq)
         seq_items += [str(i) for i in seq]
         positions.append(np.arange(len(seq), dtype=np.int64))
