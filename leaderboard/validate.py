@@ -61,7 +61,13 @@ from benchmark.metrics.evidence import (
     slot_bits,
     target_ranks,
 )
-from benchmark.metrics.protocol import SPLITS, ProtocolError, evaluation_problems, protocol_config
+from benchmark.metrics.protocol import (
+    ORACLE,
+    SPLITS,
+    ProtocolError,
+    evaluation_problems,
+    protocol_config,
+)
 from benchmark.metrics.registry import (
     HEADLINE_K,
     METRICS,
@@ -97,7 +103,7 @@ from tasks.untrusted import read_json
 ReferenceFrame = Callable[[ResultRecord, Any], pd.DataFrame]
 
 EVIDENCE_TOL = 1e-9
-REFERENCE_METHOD = "retrain"
+REFERENCE_METHOD = ORACLE
 # metric ranges beyond the default [0, 1] (shares, recalls, NDCGs, the headline and its parts)
 SIGNED = {"ce_excess", "relearn_excess", "retain_geometry_spearman"}  # [-1, 1]
 NON_NEGATIVE = {"unlearn_seconds", "peak_memory_mib", "speedup_over_retrain"}  # [0, inf)

@@ -4,14 +4,14 @@ copy of the base model and act in the original token space."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmark.recommender.backbone import BackboneConfig, cached_sid_model
+from benchmark.metrics.protocol import ORACLE
+from benchmark.recommender.oracle import ORACLE_VERSION, train_oracle
 from methods.base import MethodInputs, Unlearned, UnlearningMethod
 from methods.common import (
     Examples,
@@ -24,7 +24,6 @@ from methods.common import (
     sid_logprob,
 )
 from methods.search import IntLogUniform, LogUniform, Uniform
-from tasks.prepare import PreparedTask
 
 
 @dataclass(frozen=True)
@@ -36,29 +35,14 @@ class Retrain(UnlearningMethod):
     """Oracle: the base model's recipe from scratch without the concept's interactions — its
     tokenizer's collaborative features from retain-only interactions (forget items keep
     content-based SIDs), forget items never targets (D_r only), early-stopped on retain-validation
-    users. Cached like base models."""
+    users. Cached like base models (`benchmark.recommender.oracle`)."""
 
-    name, version, Config = "retrain", "2.0", NoConfig
+    name, version, Config = ORACLE, ORACLE_VERSION, NoConfig
     changes_retain_sids = True  # its own tokenizer, fitted without the concept's interactions
 
     def unlearn(self, inputs: MethodInputs) -> Unlearned:
-        return train_oracle(
-            inputs.task, inputs.backbone, inputs.seed, inputs.progress, inputs.report
-        )
-
-
-def train_oracle(
-    task: PreparedTask,
-    cfg: BackboneConfig,
-    seed: int,
-    progress: bool = False,
-    report: Callable[[str], None] | None = None,
-) -> Unlearned:
-    """The retrain oracle of (task, backbone recipe, seed), trained from scratch or read from the
-    model cache: it needs no copy of the base model, so it can be built beside it."""
-    ok = ~task.forget_mask[task.seq_items]
-    model, sids, log, reused = cached_sid_model("oracles", task, cfg, seed, ok, progress, report)
-    return Unlearned(model, sids, log={"reused_cached_oracle": reused, **log})
+        o = train_oracle(inputs.task, inputs.backbone, inputs.seed, inputs.progress, inputs.report)
+        return Unlearned(o.model, o.sids, log=o.log)
 
 
 class Filter(UnlearningMethod):

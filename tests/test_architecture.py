@@ -187,6 +187,25 @@ def metric_name_parses(root: Path) -> list[str]:
     return out
 
 
+# the oracle is named in one place (DESIGN §9: one home for the oracle; its training:
+# benchmark/recommender/oracle.py)
+ORACLE_NAME = ('"retrain"', "'retrain'")
+ORACLE_HOME = "benchmark/metrics/protocol.py"
+
+
+def oracle_names(root: Path) -> list[str]:
+    """`file:line` of every literal oracle name outside the protocol."""
+    out = []
+    for pkg in PACKAGES:
+        for path in sorted((root / pkg).rglob("*.py")):
+            if path.relative_to(root).as_posix() == ORACLE_HOME:
+                continue
+            for n, line in enumerate(path.read_text().splitlines(), start=1):
+                if any(p in line for p in ORACLE_NAME):
+                    out.append(f"{path.relative_to(root).as_posix()}:{n}")
+    return out
+
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -207,6 +226,13 @@ def test_metric_names_are_parsed_only_in_the_registry(tmp_path):
     (tmp_path / "leaderboard").mkdir()
     (tmp_path / "leaderboard" / "x.py").write_text('k = name.partition("@")[2]\n')
     assert metric_name_parses(tmp_path) == ["leaderboard/x.py:1"]
+
+
+def test_the_oracle_is_named_only_in_the_protocol(tmp_path):
+    assert oracle_names(ROOT) == []
+    (tmp_path / "benchmark" / "app").mkdir(parents=True)
+    (tmp_path / "benchmark" / "app" / "cell.py").write_text('if name == "retrain":\n    pass\n')
+    assert oracle_names(tmp_path) == ["benchmark/app/cell.py:1"]
 
 
 def test_the_checks_see_a_forbidden_arrow_and_a_cycle(tmp_path):

@@ -12,6 +12,7 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
+from benchmark.metrics.protocol import is_oracle
 from benchmark.results.record import ResultRecord, result_files
 from tasks.errors import BenchError
 
@@ -40,7 +41,7 @@ def breakdown(root: str | Path) -> list[tuple[str, float]]:
         # evidence, reading the other's from the cache): one timing per part
         references[key].add(float(cost.get("reference_seconds", float("nan"))))
         method = rec.method.name
-        if method != "retrain":  # the oracle's "unlearning" is its training, counted once below
+        if not is_oracle(method):  # the oracle's "unlearning" is its training, counted once below
             steps[f"unlearning: {method}"] += float(cost.get("unlearn_seconds", 0.0))
         for part, secs in (cost.get("evaluation_parts") or {}).items():
             if part != "reused_oracle_evidence":

@@ -22,12 +22,13 @@ from benchmark.evaluation.probes import (
 )
 from benchmark.evaluation.reference import cached_evidence
 from benchmark.metrics.evidence import Evidence
+from benchmark.metrics.protocol import is_oracle
 from benchmark.metrics.registry import COST_METRICS, evidence_metric_names, metric_stats
 from benchmark.recommender.backbone import BackboneConfig, get_backbone
 from benchmark.recommender.features import item_features
+from benchmark.recommender.oracle import ORACLE_VERSION, TrainedOracle, train_oracle
 from benchmark.util.memory import PeakRSS
 from methods.base import MethodInputs, Unlearned
-from methods.baselines import train_oracle
 from methods.registry import get_method
 from tasks.errors import BenchError
 from tasks.prepare import MethodTaskView, PreparedTask, method_view
@@ -72,7 +73,7 @@ class CellContext:
             )
         return self._cache["base"]
 
-    def oracle(self) -> Unlearned:
+    def oracle(self) -> TrainedOracle:
         """The retrain oracle of this (task, seed): trained once, cached on disk; it does not
         need the base model (parts of a split group build the two side by side)."""
         if "oracle" not in self._cache:
@@ -82,7 +83,7 @@ class CellContext:
         return self._cache["oracle"]
 
     def oracle_version(self) -> str:
-        return get_method("retrain").version
+        return ORACLE_VERSION
 
     def view(self):
         """The task as methods see it (`tasks.prepare.method_view`), built once."""
@@ -153,29 +154,52 @@ def cell_metrics(task: PreparedTask, frame: pd.DataFrame, cfg: EvalConfig) -> di
 
 
 def run_cell(ctx: CellContext, method_name: str, config_overrides: dict | None = None) -> dict:
-    """Unlearn with `method_name` and evaluate. Returns {'method', 'unlearned', 'metrics',
-    'cost', 'evidence' (a DataFrame)}; cost['evaluation_seconds'] is everything after the method
-    returned (decode, latent scoring, relearning, geometry, bootstrap)."""
+    """Unlearn with `method_name` and evaluate, or — for the oracle — score its row. Returns
+    {'method', 'unlearned', 'metrics', 'cost', 'evidence' (a DataFrame)}; cost['evaluation_seconds']
+    is everything after the method returned (decode, latent scoring, relearning, geometry,
+    bootstrap)."""
     method = get_method(method_name)(**(config_overrides or {}))
-    oracle = ctx.oracle()
-    ref = ctx.reference()
-    inputs = None if method_name == "retrain" else ctx.inputs()
+    if is_oracle(method_name):
+        return _oracle_cell(ctx, method)
+    return _method_cell(ctx, method)
+
+
+def _method_cell(ctx: CellContext, method) -> dict:
+    """A method's path: its own copy of the base model in, its unlearned model evaluated."""
+    ctx.oracle()  # the oracle before the reference, as a split group's parts expect
+    ref, inputs = ctx.reference(), ctx.inputs()
     with PeakRSS() as mem:
         start = time.perf_counter()
-        unl = oracle if inputs is None else method.unlearn(inputs)
+        unl = method.unlearn(inputs)
         seconds = time.perf_counter() - start
     check_unlearned(method, unl, ctx.task, ctx.base().sids)
-    retrain_seconds = oracle.log["total_seconds"]  # tokenizer and training
-    if method_name == "retrain":
-        seconds = retrain_seconds  # the oracle costs what its training cost
     eval_start = time.perf_counter()
     served = ServedModel(unl.model, unl.sids, unl.banned)
-    if method_name == "retrain":  # the oracle's evidence is already in the reference
-        frame = evidence_frame(ctx.task, ref, ref.oracle_evidence)
-        measurements = model_measurements(ctx.task, ref, served, ctx.eval_cfg)
-        parts = {"reused_oracle_evidence": 0.0}
-    else:
-        frame, measurements, parts = evaluate_unlearning(ctx.task, ref, served, ctx.eval_cfg)
+    frame, measurements, parts = evaluate_unlearning(ctx.task, ref, served, ctx.eval_cfg)
+    return _cell(ctx, method, unl, frame, measurements, parts, seconds, mem, eval_start)
+
+
+def _oracle_cell(ctx: CellContext, method) -> dict:
+    """The oracle's path: it costs what its training cost, and its evidence is the reference's
+    (scored against itself here; the leaderboard scores it against another seed's oracle)."""
+    oracle = ctx.oracle()
+    ref = ctx.reference()
+    unl = Unlearned(oracle.model, oracle.sids, log=oracle.log)
+    with PeakRSS() as mem:
+        pass  # nothing runs: the oracle was trained (or read) with the reference
+    check_unlearned(method, unl, ctx.task, ctx.base().sids)
+    eval_start = time.perf_counter()
+    served = ServedModel(unl.model, unl.sids, unl.banned)
+    frame = evidence_frame(ctx.task, ref, ref.oracle_evidence)
+    measurements = model_measurements(ctx.task, ref, served, ctx.eval_cfg)
+    parts = {"reused_oracle_evidence": 0.0}
+    seconds = oracle.log["total_seconds"]
+    return _cell(ctx, method, unl, frame, measurements, parts, seconds, mem, eval_start)
+
+
+def _cell(ctx, method, unl, frame, measurements, parts, seconds, mem, eval_start) -> dict:
+    """Metrics with their intervals, the measurements and the cost of one cell."""
+    retrain_seconds = ctx.oracle().log["total_seconds"]  # tokenizer and training
     t = time.perf_counter()
     metrics = cell_metrics(ctx.task, frame, ctx.eval_cfg)
     parts["bootstrap"] = time.perf_counter() - t

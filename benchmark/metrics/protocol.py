@@ -14,6 +14,16 @@ from typing import Any, TypeGuard, cast
 
 from benchmark.metrics.registry import HEADLINE_K
 
+# the retrain oracle: every method of a (task, seed) is scored against it, and its own row is the
+# reference (scored against another seed's oracle: the noise ceiling). Its training:
+# benchmark.recommender.oracle
+ORACLE = "retrain"
+
+
+def is_oracle(method_name: str) -> bool:
+    return method_name == ORACLE
+
+
 SPLITS = ("test", "valid")
 RUN_FIELDS = ("seed", "split")  # set by the run, never by the task
 

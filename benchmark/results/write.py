@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from benchmark import __version__
+from benchmark.metrics.protocol import is_oracle
 from benchmark.results.record import (
     SCHEMA_VERSION,
     BackboneRef,
@@ -80,7 +81,7 @@ def result_record(ctx, cell: dict, evidence: EvidenceRef) -> ResultRecord:
         ),
         oracle=OracleRef(ctx.oracle_version(), oracle.log["checkpoint_sha256"]),
         seed=ctx.seed,
-        reference=method.name == "retrain",
+        reference=is_oracle(method.name),
         metrics=cell["metrics"],
         cost=cell["cost"],
         evidence=evidence,
