@@ -169,41 +169,33 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
     return out
 
 
-# a metric name is parsed in one place (DESIGN §9: metric metadata has one home)
+# what is written in one place only (DESIGN §9): a metric name is parsed in the registry, the
+# oracle is named in the protocol (its training: benchmark/recommender/oracle.py)
 METRIC_PARSE = ('partition("@")', 'split("@"', "split('@'", "partition('@')")
 METRIC_HOME = "benchmark/metrics/registry.py"
-
-
-def metric_name_parses(root: Path) -> list[str]:
-    """`file:line` of every parse of a metric name outside the registry."""
-    out = []
-    for pkg in PACKAGES:
-        for path in sorted((root / pkg).rglob("*.py")):
-            if path.relative_to(root).as_posix() == METRIC_HOME:
-                continue
-            for n, line in enumerate(path.read_text().splitlines(), start=1):
-                if any(p in line for p in METRIC_PARSE):
-                    out.append(f"{path.relative_to(root).as_posix()}:{n}")
-    return out
-
-
-# the oracle is named in one place (DESIGN §9: one home for the oracle; its training:
-# benchmark/recommender/oracle.py)
 ORACLE_NAME = ('"retrain"', "'retrain'")
 ORACLE_HOME = "benchmark/metrics/protocol.py"
 
 
-def oracle_names(root: Path) -> list[str]:
-    """`file:line` of every literal oracle name outside the protocol."""
+def written_outside(root: Path, needles: tuple[str, ...], home: str) -> list[str]:
+    """`file:line` of every line holding one of `needles` outside the module `home`."""
     out = []
     for pkg in PACKAGES:
         for path in sorted((root / pkg).rglob("*.py")):
-            if path.relative_to(root).as_posix() == ORACLE_HOME:
+            if path.relative_to(root).as_posix() == home:
                 continue
             for n, line in enumerate(path.read_text().splitlines(), start=1):
-                if any(p in line for p in ORACLE_NAME):
+                if any(p in line for p in needles):
                     out.append(f"{path.relative_to(root).as_posix()}:{n}")
     return out
+
+
+def metric_name_parses(root: Path) -> list[str]:
+    return written_outside(root, METRIC_PARSE, METRIC_HOME)
+
+
+def oracle_names(root: Path) -> list[str]:
+    return written_outside(root, ORACLE_NAME, ORACLE_HOME)
 
 
 ROOT = Path(__file__).resolve().parents[1]
