@@ -35,7 +35,7 @@ class Retrain(UnlearningMethod):
     """Oracle: the base model's recipe from scratch without the concept's interactions — its
     tokenizer's collaborative features from retain-only interactions (forget items keep
     content-based SIDs), forget items never targets (D_r only), early-stopped on retain-validation
-    users. Cached like base models (`benchmark.recommender.oracle`)."""
+    users. Cached like base models."""
 
     name, version, Config = ORACLE, ORACLE_VERSION, NoConfig
     changes_retain_sids = True  # its own tokenizer, fitted without the concept's interactions
