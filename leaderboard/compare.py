@@ -38,7 +38,6 @@ from benchmark.results.record import ResultRecord
 from leaderboard.table import MISSING, load_results
 from tasks.errors import BenchError
 
-DEFAULT_METRICS = SUMMARY_METRICS
 KEYS = ["task_identity", "method"]
 Interval = tuple[float, float, float]  # value, ci_low, ci_high
 
@@ -199,7 +198,7 @@ def compare(
     a_dir: str | Path,
     b_dir: str | Path,
     tolerance: float = 0.02,
-    metrics: Sequence[str] = DEFAULT_METRICS,
+    metrics: Sequence[str] = SUMMARY_METRICS,
     per_metric: Mapping[str, float] | None = None,
     *,
     n_boot: int = N_BOOT,

@@ -78,9 +78,6 @@ def leaderboard_frame(results: pd.DataFrame) -> pd.DataFrame:
     return board
 
 
-SHOWN = SUMMARY_METRICS
-
-
 def _cell(mean: float, std: float) -> str:
     if pd.isna(mean):
         return MISSING
@@ -99,7 +96,7 @@ def leaderboard_markdown(board: pd.DataFrame) -> str:
     for keys, rows in sections(board):
         identity, data_hash, backbone = keys
         resolved = dict(zip(LEADERBOARD_METRICS, section_metrics(rows), strict=True))
-        names = list(dict.fromkeys(resolved[m] for m in SHOWN))
+        names = list(dict.fromkeys(resolved[m] for m in SUMMARY_METRICS))
         body = [
             [rank_text(r["rank"], r["role"]),
              r["method"] if r["role"] == "method" else f"{r['method']} ({r['role']})",

@@ -169,9 +169,7 @@ def load_results(folder: str | Path, trusted: Mapping | None = None) -> pd.DataF
         ledger = read_ledger(root)
     except BenchError as exc:
         raise ResultsError(str(exc)) from None
-    trusted = trusted or {}
-    rows = [read_result(p, bool(trusted) and is_verified(root, p, ledger, trusted))
-            for p in results]  # fmt: skip
+    rows = [read_result(p, is_verified(root, p, ledger, trusted or {})) for p in results]
     df = pd.DataFrame(rows)
     metric_cols = sorted(c for c in df.columns if c not in ID_COLUMNS)
     df = df[ID_COLUMNS + metric_cols]
@@ -547,9 +545,6 @@ def format_table(table: pd.DataFrame, fmt: str = "md", metrics: list[str] | None
 
 # ---- the headline view: the README's narrow table ----------------------------------------------
 
-# the metrics of the narrow view, after rank, method and seeds: the erasure score (with its 95 %
-# interval, placed by `display_columns`) and its two parts
-HEADLINE_VIEW = [HEADLINE, "forgetting_part", "utility_part"]
 VIEWS = ("full", "compact", "headline")
 LATEX_SYMBOLS = (("±", r"$\pm$"), ("↑", r"$\uparrow$"), ("↓", r"$\downarrow$"), (MISSING, "--"))
 
@@ -557,16 +552,17 @@ LATEX_SYMBOLS = (("±", r"$\pm$"), ("↑", r"$\uparrow$"), ("↓", r"$\downarrow
 def headline_frame(section: pd.DataFrame) -> pd.DataFrame:
     """A section as the narrow view: rank, method (with its role), seeds, the erasure score, its
     95 % interval, the forgetting part and the utility part (`display_columns`, less config)."""
-    columns = display_columns(section, HEADLINE_VIEW)
+    columns = display_columns(section, list(INTERVAL_METRICS))
     return pd.DataFrame({h: texts for h, texts, _ in columns if h != "config"})
 
 
 def format_headline(table: pd.DataFrame, fmt: str = "md") -> str:
     """The leaderboard's headline view (`leaderboard --view headline`): `format_table` with the
     columns of `headline_frame`, the same note above and the same notes under each section; `csv`
-    keeps the row keys, rank, role, seeds and the numeric columns of HEADLINE_VIEW."""
+    keeps the row keys, rank, role, seeds and the numeric columns of INTERVAL_METRICS (the
+    headline and its two parts)."""
     if fmt == "csv":
-        stats = [f"{m}_{s}" for m in HEADLINE_VIEW for s in STATS if f"{m}_{s}" in table]
+        stats = [f"{m}_{s}" for m in INTERVAL_METRICS for s in STATS if f"{m}_{s}" in table]
         keep = [*ROW_KEYS, "rank", "role", "verified", "rank_basis", "n_seeds", "seeds", "board"]
         return format_table(table[keep + stats], "csv")
     if fmt not in FORMATS:

@@ -51,11 +51,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from leaderboard.compare import DEFAULT_METRICS, compare, parse_tolerances
+    from benchmark.metrics.registry import SUMMARY_METRICS
+    from leaderboard.compare import compare, parse_tolerances
 
     default, per = parse_tolerances(args.tolerance)
     result = compare(
-        args.a, args.b, default, args.metric or DEFAULT_METRICS, per, n_boot=args.n_boot
+        args.a, args.b, default, args.metric or SUMMARY_METRICS, per, n_boot=args.n_boot
     )
     print(result.table())
     return 1 if result.regressions else 0

@@ -119,13 +119,13 @@ def trusted_keys(given: Iterable[str] = ()) -> dict[str, Ed25519PublicKey]:
 
 def add_trusted(text: str) -> Path:
     """Add a public key to the user's trusted keys (once); the file's path."""
-    public_text(parse_public(text, "key"))
+    key = public_text(parse_public(text, "key"))
     path = config_dir() / TRUST_FILE
     have = _key_lines(path) if path.is_file() else []
-    if text.strip() not in have:
+    if key not in have:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a", encoding="utf-8") as fh:
-            fh.write(text.strip() + "\n")
+            fh.write(key + "\n")
     return path
 
 
