@@ -5,7 +5,7 @@ AND significantly:
 
 - with evidence on both sides (metrics computable from evidence, the seeds both sides share, the
   same examples): the 95 % interval of the paired difference B − A over (seed, example) resamples
-  (`benchmark.metrics.registry.paired_differences`: one paired bootstrap for all metrics of a
+  (`benchmark.metrics.bootstrap.paired_differences`: one paired bootstrap for all metrics of a
   method) must exclude 0; B − A is then the mean over the shared seeds;
 - otherwise (no evidence, a model-level measurement such as unlearn_seconds, or examples that
   differ): the per-seed-mean intervals from the JSON files (mean over seeds of ci_low and of
@@ -26,14 +26,9 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
+from benchmark.metrics.bootstrap import N_BOOT, paired_differences
 from benchmark.metrics.evidence import Evidence, read_evidence, same_examples
-from benchmark.metrics.registry import (
-    METRICS,
-    N_BOOT,
-    SUMMARY_METRICS,
-    metric_base,
-    paired_differences,
-)
+from benchmark.metrics.registry import METRICS, SUMMARY_METRICS, metric_base
 from benchmark.results.record import ResultRecord
 from leaderboard.table import MISSING, load_results
 from tasks.errors import BenchError
@@ -144,14 +139,14 @@ def _stats(runs: pd.DataFrame | None, metric: str) -> tuple[float, float, int]:
 def json_interval(runs: pd.DataFrame, metric: str) -> tuple[float, float]:
     """The mean over seeds of the metric's ci_low and ci_high in the JSON files (the value itself
     where a file records no interval, e.g. a cost measurement)."""
-    lows, highs = [], []
+    lows: list[float | None] = []
+    highs: list[float | None] = []
     for path in runs["path"]:
         rec = ResultRecord.read(path)
-        entry = rec.metrics.get(metric)
-        if isinstance(entry, dict):
-            value = entry.get("value")
-            lows.append(entry.get("ci_low", value))
-            highs.append(entry.get("ci_high", value))
+        stat = rec.metrics.get(metric)
+        if stat is not None:
+            lows.append(stat.ci_low)
+            highs.append(stat.ci_high)
         else:
             value = rec.cost.get(metric)
             lows.append(value)

@@ -179,10 +179,16 @@ version(s) {html.escape(versions)} · page built by tracer-bench {html.escape(__
 
 
 def write_site(
-    folder_of_results: str | Path, out_dir: str | Path, trusted: Mapping | None = None
+    folder_of_results: str | Path,
+    out_dir: str | Path,
+    trusted: Mapping | None = None,
+    *,
+    table: pd.DataFrame | None = None,
 ) -> Path:
     """Build `out_dir/index.html` from a results folder, atomically (✓ only under a `trusted`
-    key); returns its path."""
-    table = leaderboard_table(load_results(folder_of_results, trusted))
+    key); returns its path. `table`: the folder's leaderboard table where the caller has built
+    it already (then the folder is not read again and `trusted` is not used)."""
+    if table is None:
+        table = leaderboard_table(load_results(folder_of_results, trusted))
     page = render_page(table, source=Path(folder_of_results).name)
     return write_text_atomic(Path(out_dir) / "index.html", page)

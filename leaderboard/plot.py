@@ -7,6 +7,7 @@ row re-scored against another seed's oracle) a star with dashed lines at its two
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import pandas as pd
 
 from benchmark.results.record import ResultsError
 from benchmark.util.atomic import write_bytes_atomic
-from leaderboard.table import GROUP_KEYS, method_text, rank_text
+from leaderboard.table import GROUP_KEYS, method_text, rank_text, sections
 
 ISO_SCORES = (0.2, 0.4, 0.6, 0.8)  # erasure-score contours drawn for reference
 MARKERS = "osD^vP<>XphH8d"  # "*" is the noise ceiling's
@@ -140,3 +141,23 @@ def tradeoff_plot(
     A task with results for several data hashes or backbones needs `data_hash`/`backbone_hash`."""
     png = tradeoff_png(table, task_identity, data_hash=data_hash, backbone_hash=backbone_hash)
     return write_bytes_atomic(path, png)
+
+
+def plot_name(identity: str, data_hash: str, backbone: str, unique: bool) -> str:
+    """A file name for a task group's plot: the task identity, plus short hashes when the
+    identity has several (data hash, backbone) groups."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", identity.replace("@", "-"))
+    return f"{stem}.png" if unique else f"{stem}-{data_hash[:8]}-{backbone[:8]}.png"
+
+
+def write_plots(table: pd.DataFrame, out_dir: str | Path) -> list[Path]:
+    """One trade-off plot per task group under `out_dir`; returns the paths written."""
+    groups = [keys for keys, _ in sections(table)]
+    paths = []
+    for identity, data_hash, backbone in groups:
+        unique = sum(g[0] == identity for g in groups) == 1
+        path = Path(out_dir) / plot_name(identity, data_hash, backbone, unique)
+        paths.append(
+            tradeoff_plot(table, identity, path, data_hash=data_hash, backbone_hash=backbone)
+        )
+    return paths

@@ -8,7 +8,7 @@ refused.
 Ranks (DESIGN §5): within a task group (identity, data hash, backbone) a row's rank is 1 + the
 number of rows whose erasure score is significantly better: the 95 % interval of the paired
 difference over the seeds the two rows share, from one joint (seed, example) bootstrap of the
-evidence (`benchmark.metrics.registry.seed_resampled_means`, the same draws as
+evidence (`benchmark.metrics.bootstrap.seed_resampled_means`, the same draws as
 `paired_differences` with the same seed). Rows that cannot be told apart share a rank. A pair
 where either row has no evidence (or no seed in common) is compared by mean instead: the higher
 mean counts as better (`rank_basis` is then "mean", and a note says so).
@@ -29,17 +29,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmark.metrics.bootstrap import N_BOOT, interval, seed_resampled_means
 from benchmark.metrics.evidence import Evidence, read_evidence, same_examples, with_oracle_of
-from benchmark.metrics.registry import (
-    COST_METRICS,
-    HEADLINE,
-    N_BOOT,
-    compute,
-    interval,
-    metric_base,
-    metric_k,
-    seed_resampled_means,
-)
+from benchmark.metrics.registry import COST_METRICS, HEADLINE, compute, metric_base, metric_k
 from benchmark.results.ledger import is_verified, read_ledger
 from benchmark.results.record import (
     RESULT_NAME,
@@ -130,13 +122,10 @@ def read_result(path: Path, verified: bool = False) -> dict:
         raise ResultsError(
             f"{path}: field 'seed' is {row['seed']} but the file name says seed{match.group(1)}"
         )
-    for name, entry in rec.metrics.items():
-        field = f"metrics.{name}.value"
+    for name, stat in rec.metrics.items():
         if name in ID_COLUMNS:
             raise ResultsError(f"{path}: metric name '{name}' clashes with an identity column")
-        if not isinstance(entry, dict) or "value" not in entry:
-            raise ResultsError(f"{path}: missing field '{field}'")
-        row[name] = _number(entry["value"], path, field)
+        row[name] = stat.value
     for name in COST_METRICS:  # cost metrics missing from `metrics` are taken from `cost`
         if name not in row and name in rec.cost:
             row[name] = _number(rec.cost[name], path, f"cost.{name}")

@@ -50,7 +50,6 @@ from benchmark import __version__
 from benchmark.metrics.evidence import (
     COLUMNS,
     FORGET_SET_ONLY,
-    ORACLE_COLUMNS,
     POOLS,
     RANKS,
     Evidence,
@@ -75,7 +74,9 @@ from benchmark.metrics.registry import (
     evidence_metric_names,
     metric_base,
     parse_metric,
+    reference_columns,
 )
+from benchmark.metrics.stat import MetricStat
 from benchmark.results.artifacts import artifacts_dir, check_files
 from benchmark.results.ledger import (
     LEDGER_NAME,
@@ -88,7 +89,6 @@ from benchmark.results.ledger import (
 from benchmark.results.record import (
     MAX_RESULT_BYTES,
     NUM,
-    STAT_FIELDS,
     ResultRecord,
     is_kind,
     result_files,
@@ -111,12 +111,10 @@ NON_NEGATIVE = {"unlearn_seconds", "peak_memory_mib", "speedup_over_retrain"}  #
 FINITE_METRICS = {"erasure_score", "forgetting_part", "utility_part"}
 # a ratio of two purity excesses (each a difference of mean cosines): any sign
 UNBOUNDED = {"code_purity_ratio"}
-# evidence columns that describe the original model and the oracle, not the method: one original
-# model and one oracle per (task, seed), so every method's file of that seed holds the same ones
-SHARED_COLUMNS = (
-    "pool", "position", "target", "n_candidates", "original_rank", "original_forget_bits",
-    "original_latent_rank", "banned_rank", *ORACLE_COLUMNS,
-)  # fmt: skip
+# evidence columns that describe the examples, the original model and the oracle, not the method:
+# one original model and one oracle per (task, seed), so every method's file of that seed holds the
+# same ones (derived from the columns the registered metrics read)
+SHARED_COLUMNS = reference_columns()
 ONE_ORACLE = "a task and seed have one set of examples, one original model and one oracle"
 # the reference row is scored against itself: its own columns are the oracle's
 SELF_COLUMNS = {
@@ -254,21 +252,16 @@ class Validator:
         return out
 
 
-def metric_problems(metrics: dict) -> list[tuple[str, str]]:
-    """Names known to the registry; each stat well-formed, its value in range and interval."""
+def metric_problems(metrics: dict[str, MetricStat]) -> list[tuple[str, str]]:
+    """Names known to the registry; each value in range and in its interval (the record's schema
+    checked each statistic's form)."""
     out = []
     for name, stat in metrics.items():
         f = f"metrics.{name}"
         if not _known(name):
             out.append((f, "unknown metric (not in benchmark.metrics.registry.METRICS)"))
-        if not isinstance(stat, dict):
-            out.append((f, "must be an object with value, ci_low, ci_high, n"))
             continue
-        bad = [s for s, kind in STAT_FIELDS.items() if not is_kind(stat.get(s), kind)]
-        out += [(f"{f}.{s}", f"missing or not a JSON {STAT_FIELDS[s]}") for s in bad]
-        if bad or not _known(name):
-            continue
-        v, lo, hi = (float(stat[s]) for s in ("value", "ci_low", "ci_high"))
+        v, lo, hi = stat.value, stat.ci_low, stat.ci_high
         low, high = metric_range(name)
         if name in FINITE_METRICS and not math.isfinite(v):
             out.append((f"{f}.value", f"{v}: must be a finite number"))
@@ -278,7 +271,7 @@ def metric_problems(metrics: dict) -> list[tuple[str, str]]:
             out.append((f"{f}.value", f"{v} outside [{low}, {high}]"))
         elif all(map(math.isfinite, (v, lo, hi))) and not lo - 1e-12 <= v <= hi + 1e-12:
             out.append((f"{f}.value", f"{v} outside its interval [{lo}, {hi}]"))
-        if stat["n"] < 0:
+        if stat.n < 0:
             out.append((f"{f}.n", "negative"))
     return out
 
@@ -439,7 +432,9 @@ def evidence_problems(
     return out + recompute_problems(metrics, ev, ks), df
 
 
-def recompute_problems(metrics: dict, ev: Evidence, ks: set[int]) -> list[tuple[str, str]]:
+def recompute_problems(
+    metrics: dict[str, MetricStat], ev: Evidence, ks: set[int]
+) -> list[tuple[str, str]]:
     """Every metric computable from the evidence (at the record's K values) is recomputed with the
     harness's own functions and must be in the record with the same value."""
     names = evidence_metric_names(ks)
@@ -453,8 +448,8 @@ def recompute_problems(metrics: dict, ev: Evidence, ks: set[int]) -> list[tuple[
         stat = metrics.get(name)
         if stat is None:
             out.append((f"metrics.{name}", "missing (required: computable from the evidence)"))
-        elif isinstance(stat, dict) and is_kind(stat.get("value"), NUM):
-            have, want = float(stat["value"]), values[name]
+        else:
+            have, want = stat.value, values[name]
             if not _close(have, want):
                 how = METRICS[metric_base(name)].description
                 out.append((f"metrics.{name}.value",

@@ -7,10 +7,10 @@ import dataclasses
 import hashlib
 import json
 import re
-import typing
 from dataclasses import dataclass, field
 
 from tasks.errors import TaskFileError
+from tasks.typed import typed
 
 
 @dataclass(frozen=True)
@@ -113,73 +113,9 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 VERSION_PATTERN = re.compile(r"[0-9]{1,4}\.[0-9]{1,4}")
 
 
-def _type_name(tp: object) -> str:
-    return getattr(tp, "__name__", str(tp))
-
-
-def _convert(value: object, tp: object, where: str, file: str) -> object:
-    origin = typing.get_origin(tp)
-    if isinstance(tp, type) and dataclasses.is_dataclass(tp):  # a nested table's dataclass
-        if not isinstance(value, dict):
-            raise TaskFileError(f"{file}: [{where}] must be a table")
-        return build_spec(tp, value, where, file)
-    if origin is tuple:
-        (elem, _) = typing.get_args(tp)
-        if not isinstance(value, list):
-            raise TaskFileError(f"{file}: field '{where}' must be a list, got {value!r}")
-        return tuple(_convert(v, elem, f"{where}[{i}]", file) for i, v in enumerate(value))
-    if origin is dict and typing.get_args(tp)[1] is dict:  # [backbone]: tables of scalars
-        if not isinstance(value, dict) or not all(
-            isinstance(v, dict) and all(isinstance(x, (bool, int, float, str)) for x in v.values())
-            for v in value.values()
-        ):
-            raise TaskFileError(f"{file}: [{where}] must hold tables of numbers, booleans, strings")
-        return {k: dict(v) for k, v in value.items()}
-    if origin is dict and typing.get_args(tp)[1] is object:  # [evaluation]: scalars, lists
-        scalar = (bool, int, float, str)
-        if not isinstance(value, dict) or not all(
-            isinstance(v, scalar) or (isinstance(v, list) and all(isinstance(x, scalar) for x in v))
-            for v in value.values()
-        ):
-            raise TaskFileError(f"{file}: [{where}] must hold numbers, booleans, strings or "
-                                "lists of them")  # fmt: skip
-        return {k: list(v) if isinstance(v, list) else v for k, v in value.items()}
-    if origin is dict:
-        if not isinstance(value, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-        ):
-            raise TaskFileError(f"{file}: field '{where}' must be a table of strings")
-        return dict(value)
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if tp in (int, float, str, bool) and (
-        type(value) is tp or (tp is int and isinstance(value, int) and not isinstance(value, bool))
-    ):
-        return value
-    raise TaskFileError(
-        f"{file}: field '{where}' must be {_type_name(tp)}, got {type(value).__name__} {value!r}"
-    )
-
-
-def build_spec(cls: type, table: dict, prefix: str, file: str) -> object:
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(table) - names)
-    if unknown:
-        where = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
-        raise TaskFileError(f"{file}: unknown field '{where}' (known: {', '.join(sorted(names))})")
-    kwargs = {}
-    for f in dataclasses.fields(cls):
-        where = f"{prefix}.{f.name}" if prefix else f.name
-        if f.name not in table:
-            no_default = (
-                f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-            )
-            if no_default:
-                raise TaskFileError(f"{file}: missing required field '{where}'")
-            continue
-        kwargs[f.name] = _convert(table[f.name], hints[f.name], where, file)
-    return cls(**kwargs)
+def build_spec(table: dict, file: str) -> TaskSpec:
+    """A task's spec from its TOML table (`tasks.typed`: every field checked, one-line errors)."""
+    return typed(TaskSpec, table, file, error=TaskFileError)
 
 
 def _shown(value: str, limit: int = 80) -> str:

@@ -20,7 +20,7 @@ MAX_TASK_FILE_BYTES = 2**20  # a task file is a few hundred bytes; a bound keeps
 
 
 def spec_from_dict(table: dict, file: str = "<task>") -> TaskSpec:
-    spec = build_spec(TaskSpec, table, "", file)
+    spec = build_spec(table, file)
     assert isinstance(spec, TaskSpec)
     check_spec(spec, file)
     check_source(spec.dataset, file)

@@ -1,20 +1,29 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
 import json
+import math
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from benchmark.app.cli import main
+from benchmark.metrics.evidence import COLUMNS, Evidence, evidence_path
 from benchmark.metrics.protocol import EvalConfig
+from benchmark.metrics.registry import compute
 from benchmark.recommender.backbone import ArchConfig, BackboneConfig
 from benchmark.recommender.features import FeatureConfig
 from benchmark.recommender.sid import SIDConfig
 from benchmark.recommender.train import TrainConfig
+from leaderboard.table import INTERVAL_METRICS
+from methods.base import MethodInputs
+from methods.registry import get_method
 
 MARK = "TRACER_BENCH_TEST_RUN"  # an environment variable every process of a test run inherits
 
@@ -317,7 +326,7 @@ def edit(path: Path, change: Callable[[dict], None]) -> None:
 
 def cli(argv: list[str]) -> int:
     """Run a `publish` / `validate` / `compare` command line; its exit status."""
-    from benchmark.app.hubcli import add_parsers
+    from benchmark.app.cli import add_parsers
 
     parser = argparse.ArgumentParser()
     add_parsers(parser.add_subparsers(required=True))
@@ -336,3 +345,178 @@ def publish_dry_run(capsys, results: Path, out: Path, task_file: str, *extra: st
     (exit status, stdout, stderr)."""
     argv = ["publish", str(results), "--repo", "org/board", "--dry-run", "--out", str(out)]
     return run_cli(capsys, *argv, "--task-file", task_file, *extra)
+
+
+# ---- genrec-json files (test_source_genrec.py, test_category_paths.py) -------------------------
+
+INK = "Office & School Supplies, Printer Ink & Toner, Inkjet Printer Ink"
+PLANNER = "Office & School Supplies, Calendars, Planners & Personal Organizers, Planners"
+PRINTER = "Office Electronics, Printers & Accessories, Printers"
+
+
+def items(n: int = 12) -> dict:
+    """Items 0..n-1 cycling through three string paths (one with a comma inside a name)."""
+    paths = (INK, PLANNER, PRINTER)
+    return {
+        str(i): {"title": f"Thing {i} &amp; co", "description": f"About thing {i}.",
+                 "brand": "Acme", "categories": paths[i % 3]}
+        for i in range(n)
+    }  # fmt: skip
+
+
+def sequences(n_users: int = 10, n_items: int = 12, length: int = 7) -> dict:
+    return {str(u): [(u * 5 + k * 7) % n_items for k in range(length)] for u in range(n_users)}
+
+
+def write_genrec(folder: Path, inter: object, item: object, prefix: str = "Office") -> Path:
+    """A genrec-json dataset in `folder`: PREFIX.inter.json and PREFIX.item.json (bytes as they
+    are, anything else as JSON)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for suffix, doc in (("inter", inter), ("item", item)):
+        data = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
+        (folder / f"{prefix}.{suffix}.json").write_bytes(data)
+    return folder
+
+
+def task_file(tmp_path: Path, path: str, label: str = "Printer Ink & Toner", extra: str = ""
+              ) -> Path:  # fmt: skip
+    """A genrec-json task file (toy-office, prefix Office) on the dataset at `path`."""
+    f = tmp_path / "task.toml"
+    f.write_text(
+        f'name = "toy-office"\nversion = "1.0"\n[dataset]\nsource = "genrec-json"\n'
+        f'path = "{path}"\nprefix = "Office"\n{extra}\n[preprocess]\nuser_core = 3\n'
+        f'item_core = 1\nmax_history = 4\n[concept]\nlabel = "{label}"\n'
+    )
+    return f
+
+
+# ---- hand-made evidence frames (test_leaderboard_significance.py, test_compare.py) -------------
+
+N_RETAIN, N_FORGET = 60, 400
+SHOWN = (*INTERVAL_METRICS, "served_forgetting", "oracle_match", "retained_ndcg_ratio@10")
+
+
+def frame(matched: np.ndarray, oracle_rank: float = 50.0) -> pd.DataFrame:
+    """Evidence on N_RETAIN retain-test rows (served like the original: utility 1) and N_FORGET
+    forget-set rows (never served: served forgetting 1). Forget-set example i has latent rank
+    `oracle_rank` (where the oracle leaves it) where `matched[i]`, else 0 (where the original
+    model has it), among 101 candidates: oracle match = mean(matched) when oracle_rank is a
+    constant, and the erasure score 2 OM / (1 + OM)."""
+    n = N_RETAIN + N_FORGET
+    fs = np.arange(n) >= N_RETAIN
+    inf, nan = math.inf, math.nan
+    oracle_latent = np.where(fs, oracle_rank, nan)
+    df = pd.DataFrame({
+        "pool": np.where(fs, "forget_set", "retain_test"),
+        "collateral": np.zeros(n, bool),
+        "position": np.arange(n),
+        "target": np.arange(n) % 13,
+        "topk": [[-1] * 10] * n,
+        "rank": np.where(fs, inf, 0.0),
+        "original_rank": 0.0,
+        "oracle_rank": np.where(fs, inf, 0.0),
+        "banned_rank": np.where(fs, inf, 0.0),
+        "latent_rank": np.where(fs, np.where(np.r_[np.zeros(N_RETAIN, bool), matched],
+                                             oracle_latent, 0.0), nan),
+        "original_latent_rank": np.where(fs, 0.0, nan),
+        "oracle_latent_rank": oracle_latent,
+        "relearn_rank": np.where(fs, inf, nan),
+        "oracle_relearn_rank": np.where(fs, inf, nan),
+        "forget_bits": 0,
+        "original_forget_bits": 0,
+        "oracle_forget_bits": 0,
+        "n_candidates": 101,
+    })  # fmt: skip
+    return df[list(COLUMNS)]
+
+
+def matched(n_matched: int, shift: int = 0) -> np.ndarray:
+    """The first n_matched forget-set examples (rotated by `shift`) left where the oracle is."""
+    return np.roll(np.arange(N_FORGET) < n_matched, shift)
+
+
+def write_cell(root: Path, method: str, seed: int, df: pd.DataFrame) -> Evidence:
+    """A result JSON whose metric values are computed from the evidence, and the evidence."""
+    ev = Evidence.from_frame(df)
+    values = {m: compute(ev, m) for m in SHOWN}
+    if method == "retrain":  # the oracle scored against itself: trivially perfect
+        values = {m: 1.0 for m in SHOWN}
+    path = root / "toy" / method / f"seed{seed}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record(method=method, seed=seed, metrics=values)))
+    df.to_parquet(evidence_path(path))
+    return ev
+
+
+# ---- the toy task and tiny backbone the methods run on (test_methods.py, test_evaluation.py) ---
+
+FAST = {"steps": 6, "forget_batch": 16, "retain_batch": 4}
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    import os
+
+    from benchmark.recommender.backbone import get_backbone
+    from tasks import load_task_file, prepare_task
+
+    tmp = tmp_path_factory.mktemp("methods")
+    old = os.environ.get("TRACER_BENCH_CACHE")
+    os.environ["TRACER_BENCH_CACHE"] = str(tmp / "cache")
+    try:
+        data = write_atomic(tmp / "data", *toy_rows(n_users=40, n_items=16, per_user=10))
+        task = prepare_task(load_task_file(toy_task_file(tmp, data)))
+        bb, _ = get_backbone(task, TINY, seed=0, progress=False)
+    finally:  # no environment leaks into the tests that follow
+        if old is None:
+            os.environ.pop("TRACER_BENCH_CACHE")
+        else:
+            os.environ["TRACER_BENCH_CACHE"] = old
+    return task, bb
+
+
+def inputs_for(task, bb) -> MethodInputs:
+    return MethodInputs(bb.model, bb.sids, task, TINY, seed=0)
+
+
+def overrides(name: str) -> dict:
+    fields = {f.name for f in dataclasses.fields(get_method(name).Config)}
+    return {k: v for k, v in FAST.items() if k in fields}
+
+
+# ---- a real tiny submission with artifacts (test_verify.py, test_hostile_artifacts.py) ---------
+
+
+@pytest.fixture(scope="module")
+def submission(tmp_path_factory):
+    """A real tiny run with --save-artifacts: (results folder, task file, cache)."""
+    import os
+
+    from benchmark.app.runner import run_grid
+
+    base = tmp_path_factory.mktemp("verify")
+    cache = base / "cache"
+    old = os.environ.get("TRACER_BENCH_CACHE")
+    os.environ["TRACER_BENCH_CACHE"] = str(cache)
+    try:
+        data = write_atomic(base / "data", *toy_rows(n_users=30, n_items=12, per_user=9))
+        # SMALL is its protocol, TINY its base recipe
+        task_file = toy_task_file(base, data, evaluation=SMALL, backbone=TINY)
+        out = base / "results"
+        run_grid([str(task_file)], ["retrain", "filter", "tracer"], [0], out, progress=False,
+                 save_artifacts=True)  # fmt: skip
+    finally:
+        if old is None:
+            os.environ.pop("TRACER_BENCH_CACHE")
+        else:
+            os.environ["TRACER_BENCH_CACHE"] = old
+    return out, task_file, cache
+
+
+def rehash_manifest(folder: Path) -> None:
+    """Rewrite an artifacts folder's manifest.json to the sizes and hashes of its files now."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    for name, meta in manifest["files"].items():
+        data = (folder / name).read_bytes()
+        meta.update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+    (folder / "manifest.json").write_text(json.dumps(manifest))

@@ -39,8 +39,7 @@ ALLOWED: dict[str, set[str]] = {
 # modules whose whole import closure must be free of torch and of every method
 NO_TORCH = (
     "leaderboard",
-    "benchmark.metrics.evidence",
-    "benchmark.metrics.registry",
+    "benchmark.metrics",
     "benchmark.results.record",
     "benchmark.results.record",
 )
@@ -190,6 +189,43 @@ def written_outside(root: Path, needles: tuple[str, ...], home: str) -> list[str
     return out
 
 
+# the command line's one room (DESIGN §9): no other module parses a command line
+CLI_ROOM = "benchmark.app.cli"
+
+
+def argparse_outside_cli(root: Path) -> list[str]:
+    """Every module outside the CLI room that imports argparse."""
+    out = []
+    for pkg in PACKAGES:
+        for path in sorted((root / pkg).rglob("*.py")):
+            name = module_name(root, path)
+            if name == CLI_ROOM or name.startswith(CLI_ROOM + "."):
+                continue
+            if any(m == "argparse" or m.startswith("argparse.") for m in imports_of(root, path)):
+                out.append(name)
+    return out
+
+
+# the tests' one shared module: a test module imports helpers and fixtures from tests/conftest.py,
+# never from another test module
+TESTS = "tests"
+
+
+def imports_of_test_modules(root: Path) -> list[str]:
+    """`module -> test module` for every module under tests/ that imports a test module."""
+    out = []
+    for path in sorted((root / TESTS).rglob("*.py")):
+        found = set()
+        for m in imports_of(root, path):
+            parts = m.split(".")
+            if parts[0] == TESTS:
+                parts = parts[1:]
+            if parts and parts[0].startswith("test_"):
+                found.add(parts[0])
+        out.extend(f"{module_name(root, path)} -> {m}" for m in sorted(found))
+    return out
+
+
 def metric_name_parses(root: Path) -> list[str]:
     return written_outside(root, METRIC_PARSE, METRIC_HOME)
 
@@ -227,6 +263,37 @@ def test_the_oracle_is_named_only_in_the_protocol(tmp_path):
     assert oracle_names(tmp_path) == ["benchmark/app/cell.py:1"]
 
 
+def test_only_the_cli_parses_command_lines(tmp_path):
+    assert argparse_outside_cli(ROOT) == []
+    for name, text in {
+        "leaderboard/cli.py": "import argparse\n",
+        "benchmark/results/x.py": "def f():\n    from argparse import Namespace\n",
+        "benchmark/app/cli/__init__.py": "import argparse\n",
+        "benchmark/app/cli/run.py": "from argparse import ArgumentParser\n",
+    }.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert argparse_outside_cli(tmp_path) == ["benchmark.results.x", "leaderboard.cli"]
+
+
+def test_no_test_module_imports_another(tmp_path):
+    assert imports_of_test_modules(ROOT) == []
+    for name, text in {
+        "tests/conftest.py": "import json\n",
+        "tests/test_a.py": "from conftest import TINY\nfrom test_b import helper\n",
+        "tests/test_b.py": "def f():\n    import test_c\n",
+        "tests/test_c.py": "from tests.test_a import x\nfrom tests import test_b\n",
+    }.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert imports_of_test_modules(tmp_path) == [
+        "tests.test_a -> test_b",
+        "tests.test_b -> test_c",
+        "tests.test_c -> test_a",
+        "tests.test_c -> test_b",
+    ]
+
+
 def test_the_checks_see_a_forbidden_arrow_and_a_cycle(tmp_path):
     for name, text in {
         "tasks/__init__.py": "",
@@ -257,5 +324,9 @@ if __name__ == "__main__":
     edges = graph(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT)
     for line in forbidden_arrows(edges) + torch_or_method_reach(edges):
         print(line)
+    for name in argparse_outside_cli(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT):
+        print(f"{name} imports argparse outside {CLI_ROOM}")
+    for line in imports_of_test_modules(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT):
+        print(f"{line}: a test module imports another (shared helpers go in tests/conftest.py)")
     for c in cycles(edges):
         print("cycle:", " <-> ".join(c))

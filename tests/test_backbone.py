@@ -16,7 +16,13 @@ from benchmark.recommender.backbone import (
     train_backbone,
 )
 from benchmark.recommender.data import histories, to_codes
-from benchmark.recommender.decoding import Trie, beam_search, level_logprobs, score_all_items
+from benchmark.recommender.decoding import (
+    DecodeState,
+    Trie,
+    beam_search,
+    level_logprobs,
+    score_all_items,
+)
 from benchmark.recommender.model import (
     ModelConfig,
     SIDRecommender,
@@ -68,11 +74,11 @@ def test_exhaustive_scores_are_teacher_forced_likelihoods(tiny_model, item):
     trie = Trie(codes, sizes)
     scores = score_all_items(model, hist, lengths, trie)
     per_level = level_logprobs(model, hist, lengths, trie)
-    state = model.start(hist, lengths)
+    state = DecodeState.start(model, hist, lengths)
     total = torch.zeros(len(hist))
     tokens = None
     for lv in range(len(sizes)):
-        logp = model.step(state, tokens, lv)[:, 0]
+        logp = state.step(tokens, lv)[:, 0]
         assert torch.allclose(per_level[:, item, lv], logp[:, codes[item, lv]], atol=1e-5)
         total += logp[:, codes[item, lv]]
         tokens = torch.full((len(hist), 1), int(codes[item, lv]))
@@ -88,10 +94,10 @@ def test_training_pass_matches_incremental_decoding(tiny_model):
     target = torch.from_numpy(codes[[3, 9, 21, 30, 5, 7, 11]])
     full = torch.full((7,), 6)
     logits = model(hist, full, target[:, None, :].expand(-1, 6, -1).contiguous())
-    state = model.start(hist, full)
+    state = DecodeState.start(model, hist, full)
     tokens = None
     for lv in range(len(sizes)):
-        logp = model.step(state, tokens, lv)[:, 0]
+        logp = state.step(tokens, lv)[:, 0]
         assert torch.allclose(torch.log_softmax(logits[lv][:, -1], -1), logp, atol=1e-5)
         tokens = target[:, lv : lv + 1]
 
@@ -251,7 +257,8 @@ def test_prefix_states_and_shared_windows_decode_bit_for_bit_as_before(tmp_path,
     user's histories of one window once: the same top-K lists and latent ranks as one
     self-attention cache per hypothesis and one encoder pass per history, and the same whether
     the position-wise work runs in blocks of one user or in one pass."""
-    import benchmark.recommender.model as model_mod
+    import benchmark.evaluation.probes as probes_mod
+    import benchmark.recommender.decoding as decoding_mod
     import benchmark.recommender.train as train_mod
     from benchmark.evaluation.probes import latent_ranks
 
@@ -266,11 +273,12 @@ def test_prefix_states_and_shared_windows_decode_bit_for_bit_as_before(tmp_path,
         return top, latent_ranks(task, bb.model, [codes], sizes, task.train_pos[:20])
 
     with monkeypatch.context() as patch:
-        patch.setattr(model_mod, "ROWS_PER_BLOCK", 3)  # one window, one user per block
+        patch.setattr(decoding_mod, "ROWS_PER_BLOCK", 3)  # one window, one user per block
         new = decode()
     with monkeypatch.context() as patch:
-        patch.setattr(model_mod, "ROWS_PER_BLOCK", 10**9)
-        patch.setattr(SIDRecommender, "prefix_states", lambda self, paths: None)
+        patch.setattr(decoding_mod, "ROWS_PER_BLOCK", 10**9)
+        for mod in (decoding_mod, train_mod, probes_mod):  # every module that computes them
+            patch.setattr(mod, "prefix_states", lambda model, paths: None)
         patch.setattr(train_mod, "shared_windows", lambda t, pos, b: [
             (np.array([i]), np.array([i]), np.array([0])) for i in range(len(pos))
         ])  # fmt: skip

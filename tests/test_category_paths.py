@@ -9,8 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import assert_one_line_error, run_cli
-from test_source_genrec import items, sequences, task_file, write
+from conftest import assert_one_line_error, items, run_cli, sequences, task_file, write_genrec
 
 from tasks import get_task, prepare_task
 from tasks.sources.genrec_json import detect_separator
@@ -28,7 +27,7 @@ def items_2018(n: int = 12, paths: tuple[str, ...] = (FILAMENT, RESIN, TAPES, PI
 
 
 def forget_items(tmp_path: Path, item_doc: dict, label: str, extra: str = "") -> set[int]:
-    data = write(tmp_path / "d", sequences(), item_doc)
+    data = write_genrec(tmp_path / "d", sequences(), item_doc)
     task = prepare_task(get_task(str(task_file(tmp_path, str(data), label, extra))))
     return {int(task.item_ids[i]) for i in task.forget_items}
 
@@ -45,7 +44,7 @@ def test_a_node_of_a_comma_joined_path_names_every_item_through_it(tmp_path, ext
 
 
 def prepare_cli(capsys, tmp_path: Path, doc: dict, label: str, extra: str = ""):
-    data = write(tmp_path / "d", sequences(), doc)
+    data = write_genrec(tmp_path / "d", sequences(), doc)
     return run_cli(capsys, "tasks", "prepare", str(task_file(tmp_path, str(data), label, extra)))
 
 
@@ -90,7 +89,7 @@ def test_an_unknown_concept_gets_close_matches_in_one_short_line(tmp_path, capsy
 
 
 def test_the_concepts_command_prints_the_tree_with_counts(tmp_path, capsys):
-    data = write(tmp_path / "d", sequences(), items_2018())
+    data = write_genrec(tmp_path / "d", sequences(), items_2018())
     code, out, err = run_cli(capsys, "tasks", "concepts", str(data))
     assert code == 0, err
     lines = out.splitlines()
@@ -122,7 +121,7 @@ def test_datasets_prepared_before_keep_their_arrays(tmp_path):
     for k in ("1", "4", "7", "10"):
         lists[k]["categories"] = PLANNER
     for name, doc, want in (("s", items(), BASE_0_8_STRINGS), ("l", lists, BASE_0_8_LISTS)):
-        data = write(tmp_path / name, sequences(), doc)
+        data = write_genrec(tmp_path / name, sequences(), doc)
         task = prepare_task(get_task(str(task_file(tmp_path / name, str(data)))))
         assert task.base_hash == want, name
         assert sorted(int(task.item_ids[i]) for i in task.forget_items) == [0, 3, 6, 9]
@@ -141,7 +140,7 @@ def test_the_standard_ml100k_tasks_keep_their_content_hash(name):
 
 
 def test_a_separator_is_a_genrec_json_option(tmp_path, capsys):
-    data = write(tmp_path / "d", sequences(), items_2018())
+    data = write_genrec(tmp_path / "d", sequences(), items_2018())
     f = task_file(tmp_path, str(data), "Resin", 'category_separator = "  "')
     code, _, err = run_cli(capsys, "tasks", "prepare", str(f))
     assert_one_line_error(code, err, "dataset.category_separator")

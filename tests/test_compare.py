@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import cli, copy_results, record
-from test_leaderboard_significance import N_FORGET, frame, matched, write_cell
+from conftest import N_FORGET, cli, copy_results, frame, matched, record, write_cell
 
+from benchmark.metrics.bootstrap import paired_differences
 from benchmark.metrics.evidence import Evidence, evidence_path, read_evidence
-from benchmark.metrics.registry import compute, paired_differences
+from benchmark.metrics.registry import compute
 from leaderboard.compare import compare, parse_tolerances
 from leaderboard.table import find_result_files
 from tasks.errors import BenchError

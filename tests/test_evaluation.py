@@ -8,8 +8,7 @@ import copy
 import numpy as np
 import pytest
 import torch
-from conftest import SMALL
-from test_methods import inputs_for, overrides, toy  # noqa: F401  (fixture)
+from conftest import SMALL, inputs_for, overrides
 
 from benchmark.evaluation.probes import (
     ServedModel,
@@ -17,13 +16,11 @@ from benchmark.evaluation.probes import (
     latent_ranks,
     make_reference,
 )
+from benchmark.metrics.bootstrap import metric_stats
 from benchmark.metrics.evidence import COLUMNS, Evidence
-from benchmark.metrics.registry import (
-    compute,
-    evidence_metric_names,
-    metric_stats,
-    ranks_from_scores,
-)
+from benchmark.metrics.ranking import ranks_from_scores
+from benchmark.metrics.registry import compute, evidence_metric_names
+from benchmark.metrics.stat import MetricStat
 from benchmark.recommender.data import histories, seen_items, to_codes
 from benchmark.recommender.decoding import Trie, score_all_items
 from benchmark.recommender.features import item_features
@@ -32,7 +29,7 @@ from methods.registry import get_method
 from methods.tracer import reassign
 
 
-def test_latent_ranks_take_the_better_of_two_sids(toy):  # noqa: F811
+def test_latent_ranks_take_the_better_of_two_sids(toy):
     task, bb = toy
     pos = task.train_pos[task.forget_set[:6]]
     one = latent_ranks(task, bb.model, [bb.sids.codes], bb.sids.sizes, pos)
@@ -76,7 +73,7 @@ def torch_no_grad():
 
 
 @pytest.fixture(scope="module")
-def reference(toy):  # noqa: F811
+def reference(toy):
     task, bb = toy
     inputs = inputs_for(task, bb)
     oracle = get_method("retrain")().unlearn(inputs)
@@ -88,7 +85,7 @@ def reference(toy):  # noqa: F811
     return ref, oracle
 
 
-def test_the_oracle_has_its_own_retain_only_tokenizer(toy, reference):  # noqa: F811
+def test_the_oracle_has_its_own_retain_only_tokenizer(toy, reference):
     task, bb = toy
     _, oracle = reference
     from benchmark.recommender.features import FeatureConfig
@@ -102,7 +99,7 @@ def test_the_oracle_has_its_own_retain_only_tokenizer(toy, reference):  # noqa: 
     assert len({tuple(r) for r in oracle.sids.codes}) == task.n_items
 
 
-def test_evidence_frame_holds_every_pool_and_the_references(toy, reference):  # noqa: F811
+def test_evidence_frame_holds_every_pool_and_the_references(toy, reference):
     task, bb = toy
     ref, _ = reference
     unl = get_method("ga")(**overrides("ga")).unlearn(inputs_for(task, bb))
@@ -120,7 +117,7 @@ def test_evidence_frame_holds_every_pool_and_the_references(toy, reference):  # 
     assert set(measured) == {"retain_geometry_spearman", "code_purity_ratio"}
 
 
-def test_filter_hides_but_the_oracle_anchored_metrics_see_through(toy, reference):  # noqa: F811
+def test_filter_hides_but_the_oracle_anchored_metrics_see_through(toy, reference):
     task, bb = toy
     ref, _ = reference
     unl = get_method("filter")().unlearn(inputs_for(task, bb))
@@ -132,13 +129,13 @@ def test_filter_hides_but_the_oracle_anchored_metrics_see_through(toy, reference
     assert compute(ev, "served_forgetting") == 1.0
     assert compute(ev, "oracle_match") == 0.0  # the weights are the original's
     assert compute(ev, "erasure_score") == 0.0  # hiding scores nothing
-    assert measured["retain_geometry_spearman"]["value"] == pytest.approx(1.0)
+    assert measured["retain_geometry_spearman"].value == pytest.approx(1.0)
     stats = metric_stats(ev, evidence_metric_names((1, 5, 10)), n_boot=50)
     for stat in stats.values():
-        assert set(stat) == {"value", "ci_low", "ci_high", "n"}
+        assert isinstance(stat, MetricStat) and type(stat.n) is int and stat.n > 0
 
 
-def test_tracer_end_to_end_changes_the_served_tokenizer(toy, reference):  # noqa: F811
+def test_tracer_end_to_end_changes_the_served_tokenizer(toy, reference):
     task, bb = toy
     ref, _ = reference
     unl = get_method("tracer")(**overrides("tracer")).unlearn(inputs_for(task, bb))
@@ -150,7 +147,7 @@ def test_tracer_end_to_end_changes_the_served_tokenizer(toy, reference):  # noqa
     assert f == min(compute(ev, "served_forgetting"), compute(ev, "oracle_match"))
 
 
-def test_reference_evidence_is_cached_per_model_and_read_back_unchanged(toy, monkeypatch):  # noqa: F811
+def test_reference_evidence_is_cached_per_model_and_read_back_unchanged(toy, monkeypatch):
     import dataclasses
 
     import benchmark.evaluation.reference as cache

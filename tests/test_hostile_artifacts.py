@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from test_verify import _rehash, submission  # noqa: F401 (the real tiny submission)
+from conftest import rehash_manifest
 
 from benchmark.recommender.sid import SemanticIds
 from benchmark.results.artifacts import artifacts_dir
@@ -36,7 +36,7 @@ def _tracer_result(root: Path) -> Path:
 
 
 @pytest.fixture
-def crafted(submission, tmp_path):  # noqa: F811
+def crafted(submission, tmp_path):
     """A copy of the submission to tamper with, a cache holding only the prepared task (so
     any model built would show) and a board key."""
     out, task_file, cache = submission
@@ -112,7 +112,7 @@ def _edit(path: Path, change: Callable[[dict], None]) -> None:
 def test_a_huge_d_model_is_refused_before_any_allocation(crafted, tmp_path):
     model_json = _artifacts(crafted) / "model.json"
     _edit(model_json, lambda cfg: cfg.update(d_model=4096))
-    _rehash(_artifacts(crafted))  # a careful tamperer rewrites the manifest too
+    rehash_manifest(_artifacts(crafted))  # a careful tamperer rewrites the manifest too
     assert_refused(crafted, tmp_path, str(model_json), "d_model is 4096")
 
 
@@ -127,7 +127,7 @@ def test_a_huge_d_model_is_refused_before_any_allocation(crafted, tmp_path):
 def test_huge_codebooks_are_refused_before_any_allocation(crafted, tmp_path, file, size, needle):
     path = _artifacts(crafted) / file
     _edit(path, lambda doc: doc.update(sizes=[size] * len(doc["sizes"])))
-    _rehash(_artifacts(crafted))
+    rehash_manifest(_artifacts(crafted))
     assert_refused(crafted, tmp_path, str(path), needle)
 
 
@@ -137,7 +137,7 @@ def test_a_sid_table_of_another_shape_is_refused(crafted, tmp_path, copies, need
     """More rows than the task's items; far more: refused by its size, before it is parsed."""
     path = _artifacts(crafted) / "sids.json"
     _edit(path, lambda doc: doc.update(codes=doc["codes"] * copies))
-    _rehash(_artifacts(crafted))
+    rehash_manifest(_artifacts(crafted))
     assert_refused(crafted, tmp_path, str(path), needle)
 
 
@@ -157,14 +157,14 @@ def test_a_centroid_file_outside_the_artifacts_is_never_read(crafted, tmp_path, 
         digest = hashlib.sha256(b"the maintainer's file").hexdigest()
         _edit(folder / "sids.json", lambda doc, n=name, d=digest: doc.update(
             centroids={"file": n, "sha256": d}))  # fmt: skip
-        _rehash(folder)
+        rehash_manifest(folder)
         lines.append(assert_refused(crafted, tmp_path, str(folder / "sids.json"),
                                     "names a centroid file"))  # fmt: skip
     assert lines[0] == lines[1]
 
 
 @pytest.mark.parametrize("name", ["../secret.safetensors", "/etc/passwd"])
-def test_a_sid_table_never_leads_its_reader_outside_its_folder(submission, tmp_path, name):  # noqa: F811
+def test_a_sid_table_never_leads_its_reader_outside_its_folder(submission, tmp_path, name):
     folder = tmp_path / "table"
     shutil.copytree(artifacts_dir(_tracer_result(submission[0])), folder)
     (tmp_path / "secret.safetensors").write_bytes(b"x")
@@ -192,14 +192,14 @@ def test_a_symlinked_artifact_file_is_refused(crafted, tmp_path, file):
         ({"d_model": "32"}, "field 'd_model' must be int, got str"),
         ({"n_heads": True}, "field 'n_heads' must be int, got bool"),
         ({"dropout": "0"}, "field 'dropout' must be float, got str"),
-        ({"sizes": ["7", 4, 2]}, "field 'sizes' must be tuple"),
+        ({"sizes": ["7", 4, 2]}, "field 'sizes[0]' must be int, got str"),
         ({"surprise": 1}, "unknown field 'surprise'"),
     ],
 )
 def test_a_mistyped_model_config_is_one_line(crafted, tmp_path, change, needle):
     path = _artifacts(crafted) / "model.json"
     _edit(path, lambda cfg: cfg.update(change))
-    _rehash(_artifacts(crafted))
+    rehash_manifest(_artifacts(crafted))
     assert_refused(crafted, tmp_path, str(path), needle)
 
 
@@ -217,7 +217,7 @@ def test_a_mistyped_model_config_is_one_line(crafted, tmp_path, change, needle):
 def test_a_mistyped_ban_is_one_line(crafted, tmp_path, ban, needle):
     path = _artifacts(crafted) / "ban.json"
     path.write_text(json.dumps(ban))
-    _rehash(_artifacts(crafted))
+    rehash_manifest(_artifacts(crafted))
     assert_refused(crafted, tmp_path, str(path), needle)
 
 
@@ -226,7 +226,7 @@ def test_json_nested_10000_deep_is_one_line(crafted, tmp_path, file):
     path = _artifacts(crafted) / file
     path.write_text("[" * 10_000 + "]" * 10_000)
     if file != "manifest.json":
-        _rehash(_artifacts(crafted))
+        rehash_manifest(_artifacts(crafted))
     assert_refused(crafted, tmp_path, str(path), "nested deeper than")
 
 
@@ -234,7 +234,7 @@ def test_a_repeated_key_is_one_line(crafted, tmp_path):
     path = _artifacts(crafted) / "model.json"
     text = path.read_text()
     path.write_text(text.replace('"d_model": 32', '"d_model": 32, "d_model": 4096'))
-    _rehash(_artifacts(crafted))
+    rehash_manifest(_artifacts(crafted))
     assert_refused(crafted, tmp_path, str(path), "'d_model' appears twice")
 
 

@@ -4,16 +4,14 @@ method leaves where the oracle leaves them (oracle match), every other part held
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import record
+from conftest import N_FORGET, frame, matched, write_cell
 
-from benchmark.metrics.evidence import COLUMNS, Evidence, evidence_path, with_oracle_of
+from benchmark.metrics.evidence import with_oracle_of
 from benchmark.metrics.registry import compute
 from leaderboard.table import (
     INTERVAL_METRICS,
@@ -21,61 +19,6 @@ from leaderboard.table import (
     leaderboard_table,
     load_results,
 )
-
-N_RETAIN, N_FORGET = 60, 400
-SHOWN = (*INTERVAL_METRICS, "served_forgetting", "oracle_match", "retained_ndcg_ratio@10")
-
-
-def frame(matched: np.ndarray, oracle_rank: float = 50.0) -> pd.DataFrame:
-    """Evidence on N_RETAIN retain-test rows (served like the original: utility 1) and N_FORGET
-    forget-set rows (never served: served forgetting 1). Forget-set example i has latent rank
-    `oracle_rank` (where the oracle leaves it) where `matched[i]`, else 0 (where the original
-    model has it), among 101 candidates: oracle match = mean(matched) when oracle_rank is a
-    constant, and the erasure score 2 OM / (1 + OM)."""
-    n = N_RETAIN + N_FORGET
-    fs = np.arange(n) >= N_RETAIN
-    inf, nan = math.inf, math.nan
-    oracle_latent = np.where(fs, oracle_rank, nan)
-    df = pd.DataFrame({
-        "pool": np.where(fs, "forget_set", "retain_test"),
-        "collateral": np.zeros(n, bool),
-        "position": np.arange(n),
-        "target": np.arange(n) % 13,
-        "topk": [[-1] * 10] * n,
-        "rank": np.where(fs, inf, 0.0),
-        "original_rank": 0.0,
-        "oracle_rank": np.where(fs, inf, 0.0),
-        "banned_rank": np.where(fs, inf, 0.0),
-        "latent_rank": np.where(fs, np.where(np.r_[np.zeros(N_RETAIN, bool), matched],
-                                             oracle_latent, 0.0), nan),
-        "original_latent_rank": np.where(fs, 0.0, nan),
-        "oracle_latent_rank": oracle_latent,
-        "relearn_rank": np.where(fs, inf, nan),
-        "oracle_relearn_rank": np.where(fs, inf, nan),
-        "forget_bits": 0,
-        "original_forget_bits": 0,
-        "oracle_forget_bits": 0,
-        "n_candidates": 101,
-    })  # fmt: skip
-    return df[list(COLUMNS)]
-
-
-def matched(n_matched: int, shift: int = 0) -> np.ndarray:
-    """The first n_matched forget-set examples (rotated by `shift`) left where the oracle is."""
-    return np.roll(np.arange(N_FORGET) < n_matched, shift)
-
-
-def write_cell(root: Path, method: str, seed: int, df: pd.DataFrame) -> Evidence:
-    """A result JSON whose metric values are computed from the evidence, and the evidence."""
-    ev = Evidence.from_frame(df)
-    values = {m: compute(ev, m) for m in SHOWN}
-    if method == "retrain":  # the oracle scored against itself: trivially perfect
-        values = {m: 1.0 for m in SHOWN}
-    path = root / "toy" / method / f"seed{seed}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record(method=method, seed=seed, metrics=values)))
-    df.to_parquet(evidence_path(path))
-    return ev
 
 
 @pytest.fixture

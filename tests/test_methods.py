@@ -11,55 +11,24 @@ import textwrap
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, toy_rows, toy_task_file, write_atomic
+from conftest import TINY, inputs_for, overrides
 
-from benchmark.recommender.backbone import get_backbone
 from benchmark.recommender.model import Dropout
 from benchmark.recommender.sid import SemanticIds
 from methods.base import MethodInputs, Unlearned, UnlearningMethod
 from methods.common import Examples, grow_level, reference_logprob
 from methods.registry import available_methods, get_method
 from methods.tracer import reassign, retain_continuations
-from tasks import load_task_file, prepare_task
 from tasks.errors import BenchError
 
 BUILTIN = {"retrain", "retain-ft", "ga", "graddiff", "npo", "simnpo", "suppress", "filter",
            "tracer", "tracer-noreassign", "tracer-nocoherence"}  # fmt: skip
-FAST = {"steps": 6, "forget_batch": 16, "retain_batch": 4}
-
-
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    import os
-
-    tmp = tmp_path_factory.mktemp("methods")
-    old = os.environ.get("TRACER_BENCH_CACHE")
-    os.environ["TRACER_BENCH_CACHE"] = str(tmp / "cache")
-    try:
-        data = write_atomic(tmp / "data", *toy_rows(n_users=40, n_items=16, per_user=10))
-        task = prepare_task(load_task_file(toy_task_file(tmp, data)))
-        bb, _ = get_backbone(task, TINY, seed=0, progress=False)
-    finally:  # no environment leaks into the tests that follow
-        if old is None:
-            os.environ.pop("TRACER_BENCH_CACHE")
-        else:
-            os.environ["TRACER_BENCH_CACHE"] = old
-    return task, bb
-
-
-def inputs_for(task, bb) -> MethodInputs:
-    return MethodInputs(bb.model, bb.sids, task, TINY, seed=0)
 
 
 def forget_logprob(model, sids, task) -> float:
     return float(
         reference_logprob(model, torch.tensor(sids.codes), Examples(task, task.d_forget)).mean()
     )
-
-
-def overrides(name: str) -> dict:
-    fields = {f.name for f in dataclasses.fields(get_method(name).Config)}
-    return {k: v for k, v in FAST.items() if k in fields}
 
 
 def test_registry_has_every_builtin_and_lists_unknown_names():

@@ -1,5 +1,6 @@
-"""The protocol 2.1 metrics (benchmark.metrics.registry) on hand-made evidence frames: each formula,
-its anchors (original -> 0, oracle -> 1), over- and under-forgetting, and the paired bootstraps."""
+"""The protocol 2.1 metrics (benchmark.metrics.definitions) on hand-made evidence frames: each
+formula, its anchors (original -> 0, oracle -> 1), over- and under-forgetting, the paired
+bootstraps, and the evidence columns each metric declares."""
 
 from __future__ import annotations
 
@@ -11,23 +12,29 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from benchmark.metrics.bootstrap import (
+    interval,
+    metric_stats,
+    paired_differences,
+    seed_resampled_means,
+)
+from benchmark.metrics.definitions import (
+    ks_statistic,
+    oracle_match_value,
+    served_forgetting_value,
+)
 from benchmark.metrics.evidence import COLUMNS, Evidence, slot_bits, target_ranks, with_oracle_of
+from benchmark.metrics.ranking import ndcg_at_k, ranks_from_scores, recall_at_k
 from benchmark.metrics.registry import (
     METRICS,
     compute,
     evidence_metric_names,
     higher_is_better,
-    interval,
-    ks_statistic,
-    metric_stats,
-    ndcg_at_k,
-    oracle_match_value,
-    paired_differences,
-    ranks_from_scores,
-    recall_at_k,
-    seed_resampled_means,
-    served_forgetting_value,
+    metric_base,
+    reference_columns,
+    register_metric,
 )
+from leaderboard.validate import SHARED_COLUMNS
 
 N_ITEMS = 101  # q = latent_rank / 100 with nothing seen
 
@@ -209,7 +216,7 @@ def test_intervals_are_seeded_paired_and_contain_the_value():
     a = metric_stats(ev, names, n_boot=200, seed=3)
     assert a == metric_stats(ev, names, n_boot=200, seed=3)
     s = a["oracle_match"]
-    assert s["ci_low"] < s["value"] < s["ci_high"] and s["n"] == 50
+    assert s.ci_low < s.value < s.ci_high and s.n == 50
     # the same model against itself: a paired difference of exactly 0 in every resample
     diff, lo, hi = paired_differences([ev, ev], [ev, ev], ["erasure_score"], 100)["erasure_score"]
     assert diff == lo == hi == 0.0
@@ -243,9 +250,73 @@ def test_every_metric_is_registered_once_with_a_direction():
 
 def test_metric_modules_do_not_import_torch():
     code = (
-        "import sys, benchmark.metrics.registry, benchmark.metrics.evidence, "
+        "import sys, benchmark.metrics.registry, benchmark.metrics.bootstrap, "
+        "benchmark.metrics.evidence, "
         "benchmark.results.record, "
         "leaderboard.validate; print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_shared_columns_are_derived_from_what_the_metrics_read():
+    """One original model and one oracle per (task, seed): validate compares these columns across
+    methods. Derived from the registered metrics' declarations, they are exactly the examples'
+    identity and the original model's (its tokenizer's collateral flag included) and the oracle's
+    evidence."""
+    expected = {
+        "pool", "position", "target", "n_candidates", "collateral", "original_rank",
+        "original_forget_bits", "original_latent_rank", "banned_rank", "oracle_rank",
+        "oracle_forget_bits", "oracle_latent_rank", "oracle_relearn_rank",
+    }  # fmt: skip
+    assert set(reference_columns()) == expected and len(reference_columns()) == len(expected)
+    assert SHARED_COLUMNS == reference_columns()
+
+
+def test_every_declared_column_is_an_evidence_column():
+    assert all(m.columns for m in METRICS.values() if m.fn is not None)
+    undeclared = {m.name: c for m in METRICS.values() for c in m.columns if c not in COLUMNS}
+    assert undeclared == {}
+    with pytest.raises(ValueError, match="latent_percentile"):
+        register_metric(
+            "bad", higher_is_better=True, aggregation="mean", description="", pool="forget_set",
+            columns=("latent_percentile",),
+        )  # fmt: skip
+    assert "bad" not in METRICS
+
+
+def _perturbed(ev: Evidence, columns: set[str], rng: np.random.Generator) -> Evidence:
+    """`ev` with every column in `columns` replaced by unrelated values."""
+    n, new = len(ev), {}
+    for c in columns:
+        if c == "collateral":
+            new[c] = ~ev[c]
+        elif ev[c].dtype.kind == "f":  # ranks: other values, another NaN pattern
+            new[c] = np.where(rng.random(n) < 0.3, np.nan, rng.integers(0, 30, n).astype(float))
+        else:  # bit masks, positions, targets, candidate counts
+            new[c] = rng.integers(2, 1 << 12, n).astype(np.int64)
+    return ev.with_columns(**new)
+
+
+def test_a_metric_reads_no_column_it_does_not_declare():
+    rng = np.random.default_rng(3)
+    n_rt, n_fs = 40, 50
+    n = n_rt + 4 + n_fs
+
+    def ranks(size):
+        return rng.integers(0, 25, size).astype(float)
+
+    ev = frame(
+        n_rt, n_fs, rank=ranks(n), original_rank=ranks(n), oracle_rank=ranks(n),
+        banned_rank=ranks(n), latent=ranks(n_fs), original_latent=ranks(n_fs),
+        oracle_latent=ranks(n_fs), relearn=ranks(n_fs), oracle_relearn=ranks(n_fs),
+        forget_bits=rng.integers(0, 1 << 10, n),
+    )  # fmt: skip
+    ev = ev.with_columns(
+        original_forget_bits=rng.integers(0, 1 << 10, n),
+        oracle_forget_bits=rng.integers(0, 1 << 10, n),
+    )
+    for name in evidence_metric_names((5, 10)):
+        declared = METRICS[metric_base(name)].columns
+        other = _perturbed(ev, set(ev.cols) - set(declared), rng)
+        assert compute(other, name) == pytest.approx(compute(ev, name), nan_ok=True), name

@@ -118,16 +118,16 @@ def test_standard_tasks_keep_the_default_recipe_except_beauty():
 
 
 def test_label_smoothing_is_withdrawn_without_moving_a_hash():
-    from benchmark.recommender.sid import typed_config
+    from benchmark.recommender.options import recorded_config
     from benchmark.recommender.train import TrainConfig
     from tasks.errors import BenchError
 
     recorded = TrainConfig().to_dict()
     assert recorded["label_smoothing"] == 0.0  # as every recipe recorded it
-    assert typed_config(TrainConfig, recorded, "train") == TrainConfig()
+    assert recorded_config(TrainConfig, recorded, "train") == TrainConfig()
     refused = r"^train: option 'label_smoothing' was withdrawn \(reports/patches/label-smoothing"
     with pytest.raises(BenchError, match=refused + r"\.diff adds it back\); only 0\.0 is read$"):
-        typed_config(TrainConfig, {**recorded, "label_smoothing": 0.1}, "train")
+        recorded_config(TrainConfig, {**recorded, "label_smoothing": 0.1}, "train")
     with pytest.raises(TypeError):
         TrainConfig(label_smoothing=0.1)
 
@@ -184,7 +184,7 @@ def test_a_bad_recipe_is_one_line_naming_the_field(tmp_path, capsys, extra, need
 def test_a_recipe_table_must_hold_tables_of_values(tmp_path, capsys):
     path = _task_file(tmp_path, "\n[backbone]\ntrain = 3\n")
     code, _, err = run_cli(capsys, "tasks", "show", str(path))
-    assert_one_line_error(code, err, str(path), "[backbone]")
+    assert_one_line_error(code, err, str(path), "field 'backbone.train' must be a table")
 
 
 def test_tasks_show_prints_the_recipe(tmp_path, capsys):

@@ -240,14 +240,14 @@ def test_options_added_later_keep_old_hashes():
 
 
 def test_the_rqvae_tokenizer_is_withdrawn_without_moving_a_hash():
-    from benchmark.recommender.sid import typed_config
+    from benchmark.recommender.options import recorded_config
 
     recorded = SIDConfig().to_dict()  # as every recipe and cached tokenizer recorded it
     assert recorded["method"] == "rkmeans" and recorded["rqvae_epochs"] == 200
     assert SIDConfig().config_hash()[:12] == "169c3e6d5aad"
-    assert typed_config(SIDConfig, recorded, "sid") == SIDConfig()
+    assert recorded_config(SIDConfig, recorded, "sid") == SIDConfig()
     refused = r"^sid: option 'method' was withdrawn \(reports/patches/rqvae-tokenizer\.diff adds"
     with pytest.raises(BenchError, match=refused + r" it back\); only 'rkmeans' is read$"):
-        typed_config(SIDConfig, {**recorded, "method": "rqvae"}, "sid")
+        recorded_config(SIDConfig, {**recorded, "method": "rqvae"}, "sid")
     with pytest.raises(TypeError):
         SIDConfig(method="rqvae")

@@ -10,52 +10,24 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import assert_one_line_error, run_cli
+from conftest import (
+    INK,
+    PLANNER,
+    assert_one_line_error,
+    items,
+    run_cli,
+    sequences,
+    task_file,
+    write_genrec,
+)
 
 from benchmark.app.published import published_rows
 from tasks import get_task, prepare_task
 from tasks.sources.genrec_json import path_labels
 
-INK = "Office & School Supplies, Printer Ink & Toner, Inkjet Printer Ink"
-PLANNER = "Office & School Supplies, Calendars, Planners & Personal Organizers, Planners"
-PRINTER = "Office Electronics, Printers & Accessories, Printers"
-
-
-def items(n: int = 12) -> dict:
-    """Items 0..n-1 cycling through three string paths (one with a comma inside a name)."""
-    paths = (INK, PLANNER, PRINTER)
-    return {
-        str(i): {"title": f"Thing {i} &amp; co", "description": f"About thing {i}.",
-                 "brand": "Acme", "categories": paths[i % 3]}
-        for i in range(n)
-    }  # fmt: skip
-
-
-def sequences(n_users: int = 10, n_items: int = 12, length: int = 7) -> dict:
-    return {str(u): [(u * 5 + k * 7) % n_items for k in range(length)] for u in range(n_users)}
-
-
-def write(folder: Path, inter: object, item: object, prefix: str = "Office") -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for suffix, doc in (("inter", inter), ("item", item)):
-        data = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
-        (folder / f"{prefix}.{suffix}.json").write_bytes(data)
-    return folder
-
-
-def task_file(tmp_path: Path, path: str, label: str = "Printer Ink & Toner", extra: str = ""
-              ) -> Path:  # fmt: skip
-    f = tmp_path / "task.toml"
-    f.write_text(
-        f'name = "toy-office"\nversion = "1.0"\n[dataset]\nsource = "genrec-json"\n'
-        f'path = "{path}"\nprefix = "Office"\n{extra}\n[preprocess]\nuser_core = 3\n'
-        f'item_core = 1\nmax_history = 4\n[concept]\nlabel = "{label}"\n'
-    )
-    return f
-
 
 def test_reads_sequences_in_list_order_and_item_text(tmp_path):
-    data = write(tmp_path / "d", sequences(), items())
+    data = write_genrec(tmp_path / "d", sequences(), items())
     task = prepare_task(get_task(str(task_file(tmp_path, str(data)))))
     assert (task.n_users, task.n_items, task.n_interactions) == (10, 12, 70)
     # the list order is time (the format has no timestamps)
@@ -73,7 +45,7 @@ def test_reads_sequences_in_list_order_and_item_text(tmp_path):
 def test_a_name_holding_a_comma_matches_its_items_only(tmp_path):
     assert "Calendars, Planners & Personal Organizers" in path_labels(PLANNER)
     assert "Printer Ink & Toner" not in path_labels(PLANNER)
-    data = write(tmp_path / "d", sequences(), items())
+    data = write_genrec(tmp_path / "d", sequences(), items())
     label = "Calendars, Planners & Personal Organizers"
     task = prepare_task(get_task(str(task_file(tmp_path, str(data), label))))
     assert sorted(task.item_ids[task.forget_items].astype(int)) == [1, 4, 7, 10]
@@ -82,7 +54,7 @@ def test_a_name_holding_a_comma_matches_its_items_only(tmp_path):
 def test_list_categories_and_missing_text_fields(tmp_path):
     meta = {str(i): {"categories": ["Beauty", "Fragrance" if i < 3 else "Makeup", "Women's"]}
             for i in range(12)}  # fmt: skip
-    data = write(tmp_path / "d", sequences(), meta)
+    data = write_genrec(tmp_path / "d", sequences(), meta)
     task = prepare_task(get_task(str(task_file(tmp_path, str(data), "Fragrance"))))
     assert sorted(task.item_ids[task.forget_items].astype(int)) == [0, 1, 2]
     i = list(task.item_ids).index("5")
@@ -91,7 +63,7 @@ def test_list_categories_and_missing_text_fields(tmp_path):
 
 
 def test_folder_from_tracer_bench_data_and_pinned_checksums(tmp_path, monkeypatch):
-    data = write(tmp_path / "store" / "office14", sequences(), items())
+    data = write_genrec(tmp_path / "store" / "office14", sequences(), items())
     sha = hashlib.sha256((data / "Office.item.json").read_bytes()).hexdigest()
     pin = f'[dataset.checksums]\n"Office.item.json" = "sha256:{sha}"'
     f = task_file(tmp_path, "${TRACER_BENCH_DATA}/office14", extra=pin)
@@ -148,7 +120,7 @@ BROKEN = {
 @pytest.mark.parametrize("case", list(BROKEN))
 def test_broken_input_is_one_line(tmp_path, capsys, case):
     inter, item, where, needles = BROKEN[case]
-    data = write(tmp_path / "d", inter, item)
+    data = write_genrec(tmp_path / "d", inter, item)
     before = _cache_entries()
     code, _, err = run_cli(capsys, "tasks", "prepare", str(task_file(tmp_path, str(data))))
     assert_one_line_error(code, err, str(data / f"Office.{where}"), *needles)
@@ -157,7 +129,7 @@ def test_broken_input_is_one_line(tmp_path, capsys, case):
 
 def test_a_line_is_named_inside_a_pretty_printed_file(tmp_path, capsys):
     data = tmp_path / "d"
-    write(data, {}, items())
+    write_genrec(data, {}, items())
     (data / "Office.inter.json").write_text(json.dumps(_seq_with(40), indent=1))
     code, _, err = run_cli(capsys, "tasks", "prepare", str(task_file(tmp_path, str(data))))
     line = (data / "Office.inter.json").read_text().splitlines().index(' "3": [') + 1
@@ -165,7 +137,7 @@ def test_a_line_is_named_inside_a_pretty_printed_file(tmp_path, capsys):
 
 
 def test_checksum_mismatch(tmp_path, capsys):
-    data = write(tmp_path / "d", sequences(), items())
+    data = write_genrec(tmp_path / "d", sequences(), items())
     pin = f'[dataset.checksums]\n"Office.inter.json" = "sha256:{"0" * 64}"'
     f = task_file(tmp_path, str(data), extra=pin)
     code, _, err = run_cli(capsys, "tasks", "prepare", str(f))

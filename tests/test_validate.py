@@ -19,11 +19,12 @@ import pytest
 from conftest import copy_results, edit, task_files
 
 from benchmark import __version__
-from benchmark.app.hubcli import add_parsers
+from benchmark.app.cli import add_parsers
 from benchmark.app.verify import reference_frame
+from benchmark.metrics.bootstrap import metric_stats
 from benchmark.metrics.evidence import Evidence, evidence_path
 from benchmark.metrics.protocol import EvalConfig
-from benchmark.metrics.registry import METRICS, compute_all, evidence_metric_names, metric_stats
+from benchmark.metrics.registry import METRICS, compute_all, evidence_metric_names
 from benchmark.results.record import ResultRecord, result_files
 from leaderboard.validate import metric_range, reference_problems, validate
 from tasks.errors import BenchError
@@ -357,7 +358,8 @@ def forge(f: Path, change: Callable[[pd.DataFrame], pd.DataFrame]) -> None:
     df.to_parquet(path, index=False)
     record = json.loads(f.read_text())
     names = evidence_metric_names([1, 5, 10])
-    record["metrics"].update(metric_stats(Evidence.from_frame(df), names, n_boot=20))
+    stats = metric_stats(Evidence.from_frame(df), names, n_boot=20)
+    record["metrics"].update({name: dataclasses.asdict(stat) for name, stat in stats.items()})
     record["evidence"].update(sha256=hashlib.sha256(path.read_bytes()).hexdigest(), rows=len(df))
     f.write_text(json.dumps(record, allow_nan=True))
 
@@ -404,7 +406,8 @@ def test_forged_pair_passes_these_checks(tiny_results, tmp_path):
     df = edit_evidence(f, push_latent_ranks_down)
     record = json.loads(f.read_text())
     names = evidence_metric_names([1, 5, 10])
-    record["metrics"].update(metric_stats(Evidence.from_frame(df), names, n_boot=20))
+    stats = metric_stats(Evidence.from_frame(df), names, n_boot=20)
+    record["metrics"].update({name: dataclasses.asdict(stat) for name, stat in stats.items()})
     record["evidence"]["sha256"] = hashlib.sha256(evidence_path(f).read_bytes()).hexdigest()
     f.write_text(json.dumps(record, allow_nan=True))
     assert validate(root, task_files(tiny_results)) == []
@@ -459,7 +462,8 @@ def test_one_original_and_one_oracle_per_task_and_seed(tiny_results, tmp_path):
     df = edit_evidence(f, oracle_forgets_less)
     record = json.loads(f.read_text())
     names = evidence_metric_names([1, 5, 10])
-    record["metrics"].update(metric_stats(Evidence.from_frame(df), names, n_boot=20))
+    stats = metric_stats(Evidence.from_frame(df), names, n_boot=20)
+    record["metrics"].update({name: dataclasses.asdict(stat) for name, stat in stats.items()})
     record["evidence"]["sha256"] = hashlib.sha256(evidence_path(f).read_bytes()).hexdigest()
     f.write_text(json.dumps(record, allow_nan=True))
     edit(root / TASK / "ga" / "seed1.json", lambda r: r["oracle"].update(checkpoint_sha256="0"))

@@ -14,45 +14,18 @@ import pandas as pd
 import pytest
 import torch
 from conftest import (
-    SMALL,
-    TINY,
     assert_one_line_error,
+    rehash_manifest,
     run_cli,
-    toy_rows,
-    toy_task_file,
-    write_atomic,
 )
 
 from benchmark.app.cli import main
-from benchmark.app.runner import run_grid
 from benchmark.metrics.evidence import evidence_path
 from benchmark.results.artifacts import artifacts_dir
 from benchmark.results.keys import create_key, trusted_keys
 from benchmark.results.ledger import LEDGER_NAME, read_ledger
 from benchmark.results.record import result_path
 from leaderboard.publish import build_folder
-
-
-@pytest.fixture(scope="module")
-def submission(tmp_path_factory):
-    """A real tiny run with --save-artifacts: (results folder, task file, cache)."""
-    base = tmp_path_factory.mktemp("verify")
-    cache = base / "cache"
-    old = os.environ.get("TRACER_BENCH_CACHE")
-    os.environ["TRACER_BENCH_CACHE"] = str(cache)
-    try:
-        data = write_atomic(base / "data", *toy_rows(n_users=30, n_items=12, per_user=9))
-        # SMALL is its protocol, TINY its base recipe
-        task_file = toy_task_file(base, data, evaluation=SMALL, backbone=TINY)
-        out = base / "results"
-        run_grid([str(task_file)], ["retrain", "filter", "tracer"], [0], out, progress=False,
-                 save_artifacts=True)  # fmt: skip
-    finally:
-        if old is None:
-            os.environ.pop("TRACER_BENCH_CACHE")
-        else:
-            os.environ["TRACER_BENCH_CACHE"] = old
-    return out, task_file, cache
 
 
 def _copy(submission, tmp_path, monkeypatch) -> Path:
@@ -260,14 +233,6 @@ def test_a_changed_metric_is_not_verified(submission, tmp_path, monkeypatch, cap
     assert not (tmp_path / "v" / "toy-scary" / "tracer" / "seed0.json").exists()
 
 
-def _rehash(folder: Path) -> None:
-    manifest = json.loads((folder / "manifest.json").read_text())
-    for name, meta in manifest["files"].items():
-        data = (folder / name).read_bytes()
-        meta.update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
-    (folder / "manifest.json").write_text(json.dumps(manifest))
-
-
 def _wrong_shapes(folder: Path) -> None:
     """One more level-1 code in the config and the SID table (within the base recipe's limits),
     none in the weights."""
@@ -310,7 +275,7 @@ def test_tampered_artifacts_are_refused(submission, tmp_path, monkeypatch, capsy
     folder = artifacts_dir(f)
     tamper(folder)
     if rehash:  # a careful tamperer updates the manifest too
-        _rehash(folder)
+        rehash_manifest(folder)
     code, _, err = run_cli(capsys, "verify", str(f), "--out", str(tmp_path / "v"), "--task-file",
                            str(submission[1]))  # fmt: skip
     assert_one_line_error(code, err, *needles)
@@ -329,7 +294,7 @@ def test_validate_checks_artifact_files_when_present(submission, tmp_path, monke
     (folder / "model.safetensors").write_bytes(data[:-8] + bytes(8))  # same size, other weights
     code, out, _ = run_cli(capsys, "validate", str(root), "--task-file", task_file)
     assert code == 1 and "model.safetensors: sha256 differs from the manifest's" in out
-    _rehash(folder)  # the manifest rewritten too: no longer the one the result recorded
+    rehash_manifest(folder)  # the manifest rewritten too: no longer the one the result recorded
     code, out, _ = run_cli(capsys, "validate", str(root), "--task-file", task_file)
     assert code == 1 and "artifacts.manifest_sha256" in out
 

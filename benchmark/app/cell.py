@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,14 +22,18 @@ from benchmark.evaluation.probes import (
     model_measurements,
 )
 from benchmark.evaluation.reference import cached_evidence
+from benchmark.metrics.bootstrap import metric_stats
 from benchmark.metrics.evidence import Evidence
 from benchmark.metrics.protocol import is_oracle
-from benchmark.metrics.registry import COST_METRICS, evidence_metric_names, metric_stats
+from benchmark.metrics.registry import COST_METRICS, evidence_metric_names
+from benchmark.metrics.stat import MetricStat
 from benchmark.recommender.backbone import BackboneConfig, get_backbone
 from benchmark.recommender.features import item_features
 from benchmark.recommender.oracle import ORACLE_VERSION, TrainedOracle, train_oracle
+from benchmark.results.record import BackboneRef, MethodRef, OracleRef, TaskRef
+from benchmark.results.write import CellCost, CellResult
 from benchmark.util.memory import PeakRSS
-from methods.base import MethodInputs, Unlearned
+from methods.base import MethodInputs, Unlearned, UnlearningMethod
 from methods.registry import get_method
 from tasks.errors import BenchError
 from tasks.prepare import MethodTaskView, PreparedTask, method_view
@@ -147,24 +152,25 @@ def check_unlearned(method, unl: Unlearned, task: PreparedTask, base_sids) -> No
             raise bad(f"a ban of {ban.dtype} {ban.shape}, want bool ({task.n_items},)")
 
 
-def cell_metrics(task: PreparedTask, frame: pd.DataFrame, cfg: EvalConfig) -> dict[str, dict]:
+def cell_metrics(task: PreparedTask, frame: pd.DataFrame, cfg: EvalConfig) -> dict[str, MetricStat]:
     """Every evidence metric of the cell with its paired 95 % bootstrap interval."""
     names = evidence_metric_names(cfg.k_values(task))
     return metric_stats(Evidence.from_frame(frame), names, seed=cfg.seed)
 
 
-def run_cell(ctx: CellContext, method_name: str, config_overrides: dict | None = None) -> dict:
-    """Unlearn with `method_name` and evaluate, or — for the oracle — score its row. Returns
-    {'method', 'unlearned', 'metrics', 'cost', 'evidence' (a DataFrame)}; cost['evaluation_seconds']
-    is everything after the method returned (decode, latent scoring, relearning, geometry,
-    bootstrap)."""
+def run_cell(
+    ctx: CellContext, method_name: str, config_overrides: dict | None = None
+) -> tuple[CellResult, Unlearned]:
+    """Unlearn with `method_name` and evaluate, or — for the oracle — score its row: the cell's
+    result (its cost's evaluation_seconds is everything after the method returned: decode,
+    latent scoring, relearning, geometry, bootstrap) and the unlearned model."""
     method = get_method(method_name)(**(config_overrides or {}))
     if is_oracle(method_name):
         return _oracle_cell(ctx, method)
     return _method_cell(ctx, method)
 
 
-def _method_cell(ctx: CellContext, method) -> dict:
+def _method_cell(ctx: CellContext, method: UnlearningMethod) -> tuple[CellResult, Unlearned]:
     """A method's path: its own copy of the base model in, its unlearned model evaluated."""
     ctx.oracle()  # the oracle before the reference, as a split group's parts expect
     ref, inputs = ctx.reference(), ctx.inputs()
@@ -176,10 +182,10 @@ def _method_cell(ctx: CellContext, method) -> dict:
     eval_start = time.perf_counter()
     served = ServedModel(unl.model, unl.sids, unl.banned)
     frame, measurements, parts = evaluate_unlearning(ctx.task, ref, served, ctx.eval_cfg)
-    return _cell(ctx, method, unl, frame, measurements, parts, seconds, mem, eval_start)
+    return _result(ctx, method, frame, measurements, parts, seconds, mem, eval_start), unl
 
 
-def _oracle_cell(ctx: CellContext, method) -> dict:
+def _oracle_cell(ctx: CellContext, method: UnlearningMethod) -> tuple[CellResult, Unlearned]:
     """The oracle's path: it costs what its training cost, and its evidence is the reference's
     (scored against itself here; the leaderboard scores it against another seed's oracle)."""
     oracle = ctx.oracle()
@@ -194,34 +200,50 @@ def _oracle_cell(ctx: CellContext, method) -> dict:
     measurements = model_measurements(ctx.task, ref, served, ctx.eval_cfg)
     parts = {"reused_oracle_evidence": 0.0}
     seconds = oracle.log["total_seconds"]
-    return _cell(ctx, method, unl, frame, measurements, parts, seconds, mem, eval_start)
+    return _result(ctx, method, frame, measurements, parts, seconds, mem, eval_start), unl
 
 
-def _cell(ctx, method, unl, frame, measurements, parts, seconds, mem, eval_start) -> dict:
+def _result(
+    ctx: CellContext, method: UnlearningMethod, frame: pd.DataFrame,
+    measurements: dict[str, MetricStat], parts: dict[str, float], seconds: float, mem: PeakRSS,
+    eval_start: float,
+) -> CellResult:  # fmt: skip
     """Metrics with their intervals, the measurements and the cost of one cell."""
     retrain_seconds = ctx.oracle().log["total_seconds"]  # tokenizer and training
     t = time.perf_counter()
     metrics = cell_metrics(ctx.task, frame, ctx.eval_cfg)
     parts["bootstrap"] = time.perf_counter() - t
     metrics.update(measurements)
-    cost = {
-        "unlearn_seconds": seconds,
-        "peak_memory_mib": mem.peak,
-        "memory_increase_mib": mem.peak - mem.base,
-        "speedup_over_retrain": retrain_seconds / seconds if seconds > 0 else float("nan"),
-        "retrain_seconds": retrain_seconds,
-        "base_seconds": ctx.base().log["total_seconds"],  # tokenizer and training
-        "evaluation_seconds": time.perf_counter() - eval_start,
-        "evaluation_parts": {k: round(v, 3) for k, v in parts.items()},
-        "reference_seconds": ctx._cache.get("ref_seconds", float("nan")),
-    }
-    nan = float("nan")
+    cost = CellCost(
+        unlearn_seconds=seconds,
+        peak_memory_mib=mem.peak,
+        memory_increase_mib=mem.peak - mem.base,
+        speedup_over_retrain=retrain_seconds / seconds if seconds > 0 else float("nan"),
+        retrain_seconds=retrain_seconds,
+        base_seconds=ctx.base().log["total_seconds"],
+        evaluation_seconds=time.perf_counter() - eval_start,
+        evaluation_parts={k: round(v, 3) for k, v in parts.items()},
+        reference_seconds=ctx._cache.get("ref_seconds", float("nan")),
+    )
     for name in COST_METRICS:
-        metrics[name] = {"value": float(cost[name]), "ci_low": nan, "ci_high": nan, "n": 1}
-    return {
-        "method": method,
-        "unlearned": unl,
-        "metrics": metrics,
-        "cost": cost,
-        "evidence": frame,
-    }
+        metrics[name] = MetricStat.single(float(getattr(cost, name)))
+    task, base = ctx.task, ctx.base()
+    return CellResult(
+        task=TaskRef(
+            name=task.spec.name,
+            version=task.spec.version,
+            identity=task.spec.identity,
+            data_hash=task.content_hash,
+            protocol=task.spec.split.protocol,
+        ),
+        method=MethodRef(method.name, method.version, method.config_dict(), method.config_hash()),
+        backbone=BackboneRef(
+            ctx.backbone_cfg.to_dict(), ctx.backbone_cfg.config_hash(), base.checkpoint_hash
+        ),
+        oracle=OracleRef(ctx.oracle_version(), ctx.oracle().log["checkpoint_sha256"]),
+        seed=ctx.seed,
+        evaluation=dataclasses.asdict(ctx.eval_cfg),
+        metrics=metrics,
+        cost=cost,
+        evidence=frame,
+    )

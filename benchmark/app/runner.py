@@ -25,7 +25,8 @@ from benchmark.evaluation.probes import EvalConfig, task_protocol
 from benchmark.recommender.backbone import BackboneConfig, task_backbone
 from benchmark.results.record import failure_path, result_path
 from benchmark.results.unlearned_model import artifact_files
-from benchmark.results.write import CellFiles, cell_files, write_json_atomic
+from benchmark.results.write import CellFiles, CellResult, cell_files, write_json_atomic
+from methods.base import Unlearned
 from methods.registry import get_method
 from tasks import get_task, prepare_task
 from tasks.errors import BenchError
@@ -97,9 +98,9 @@ class GroupWork:
                     ctx = self._context(group, emit)
                     emit(Event("step", group.label, method))
                 start = time.perf_counter()
-                cell = run_cell(ctx, method, dict(dict(group.configs).get(method, ())))
-                files = self._files(group, method, ctx, cell, start)
-                seconds = cell["cost"]["evaluation_seconds"]
+                cell, unlearned = run_cell(ctx, method, dict(dict(group.configs).get(method, ())))
+                files = self._files(group, method, cell, unlearned, start)
+                seconds = cell.cost.evaluation_seconds
                 output = CellOutput(group.name, method, group.seed, files, None, seconds)
             except Exception as exc:  # one failing cell must not stop the grid
                 output = CellOutput(group.name, method, group.seed, failure={
@@ -134,16 +135,15 @@ class GroupWork:
         return ctx
 
     def _files(
-        self, group: Group, method: str, ctx: CellContext, cell: dict, start: float
+        self, group: Group, method: str, cell: CellResult, unl: Unlearned, start: float
     ) -> CellFiles:
         path = result_path(Path("."), group.name, method, group.seed)
         artifacts = None
         if self.keep_artifacts:
-            unl = cell["unlearned"]
             artifacts = artifact_files(unl.model, unl.sids, unl.banned)
         cost = {"cell_seconds": time.perf_counter() - start}
         tuning = dict(group.tuning).get(method)
-        return cell_files(path, ctx, cell, cost, artifacts, tuning and json.loads(tuning))
+        return cell_files(path, cell, cost, artifacts, tuning and json.loads(tuning))
 
 
 def plan_groups(

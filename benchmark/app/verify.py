@@ -19,20 +19,24 @@ TOLERANCE = 1e-9
 
 
 def backbone_config(record: ResultRecord):
-    """The base recipe a record names, every part typed (`typed_config`) and reproducing its
+    """The base recipe a record names, every part typed (`recorded_config`) and reproducing its
     config_hash; a one-line BenchError otherwise."""
     from benchmark.recommender.backbone import ArchConfig, BackboneConfig
     from benchmark.recommender.features import FeatureConfig
-    from benchmark.recommender.sid import SIDConfig, typed_config
+    from benchmark.recommender.options import recorded_config
+    from benchmark.recommender.sid import SIDConfig
     from benchmark.recommender.train import TrainConfig
 
     d = record.backbone.config
     parts = {"features": FeatureConfig, "sid": SIDConfig, "arch": ArchConfig, "train": TrainConfig}
     if not isinstance(d, dict) or set(d) != set(parts):
         raise BenchError(f"backbone.config must hold exactly {sorted(parts)}")
-    cfg = BackboneConfig(**{
-        name: typed_config(cls, d[name], f"backbone.config.{name}") for name, cls in parts.items()
-    })  # fmt: skip
+    cfg = BackboneConfig(
+        **{
+            name: recorded_config(cls, d[name], f"backbone.config.{name}")
+            for name, cls in parts.items()
+        }
+    )
     if cfg.config_hash() != record.backbone.config_hash:
         raise BenchError("backbone.config does not reproduce backbone.config_hash")
     return cfg
@@ -159,7 +163,7 @@ def verify_result(result_json: Path, out: Path, task_files=(), key=None) -> tupl
     mismatches = []
     for name, stat in metrics.items():
         have = record.metric(name)
-        want = stat["value"]
+        want = stat.value
         same = have is not None and (
             (math.isnan(want) and math.isnan(have)) or math.isclose(have, want, abs_tol=TOLERANCE)
         )

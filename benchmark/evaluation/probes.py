@@ -1,7 +1,7 @@
 """Evaluation (DESIGN §5): run a served model over the pools and write what it did into an
 evidence frame (`benchmark.metrics.evidence`). Every metric is then a numpy function of that frame
-(`benchmark.metrics.registry`); only the model-level measurements (retain geometry, code purity) are
-computed here from the weights.
+(`benchmark.metrics.definitions`); only the model-level measurements (retain geometry, code
+purity) are computed here from the weights.
 
 Pools: retain-test targets, forget-test targets (every test target of every user, protocol 2.0
 splits) and the forget set (a seeded sample of D_f training examples). The original model's and the
@@ -27,9 +27,10 @@ from benchmark.metrics.protocol import (
     ProtocolError,
     protocol_config,
 )
-from benchmark.metrics.registry import ranks_from_scores
+from benchmark.metrics.ranking import ranks_from_scores
+from benchmark.metrics.stat import MetricStat
 from benchmark.recommender.data import histories, seen_items, to_codes
-from benchmark.recommender.decoding import Trie, score_items_above
+from benchmark.recommender.decoding import Trie, prefix_states, score_items_above
 from benchmark.recommender.model import SIDRecommender, sid_logprob
 from benchmark.recommender.sid import SemanticIds
 from benchmark.recommender.train import recommend
@@ -119,7 +120,7 @@ def latent_ranks(
         if changed.any():
             tries.append(Trie(c, sizes, allowed=changed))
             others.append(c)
-    states = [model.prefix_states(t.paths) for t in tries]
+    states = [prefix_states(model, t.paths) for t in tries]
     targets = task.seq_items[positions]
     best = _best_target_scores(model, hist, lengths, served, [codes_sets[-1], *others], targets)
     # batches of similar thresholds prune alike (each batch expands as wide as its widest user)
@@ -327,7 +328,7 @@ def retain_geometry(orig: ServedModel, unl: ServedModel, items: np.ndarray) -> f
 
 def model_measurements(
     task: PreparedTask, ref: Reference, unl: ServedModel, cfg: EvalConfig
-) -> dict[str, dict]:
+) -> dict[str, MetricStat]:
     """Model-level measurements (not per-example, so not in the evidence; self-reported in a
     submission): retain geometry and code purity."""
     rng = np.random.default_rng(cfg.seed)
@@ -336,20 +337,15 @@ def model_measurements(
     mask = ~task.forget_mask
     o = ref.original
     purity = unl.sids.code_purity(ref.features, 0, mask) / o.sids.code_purity(ref.features, 0, mask)
-    nan = float("nan")
     return {
-        "retain_geometry_spearman": {
-            "value": retain_geometry(o, unl, items), "ci_low": nan, "ci_high": nan, "n": n,
-        },
-        "code_purity_ratio": {
-            "value": float(purity), "ci_low": nan, "ci_high": nan, "n": int(mask.sum()),
-        },
-    }  # fmt: skip
+        "retain_geometry_spearman": MetricStat.single(retain_geometry(o, unl, items), n),
+        "code_purity_ratio": MetricStat.single(float(purity), int(mask.sum())),
+    }
 
 
 def evaluate_unlearning(
     task: PreparedTask, ref: Reference, unl: ServedModel, cfg: EvalConfig
-) -> tuple[pd.DataFrame, dict[str, dict], dict[str, float]]:
+) -> tuple[pd.DataFrame, dict[str, MetricStat], dict[str, float]]:
     """(evidence frame, model-level measurements, evaluation seconds by part) of an unlearned
     model. Latent ranks use the better of the original and the served SID of each item."""
     o = ref.original

@@ -1,5 +1,5 @@
 """A cell's evidence (DESIGN §5, §6): one row per evaluation example, from which every metric is a
-pure numpy function (`benchmark.metrics.registry`). Numpy and pandas only: no torch.
+pure numpy function (`benchmark.metrics.definitions`). Numpy and pandas only: no torch.
 
 Columns (ranks are 0-based; inf when the target is not in the served top-K list; NaN where a
 column does not apply to the row's pool):
@@ -38,6 +38,11 @@ RANKS = (
 )  # fmt: skip
 BITS = ("forget_bits", "original_forget_bits", "oracle_forget_bits")
 ORACLE_COLUMNS = ("oracle_rank", "oracle_forget_bits", "oracle_latent_rank", "oracle_relearn_rank")
+# the method's own evidence (its served list, ranks and exposure); every other column describes
+# the example, the original model or the oracle
+METHOD_COLUMNS = ("topk", "rank", "forget_bits", "latent_rank", "relearn_rank")
+# which example a row is: the same in every model's evidence of a task and seed
+EXAMPLE_COLUMNS = ("pool", "position", "target", "n_candidates")
 COLUMNS = ("pool", "collateral", "position", "target", "topk", *RANKS, *BITS, "n_candidates")
 FORGET_SET_ONLY = RANKS[4:]  # latent and relearn ranks exist on forget-set rows only
 

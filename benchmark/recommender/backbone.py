@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import platform
 import sys
@@ -40,6 +39,7 @@ from tasks.errors import BenchError, TaskFileError
 from tasks.prepare import PreparedTask
 from tasks.sources.common import cache_path
 from tasks.spec import TaskSpec
+from tasks.typed import typed
 
 
 @dataclass(frozen=True)
@@ -83,17 +83,17 @@ def task_backbone(spec: TaskSpec) -> BackboneConfig:
             raise TaskFileError(f"task {spec.identity}: unknown table [backbone.{part}] "
                                 f"(known: {', '.join(sorted(parts))})")  # fmt: skip
         section = getattr(cfg, part)
-        known = {f.name: f for f in fields(section)}
-        for name, value in table.items():
-            where = f"backbone.{part}.{name}"
+        for name in table:
             gone = withdrawn_option(type(section), name)
             if gone:
-                raise TaskFileError(f"task {spec.identity}: field '{where}': {gone.refusal()}")
-            if name not in known:
-                raise TaskFileError(f"task {spec.identity}: unknown field '{where}' "
-                                    f"(known: {', '.join(sorted(known))})")  # fmt: skip
-            section = replace(section, **{name: _typed(value, getattr(section, name), where,
-                                                       spec.identity)})  # fmt: skip
+                raise TaskFileError(f"task {spec.identity}: field 'backbone.{part}.{name}': "
+                                    f"{gone.refusal()}")  # fmt: skip
+        where = f"task {spec.identity}"
+        prefix = f"backbone.{part}"
+        section = typed(
+            type(section), table, where, prefix=prefix, base=section, error=TaskFileError
+        )
+        _check_limits(section, table, prefix, spec.identity)
         cfg = replace(cfg, **{part: section})
     return cfg
 
@@ -108,21 +108,14 @@ RECIPE_LIMITS = {
 RECIPE_INT_LIMIT = 10**6
 
 
-def _typed(value: object, current: object, where: str, identity: str) -> object:
-    """A task file's value for a recipe field, typed like the default it replaces and within the
-    recipe's limits."""
-    if type(current) is float and type(value) is int:
-        value = float(value)
-    if type(value) is not type(current):
-        raise TaskFileError(f"task {identity}: field '{where}' must be {type(current).__name__}, "
-                            f"got {value!r}")  # fmt: skip
-    limit = RECIPE_LIMITS.get(where.removeprefix("backbone."), RECIPE_INT_LIMIT)
-    if type(value) is int and not 0 <= value <= limit:
-        raise TaskFileError(f"task {identity}: field '{where}' must lie in [0, {limit}], got "
-                            f"{value}")  # fmt: skip
-    if type(value) is float and not math.isfinite(value):
-        raise TaskFileError(f"task {identity}: field '{where}' must be a finite number")
-    return value
+def _check_limits(section: object, table: dict, prefix: str, identity: str) -> None:
+    """The integers a task file sets lie within the recipe's limits (`RECIPE_LIMITS`)."""
+    for name in table:
+        value, where = getattr(section, name), f"{prefix}.{name}"
+        limit = RECIPE_LIMITS.get(where.removeprefix("backbone."), RECIPE_INT_LIMIT)
+        if type(value) is int and not 0 <= value <= limit:
+            raise TaskFileError(f"task {identity}: field '{where}' must lie in [0, {limit}], got "
+                                f"{value}")  # fmt: skip
 
 
 @dataclass

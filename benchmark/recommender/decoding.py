@@ -1,11 +1,15 @@
-"""Constrained decoding over valid SIDs: a tensorised prefix trie, batched beam search, and
-exhaustive teacher-forced scoring of every item (an exact full ranking).
+"""Constrained decoding over valid SIDs: a tensorised prefix trie, the decoder state a search
+carries between positions, batched beam search, and exhaustive teacher-forced scoring of every
+item (an exact full ranking). Every search lives here; the model (model.py) only computes one
+decoder position for given hypotheses.
 
 Both score an item by the sum of its tokens' log-probabilities (each level normalised over that
 level's whole codebook), so a wide enough beam returns exactly the exhaustive top-K.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -66,6 +70,109 @@ class Trie:
         return [*out, unseen]
 
 
+ROWS_PER_BLOCK = 2048  # rows of d_model floats: a block's activations stay in cache
+
+PrefixStates = list[tuple[torch.Tensor, torch.Tensor]]  # per level: (x, q) of each prefix
+
+
+def _blocks(t: torch.Tensor, rows_per_item: int) -> tuple[torch.Tensor, ...]:
+    """t split along its first axis into blocks of about ROWS_PER_BLOCK rows of work (every row's
+    arithmetic is the same as in one pass: linear layers and attention are row-independent)."""
+    return t.split(max(1, ROWS_PER_BLOCK // max(rows_per_item, 1)))
+
+
+@torch.no_grad()
+def prefix_states(model: SIDRecommender, paths: list[torch.Tensor]) -> PrefixStates | None:
+    """What a one-block decoder computes before it reads the history, for every prefix of a
+    trie: per level l, (x, q) of each l-code prefix (`Trie.paths[l]`), by
+    `SIDRecommender.prefix_stream`. Computed once per prefix instead of once per user and
+    hypothesis. None for deeper decoders (their later blocks' self-attention reads the
+    history)."""
+    if len(model.decoder) != 1:
+        return None
+    return [model.prefix_stream(path) for path in paths]
+
+
+@dataclass
+class DecodeState:
+    """What a search carries from one decoder position to the next: each user's cross-attention
+    keys and values, and per hypothesis the decoder's self-attention cache; given the trie's
+    prefix states instead, the cache stays empty and each hypothesis's prefix id (which the
+    search keeps) selects its precomputed part."""
+
+    model: SIDRecommender
+    cross: list[tuple[torch.Tensor, torch.Tensor]]  # per layer: (k, v) of each window
+    window_of: torch.Tensor  # (B,): the window of user b
+    mask: torch.Tensor  # (B, 1, 1, T): the valid history positions of user b
+    cache: list  # per layer: None or (k, v), each (B, P, h, position, dh)
+    prefixes: PrefixStates | None
+
+    @classmethod
+    def start(
+        cls,
+        model: SIDRecommender,
+        hist: torch.Tensor,
+        lengths: torch.Tensor,
+        prefixes: PrefixStates | None = None,
+        window_of: torch.Tensor | None = None,
+    ) -> DecodeState:
+        """Encode histories once and precompute every decoder layer's cross-attention keys/values.
+
+        The decoder reads the encoder output at all valid positions (the history's last position
+        sees the whole history under the causal encoder). `prefixes`: `prefix_states` of the
+        trie the hypotheses walk, so that `step` reads each hypothesis's prefix part.
+        window_of (B,), optional: hist holds W windows and user b's history is the first
+        lengths[b] items of window window_of[b]; under the causal encoder those rows of the
+        window's encoding are the history's own, so one encoder pass serves every history that
+        is a prefix of the window."""
+        blocks = [model.cross_keys(h) for h in _blocks(hist, hist.shape[1])]
+        cross = [
+            (torch.cat([b[i][0] for b in blocks]), torch.cat([b[i][1] for b in blocks]))
+            for i in range(len(model.decoder))
+        ]
+        if window_of is None:
+            window_of = torch.arange(hist.shape[0], device=hist.device)
+        valid = torch.arange(hist.shape[1], device=hist.device) < lengths[:, None]
+        cache = [None] * len(model.decoder)
+        return cls(model, cross, window_of, valid[:, None, None, :], cache, prefixes)
+
+    def step(
+        self, tokens: torch.Tensor | None, level: int, prefix: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """One decoder position for P hypotheses per user: log-probabilities (B, P, size_level).
+
+        tokens (B, P): the code chosen at level-1 (None at level 0, the BOS position); prefix
+        (B, P): each hypothesis's prefix id in the trie of the prefix states (-1: dead), read
+        instead of the tokens when there are such states. Otherwise appends to the
+        self-attention cache in place."""
+        if self.prefixes is not None and prefix is not None:
+            return self._step_from_prefixes(self.prefixes[level], prefix, level)
+        x = self.model.decoder_input(tokens, level, (self.mask.shape[0], 1))
+        cross = [(k[self.window_of], v[self.window_of]) for k, v in self.cross]
+        return self.model.decode_position(x, self.cache, cross, self.mask, level)
+
+    def _step_from_prefixes(
+        self, states: tuple[torch.Tensor, torch.Tensor], prefix: torch.Tensor, level: int
+    ) -> torch.Tensor:
+        """`step` of a one-block decoder from its prefixes' states (x, q), in blocks of users."""
+        x_of, q_of = states
+        prefix = prefix.clamp(min=0)
+        k, v = self.cross[0]
+        out = []
+        for u in _blocks(torch.arange(prefix.shape[0], device=prefix.device), prefix.shape[1]):
+            p, window = prefix[u], self.window_of[u]
+            history = (k[window], v[window])
+            out.append(self.model.read_history(x_of[p], q_of[p], history, self.mask[u], level))
+        return torch.cat(out)
+
+    def reorder(self, parents: torch.Tensor) -> None:
+        """Keep hypotheses `parents` (B, P'): gather the self-attention cache along P."""
+        idx = parents[:, :, None, None, None]
+        for i, kv in enumerate(self.cache):
+            if kv is not None:
+                self.cache[i] = tuple(t.gather(1, idx.expand(-1, -1, *t.shape[2:])) for t in kv)
+
+
 def _next_hypotheses(
     logp: torch.Tensor, prefix: torch.Tensor, score: torch.Tensor, child: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -84,28 +191,28 @@ def beam_search(
     k: int,
     beam: int,
     seen: torch.Tensor | None = None,
-    states: list | None = None,
+    states: PrefixStates | None = None,
     window_of: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-k items per user by constrained beam search. Returns (items (B, k), scores (B, k));
     item -1 with score -inf where fewer than k valid items were reachable.
 
     seen (B, n_items) bool, optional: items excluded per user (their history). states: the trie's
-    prefixes as `model.prefix_states(trie.paths)` gives them (computed here when absent: pass them
+    prefixes as `prefix_states(model, trie.paths)` gives them (computed here when absent: pass them
     to decode several batches with one model and one trie). window_of (B,): user b's history is
-    the first lengths[b] items of hist[window_of[b]] (`SIDRecommender.start`).
+    the first lengths[b] items of hist[window_of[b]] (`DecodeState.start`).
     """
     assert beam >= k
     B = lengths.shape[0]
-    states = model.prefix_states(trie.paths) if states is None else states
-    state = model.start(hist, lengths, states, window_of)
+    states = prefix_states(model, trie.paths) if states is None else states
+    state = DecodeState.start(model, hist, lengths, states, window_of)
     prefix = torch.zeros(B, 1, dtype=torch.long)
     score = torch.zeros(B, 1)
     tokens = None
     n_levels = len(trie.child)
     is_open = None if seen is None else trie.open_prefixes(seen)  # seen items: closed per level
     for lv in range(n_levels):
-        logp = model.step(state, tokens, lv, prefix)
+        logp = state.step(tokens, lv, prefix)
         total, nxt = _next_hypotheses(logp, prefix, score, trie.child[lv])
         if is_open is not None:
             reachable = is_open[lv].gather(1, nxt.clamp(min=0).flatten(1)).view_as(nxt)
@@ -117,7 +224,7 @@ def beam_search(
         parents, tokens = flat // V, flat % V
         prefix = nxt.flatten(1).gather(1, flat)
         if lv < n_levels - 1:
-            model.reorder(state, parents)
+            state.reorder(parents)
     items = torch.where(torch.isfinite(score), prefix, torch.full_like(prefix, -1))
     return items, score
 
@@ -130,11 +237,11 @@ def level_logprobs(
     n_levels), -inf for items not in the trie. Expands every valid prefix level by level (no
     pruning)."""
     B, n_levels = hist.shape[0], len(trie.child)
-    state = model.start(hist, lengths)
+    state = DecodeState.start(model, hist, lengths)
     tokens, rows = None, torch.zeros(B, 1, 0)
     out = torch.full((B, trie.n_prefixes[-1], n_levels), float("-inf"))
     for lv in range(n_levels):
-        logp = model.step(state, tokens, lv)  # (B, P, V)
+        logp = state.step(tokens, lv)  # (B, P, V)
         table = trie.child[lv]  # (P, V)
         par, code = (table >= 0).nonzero(as_tuple=True)
         rows = torch.cat([rows[:, par], logp[:, par, code, None]], -1)
@@ -144,7 +251,7 @@ def level_logprobs(
             # the children are exactly the next level's prefixes, in prefix-id order
             order = torch.argsort(table[par, code])
             par, code, rows = par[order], code[order], rows[:, order]
-            model.reorder(state, par.expand(B, -1))
+            state.reorder(par.expand(B, -1))
             tokens = code.expand(B, -1)
     return out
 
@@ -168,7 +275,7 @@ def score_items_above(
     lengths: torch.Tensor,
     trie: Trie,
     threshold: torch.Tensor,
-    states: list | None = None,
+    states: PrefixStates | None = None,
 ) -> torch.Tensor:
     """Exact log-likelihood of every item in the trie whose score is >= threshold (B,), per user;
     -inf for the others (B, n_items). An item's score is at most its prefix's (each level adds a
@@ -176,15 +283,15 @@ def score_items_above(
     what could rank above the threshold is scored. With threshold -inf it equals
     `score_all_items`. Hypotheses are kept per user, padded to the batch's widest."""
     B = hist.shape[0]
-    states = model.prefix_states(trie.paths) if states is None else states
-    state = model.start(hist, lengths, states)
+    states = prefix_states(model, trie.paths) if states is None else states
+    state = DecodeState.start(model, hist, lengths, states)
     n_levels = len(trie.child)
     prefix = torch.zeros(B, 1, dtype=torch.long)
     score = torch.zeros(B, 1)
     tokens = None
     out = torch.full((B, trie.n_prefixes[-1]), float("-inf"))
     for lv in range(n_levels):
-        logp = model.step(state, tokens, lv, prefix)  # (B, P, V)
+        logp = state.step(tokens, lv, prefix)  # (B, P, V)
         total, nxt = _next_hypotheses(logp, prefix, score, trie.child[lv])
         keep = (nxt >= 0) & (total >= threshold[:, None, None])
         if lv == n_levels - 1:
@@ -200,5 +307,5 @@ def score_items_above(
         parents, tokens = order // V, order % V
         score = total.flatten(1).gather(1, order).masked_fill(~alive, float("-inf"))
         prefix = nxt.flatten(1).gather(1, order).masked_fill(~alive, -1)
-        model.reorder(state, parents)
+        state.reorder(parents)
     return out

@@ -7,6 +7,10 @@ next-item target in it. Decoder: generates the next item's SID level by level
 ([BOS, c1, c2, c3] -> [c1, c2, c3, d]) with causal self-attention and cross-attention to the
 encoder; the output head of level l is tied to level l's embedding table, so adding a code at a
 level (TRACER's fresh tokens) is one new row there. Pre-norm RMSNorm blocks, no biases, as in T5.
+
+This file is the network only; generation (the search, its hypotheses and caches, the trie)
+is `decoding.py`'s, which runs the decoder one position at a time by the methods under
+"incremental decoding" below.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.recommender.sid import typed_config
+from benchmark.recommender.options import recorded_config
 from benchmark.util.atomic import write_text_atomic, written_atomic
 from tasks.errors import BenchError
 from tasks.untrusted import read_json_object
@@ -62,7 +66,7 @@ class ModelConfig:
         """A config read from a file someone else wrote: every field typed and in range (counts
         positive, dropouts in [0, 1), heads dividing d_model); a one-line BenchError starting
         with `where` otherwise. Limits that follow from a task are the caller's."""
-        cfg = typed_config(cls, data, where)
+        cfg = recorded_config(cls, data, where)
         ranges = {"d_model": (1, MAX_DIM), "n_heads": (1, MAX_DIM), "d_ff": (1, MAX_DIM),
                   "max_history": (1, MAX_DIM), "n_enc_layers": (0, MAX_LAYERS),
                   "n_dec_layers": (0, MAX_LAYERS)}  # fmt: skip
@@ -301,127 +305,74 @@ class SIDRecommender(nn.Module):
         h = self.dec_norm(x)
         return [self.logits(h[:, lv], lv) for lv in range(self.n_levels)]
 
-    # --- incremental decoding (used by beam search and exhaustive scoring) ---
-    def start(
-        self,
-        hist: torch.Tensor,
-        lengths: torch.Tensor,
-        prefixes: list | None = None,
-        window_of: torch.Tensor | None = None,
-    ) -> dict:
-        """Encode histories once and precompute every decoder layer's cross-attention keys/values.
-
-        The decoder reads the encoder output at all valid positions (the history's last position
-        sees the whole history under the causal encoder). `prefixes`: `prefix_states` of the
-        trie the hypotheses walk, so that `step` reads each hypothesis's prefix part.
-        window_of (B,), optional: hist holds W windows and user b's history is the first
-        lengths[b] items of window window_of[b]; under the causal encoder those rows of the
-        window's encoding are the history's own, so one encoder pass serves every history that
-        is a prefix of the window."""
-        # position-wise work runs in blocks of about ROWS_PER_BLOCK rows (every row's arithmetic
-        # is the same as in one pass: linear layers and attention are row-independent)
-        blocks = [self._cross_keys(h) for h in _blocks(hist, hist.shape[1])]
-        cross = [
-            (torch.cat([b[i][0] for b in blocks]), torch.cat([b[i][1] for b in blocks]))
-            for i in range(len(self.decoder))
-        ]
-        if window_of is None:
-            window_of = torch.arange(hist.shape[0], device=hist.device)
-        valid = torch.arange(hist.shape[1], device=hist.device) < lengths[:, None]
-        return {
-            "cross": cross,  # per layer: (k, v) of each window, (W, h, T, dh)
-            "window_of": window_of,  # (B,): the window of user b
-            "mask": valid[:, None, None, :],  # (B, 1, 1, T)
-            "self": [None] * len(self.decoder),  # per layer: (k, v), each (B, P, h, step, dh)
-            "prefixes": prefixes,
-        }
-
-    def _cross_keys(self, hist: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    # --- incremental decoding: one new decoder position per hypothesis, for the searches of
+    # decoding.py (which keep the caches, the hypotheses and the trie) ---
+    def cross_keys(self, hist: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Every decoder layer's cross-attention keys and values, each (B, h, T, dh), of the
+        histories hist (B, T, n_levels) (right-padded; the causal encoder needs no lengths)."""
         memory = self.encode(hist)
         return [blk.cross_attn.keys_values(memory) for blk in self.decoder]
 
-    @torch.no_grad()
-    def prefix_states(self, paths: list[torch.Tensor]) -> list | None:
-        """What a one-block decoder computes before it reads the history, for every prefix of a
-        trie: per level l, (x, q) of each l-code prefix (`Trie.paths[l]`, (n, l) codes), x the
-        residual stream after self-attention and q the cross-attention query. Both depend on
-        the prefix alone (self-attention reads only the prefix's own tokens), so they are computed
-        once per prefix instead of once per user and hypothesis, by the same operations as the
-        per-hypothesis cache of `step`. None for deeper decoders (their later blocks'
-        self-attention reads the history)."""
-        if len(self.decoder) != 1:
-            return None
-        blk = self.decoder[0]
-        a = blk.self_attn
-        out = []
-        for lv, path in enumerate(paths):
-            n = path.shape[0]
-            x = (self.bos + self.dec_pos.weight[0]).expand(1, n, -1)
-            ks, vs = [], []
-            for j in range(lv + 1):
-                if j > 0:
-                    x = self.codes[j - 1](path[None, :, j - 1]) + self.dec_pos.weight[j]
-                y = blk.n1(x)
-                k, v = (t.transpose(1, 2).unsqueeze(3) for t in a.keys_values(y))
-                ks.append(k)
-                vs.append(v)
-            q = a.heads(a.q(y)).transpose(1, 2)
-            k, v = torch.cat(ks, dim=3), torch.cat(vs, dim=3)
-            w = torch.softmax((q.unsqueeze(3) @ k.transpose(-1, -2)) / math.sqrt(a.dh), dim=-1)
-            x = x + a.o((w @ v).squeeze(3).flatten(-2))
-            out.append((x[0], blk.cross_attn.q(blk.n2(x))[0]))
-        return out
-
-    def step(
-        self,
-        state: dict,
-        tokens: torch.Tensor | None,
-        level: int,
-        prefix: torch.Tensor | None = None,
+    def decoder_input(
+        self, tokens: torch.Tensor | None, level: int, shape: tuple[int, int]
     ) -> torch.Tensor:
-        """One decoder position for P hypotheses per user.
-
-        tokens (B, P): the code chosen at level-1 (None at level 0, the BOS position); prefix
-        (B, P): each hypothesis's prefix id in the trie of `state`'s prefix states (-1: dead),
-        read instead of the tokens when there are such states. Otherwise appends to state's
-        self-attention cache in place. Returns log-probabilities (B, P, size_level).
-        """
-        if state.get("prefixes") is not None and prefix is not None:
-            x_of, q_of = state["prefixes"][level]
-            prefix = prefix.clamp(min=0)
-            users = _blocks(torch.arange(prefix.shape[0], device=prefix.device), prefix.shape[1])
-            return torch.cat([
-                self._read_history(state, u, x_of[prefix[u]], q_of[prefix[u]], level)
-                for u in users
-            ])  # fmt: skip
+        """The decoder's input at position `level` for (B, P) hypotheses, (B, P, d): BOS at level
+        0 (tokens None), else the embedding of each hypothesis's previous code, tokens (B, P)."""
         if tokens is None:
-            x = (self.bos + self.dec_pos.weight[0]).expand(state["mask"].shape[0], 1, -1)
-        else:
-            x = self.codes[level - 1](tokens) + self.dec_pos.weight[level]
+            return (self.bos + self.dec_pos.weight[0]).expand(*shape, -1)
+        return self.codes[level - 1](tokens) + self.dec_pos.weight[level]
+
+    def decode_position(
+        self,
+        x: torch.Tensor,
+        cache: list,
+        cross: list[tuple[torch.Tensor, torch.Tensor]],
+        mask: torch.Tensor,
+        level: int,
+    ) -> torch.Tensor:
+        """Log-probabilities (B, P, size_level) of the code at position `level` of P hypotheses
+        per user, from their inputs there x (B, P, d) (`decoder_input`). cache: per layer, the
+        self-attention keys and values of the positions before (None before the first), each
+        (B, P, h, position, dh), extended in place; cross: per layer, each user's keys and values
+        (`cross_keys`), read under the key mask (B, 1, 1, T)."""
         for i, blk in enumerate(self.decoder):
-            k, v = (t[state["window_of"]] for t in state["cross"][i])
-            attend_history = partial(blk.cross_attn.attend, k=k, v=v, mask=state["mask"])
-            x = blk(x, partial(_cached_self_attention, blk.self_attn, state["self"], i),
-                    attend_history)  # fmt: skip
-        return torch.log_softmax(self.logits(self.dec_norm(x), level), dim=-1)
+            k, v = cross[i]
+            attend_history = partial(blk.cross_attn.attend, k=k, v=v, mask=mask)
+            x = blk(x, partial(_cached_self_attention, blk.self_attn, cache, i), attend_history)
+        return self._log_probs(x, level)
 
-    def _read_history(self, state: dict, users: torch.Tensor, x, q, level: int) -> torch.Tensor:
-        """A one-block decoder from its cross-attention on, for the given users: their (b, P, d)
-        stream after self-attention and cross-attention query -> log-probabilities
-        (b, P, size_level)."""
+    def prefix_stream(self, path: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """What a one-block decoder computes before it reads the history, for n prefixes of l
+        codes, path (n, l): the residual stream after self-attention at position l and its
+        cross-attention query, each (n, d). Self-attention reads only the prefix's own tokens, so
+        both depend on the prefix alone; they are computed position by position with the cache
+        of `decode_position`, so that `read_history` continues exactly as it would."""
+        blk, n = self.decoder[0], path.shape[0]
+        cache: list = [None]
+        for j in range(path.shape[1] + 1):
+            x = self.decoder_input(path[None, :, j - 1] if j else None, j, (1, n))
+            y = _cached_self_attention(blk.self_attn, cache, 0, blk.n1(x))
+        x = x + blk.drop(y)
+        return x[0], blk.cross_attn.q(blk.n2(x))[0]
+
+    def read_history(
+        self,
+        x: torch.Tensor,
+        q: torch.Tensor,
+        cross: tuple[torch.Tensor, torch.Tensor],
+        mask: torch.Tensor,
+        level: int,
+    ) -> torch.Tensor:
+        """A one-block decoder from its cross-attention on: log-probabilities (B, P, size_level)
+        from the stream x and the query q (B, P, d) of `prefix_stream`, reading each user's keys
+        and values `cross` under the key mask (B, 1, 1, T)."""
         blk = self.decoder[0]
-        k, v = (t[state["window_of"][users]] for t in state["cross"][0])
-        attend_history = partial(blk.cross_attn.attend, k=k, v=v, mask=state["mask"][users])
-        x = blk(x, None, attend_history, query=q)
-        return torch.log_softmax(self.logits(self.dec_norm(x), level), dim=-1)
+        k, v = cross
+        attend_history = partial(blk.cross_attn.attend, k=k, v=v, mask=mask)
+        return self._log_probs(blk(x, None, attend_history, query=q), level)
 
-    @staticmethod
-    def reorder(state: dict, parents: torch.Tensor) -> None:
-        """Keep hypotheses `parents` (B, P'): gather the self-attention cache along P."""
-        idx = parents[:, :, None, None, None]
-        for i, kv in enumerate(state["self"]):
-            if kv is not None:
-                state["self"][i] = tuple(t.gather(1, idx.expand(-1, -1, *t.shape[2:])) for t in kv)
+    def _log_probs(self, x: torch.Tensor, level: int) -> torch.Tensor:
+        return torch.log_softmax(self.logits(self.dec_norm(x), level), dim=-1)
 
 
 def _cached_self_attention(a: Attention, cache: list, i: int, y: torch.Tensor) -> torch.Tensor:
@@ -435,14 +386,6 @@ def _cached_self_attention(a: Attention, cache: list, i: int, y: torch.Tensor) -
     cache[i] = (k, v)
     w = torch.softmax((q.unsqueeze(3) @ k.transpose(-1, -2)) / math.sqrt(a.dh), dim=-1)
     return a.o((w @ v).squeeze(3).flatten(-2))
-
-
-ROWS_PER_BLOCK = 2048  # rows of d_model floats: a block's activations stay in cache
-
-
-def _blocks(t: torch.Tensor, rows_per_item: int) -> tuple[torch.Tensor, ...]:
-    """t split along its first axis into blocks of about ROWS_PER_BLOCK rows of work."""
-    return t.split(max(1, ROWS_PER_BLOCK // max(rows_per_item, 1)))
 
 
 def sid_logprob(logits: list[torch.Tensor], y: torch.Tensor) -> torch.Tensor:

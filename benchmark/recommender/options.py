@@ -8,9 +8,12 @@ recorded config (a result's recipe, a cached tokenizer) that holds it at that va
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from tasks.errors import BenchError
+from tasks.typed import typed
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -62,3 +65,11 @@ def without_withdrawn(cls: type, data: dict, where: str) -> dict:
             if type(value) is not type(w.value) or value != w.value:
                 raise BenchError(f"{where}: {w.refusal()}; only {w.value!r} is read")
     return out
+
+
+def recorded_config(cls: type[T], data: object, where: str) -> T:
+    """A config dataclass from untrusted JSON (a result's recipe, a tokenizer's or checkpoint's
+    config): `tasks.typed` after the withdrawn options it may hold at their one value."""
+    if not isinstance(data, dict):
+        raise BenchError(f"{where}: expected a JSON object, found {type(data).__name__}")
+    return typed(cls, without_withdrawn(cls, data, where), where)

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.metrics.evidence import target_ranks
-from benchmark.metrics.registry import ndcg_at_k
+from benchmark.metrics.ranking import ndcg_at_k
 from benchmark.recommender.data import histories, seen_items, training_windows
 from benchmark.recommender.train import EpochSelector, adamw, ranking_metrics, seed_everything
 from tasks.prepare import PreparedTask

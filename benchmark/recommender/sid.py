@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-import typing
-from dataclasses import MISSING, dataclass, fields, replace
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
-from types import UnionType
 from typing import ClassVar
 
 import numpy as np
 
 from benchmark.recommender.device import on_cpu
-from benchmark.recommender.options import Withdrawn, config_dict, without_withdrawn
+from benchmark.recommender.options import Withdrawn, config_dict, recorded_config
 from benchmark.util.atomic import write_text_atomic, written_atomic
 from benchmark.util.hashing import file_digest
 from tasks.errors import BenchError
@@ -335,7 +332,7 @@ class SemanticIds:
         codes = _checked_codes(doc["codes"], sizes, n_items, path)
         config = None
         if doc["config"] is not None:
-            config = typed_config(SIDConfig, doc["config"], f"{path}: config")
+            config = recorded_config(SIDConfig, doc["config"], f"{path}: config")
         arrays: tuple[np.ndarray, ...] = ()
         if doc["centroids"] is not None:
             if not centroids:
@@ -410,51 +407,6 @@ def _load_centroids(path: Path, ref: object) -> tuple[np.ndarray, ...]:
         return tuple(arrays[f"level{j}"] for j in range(len(arrays)))
     except (SafetensorError, KeyError) as exc:
         raise BenchError(f"{cpath}: not the centroids saved with {path} ({exc})") from None
-
-
-def typed_config(cls: type, data: object, where: str):
-    """A config dataclass from untrusted JSON: an object of known fields, each of its field's
-    type (a bool is not an int, a number is finite, an int stands for a float, a list of ints
-    for a tuple of ints); a one-line BenchError starting with `where` otherwise."""
-    if not isinstance(data, dict):
-        raise BenchError(f"{where}: expected a JSON object, found {type(data).__name__}")
-    data = without_withdrawn(cls, data, where)
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in fields(cls)]
-    unknown = sorted(set(data) - set(names))
-    if unknown:
-        raise BenchError(f"{where}: unknown field {unknown[0][:40]!r} (known: {', '.join(names)})")
-    missing = [f.name for f in fields(cls) if f.name not in data
-               and f.default is MISSING and f.default_factory is MISSING]  # fmt: skip
-    if missing:
-        raise BenchError(f"{where}: missing field {missing[0]!r}")
-    for name, value in data.items():
-        if not _of_type(value, hints[name]):
-            raise BenchError(f"{where}: field {name!r} must be {_type_name(hints[name])}, got "
-                             f"{type(value).__name__} {_short(value)}")  # fmt: skip
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-    values = {k: float(v) if hints[k] is float else v for k, v in values.items()}
-    try:
-        return cls(**values)
-    except BenchError as exc:
-        raise BenchError(f"{where}: {exc}") from None
-
-
-def _of_type(value: object, tp: object) -> bool:
-    if typing.get_origin(tp) in (typing.Union, UnionType):
-        return any(_of_type(value, arg) for arg in typing.get_args(tp))
-    if typing.get_origin(tp) is tuple:
-        (elem, _) = typing.get_args(tp)
-        return isinstance(value, list) and all(_of_type(v, elem) for v in value)
-    if tp is float:
-        return type(value) in (int, float) and math.isfinite(value)
-    if tp is type(None):
-        return value is None
-    return type(value) is tp
-
-
-def _type_name(tp: object) -> str:
-    return getattr(tp, "__name__", str(tp))
 
 
 def _short(value: object) -> str:

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from benchmark.metrics.evidence import target_ranks
-from benchmark.metrics.registry import ndcg_at_k, recall_at_k
+from benchmark.metrics.ranking import ndcg_at_k, recall_at_k
 from benchmark.recommender.data import (
     histories,
     seen_items,
@@ -23,7 +23,7 @@ from benchmark.recommender.data import (
     to_codes,
     training_windows,
 )
-from benchmark.recommender.decoding import Trie, beam_search
+from benchmark.recommender.decoding import Trie, beam_search, prefix_states
 from benchmark.recommender.model import SIDRecommender
 from benchmark.recommender.options import Withdrawn, config_dict
 from tasks.prepare import PreparedTask
@@ -170,7 +170,7 @@ def recommend(
     """Top-k item ids (N, k) for the histories before each absolute position."""
     model.eval()
     trie = Trie(codes, sizes, allowed)
-    states = model.prefix_states(trie.paths)
+    states = prefix_states(model, trie.paths)
     codes_t = torch.tensor(codes)
     hist, lengths = histories(task, positions)
     out = np.full((len(positions), k), -1, dtype=np.int64)

@@ -22,14 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmark.metrics.stat import MetricStat
 from tasks.errors import BenchError
+from tasks.typed import typed
 from tasks.untrusted import read_json
 
 MAX_RESULT_BYTES = 16 * 2**20
 
 SCHEMA_VERSION = 3
 NUM, INT, STR, DICT, BOOL = "number", "integer", "string", "object", "boolean"
-STAT_FIELDS = {"value": NUM, "ci_low": NUM, "ci_high": NUM, "n": INT}
 OLD_VERSION_MESSAGE = (
     "schema version {v} is a protocol 1.x result (leave-one-out, forgetting scored against "
     "zero); protocol 2.1 metrics cannot be derived from it: re-run the cell with this harness "
@@ -145,7 +146,7 @@ class ResultRecord:
     oracle: OracleRef
     seed: int
     reference: bool  # the retrain row: the reference its own cell is scored against, never ranked
-    metrics: dict  # name -> {"value", "ci_low", "ci_high", "n"}
+    metrics: dict[str, MetricStat]
     cost: dict = field(metadata=_required(unlearn_seconds=NUM, peak_memory_mib=NUM))
     evidence: EvidenceRef
     environment: dict = field(
@@ -160,7 +161,7 @@ class ResultRecord:
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        out = {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        out = dataclasses.asdict(self)
         for name in ("evaluation", "artifacts", "tuning"):
             if out[name] is None:
                 del out[name]
@@ -180,15 +181,10 @@ class ResultRecord:
             at = f"field '{name}': " if name and name != "schema_version" else ""
             raise ResultsError(f"{where}: {at}{message}{more}")
         known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
-        hints = typing.get_type_hints(cls)
-        values = {}
-        for f in dataclasses.fields(cls):
-            if f.name in known and f.name in data:
-                tp = hints[f.name]
-                value = data[f.name]
-                values[f.name] = _typed(tp, value)
-        values["extra"] = {k: v for k, v in data.items() if k not in known}
-        return cls(**values)
+        body = {k: v for k, v in data.items() if k in known}
+        # nested objects drop the keys this version does not know; a NaN statistic is "undefined"
+        rec = typed(cls, body, where, unknown="drop", finite=False, error=ResultsError)
+        return dataclasses.replace(rec, extra={k: v for k, v in data.items() if k not in known})
 
     @classmethod
     def read(cls, path: str | Path) -> ResultRecord:
@@ -200,25 +196,13 @@ class ResultRecord:
             raise ResultsError(f"{path}: a result file holds a JSON object")
         return cls.from_dict(data, str(path))
 
-    def metric(self, name: str) -> Any:
+    def metric(self, name: str) -> float | None:
         """A metric's value (None when the record does not hold it)."""
-        entry = self.metrics.get(name)
-        return entry.get("value") if isinstance(entry, dict) else None
+        stat = self.metrics.get(name)
+        return None if stat is None else stat.value
 
     def path_under(self, root: Path) -> Path:
         return result_path(root, self.task.name, self.method.name, self.seed)
-
-
-def _typed(tp: Any, value: Any) -> Any:
-    """A nested reference from its JSON object (keys this version does not know are dropped)."""
-    if not (isinstance(tp, type) and dataclasses.is_dataclass(tp)):
-        return value
-    return tp(**{f.name: value[f.name] for f in dataclasses.fields(tp)})
-
-
-def _plain(value: Any) -> Any:
-    is_instance = dataclasses.is_dataclass(value) and not isinstance(value, type)
-    return dataclasses.asdict(value) if is_instance else value
 
 
 # --- the checks, derived from the record's own fields ---
@@ -245,6 +229,7 @@ def _schema_fields(cls: type, prefix: str = "") -> dict[str, str]:
 
 
 FIELDS: dict[str, str] = _schema_fields(ResultRecord)  # dotted name -> JSON kind, all required
+STAT_FIELDS = {name: _KINDS[tp] for name, tp in typing.get_type_hints(MetricStat).items()}
 
 
 def is_kind(value: Any, kind: str) -> bool:
@@ -287,4 +272,19 @@ def schema_problems(rec: Any) -> list[tuple[str, str]]:
             continue
         if not is_kind(value, kind):
             out.append((name, f"must be a JSON {kind}, got {type(value).__name__}"))
+    return out + stat_problems(rec.get("metrics"))
+
+
+def stat_problems(metrics: Any) -> list[tuple[str, str]]:
+    """Each metric's statistic an object of `STAT_FIELDS` (what `MetricStat` reads)."""
+    if not isinstance(metrics, dict):
+        return []  # reported as the field's kind
+    out = []
+    for name, stat in metrics.items():
+        at = f"metrics.{name}"
+        if not isinstance(stat, dict):
+            out.append((at, "must be an object with value, ci_low, ci_high, n"))
+            continue
+        out += [(f"{at}.{s}", f"missing or not a JSON {kind}") for s, kind in STAT_FIELDS.items()
+                if not is_kind(stat.get(s), kind)]  # fmt: skip
     return out

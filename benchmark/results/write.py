@@ -9,10 +9,12 @@ import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from benchmark import __version__
 from benchmark.metrics.protocol import is_oracle
+from benchmark.metrics.stat import MetricStat
 from benchmark.results.record import (
     SCHEMA_VERSION,
     BackboneRef,
@@ -55,40 +57,54 @@ def environment() -> dict:
     }
 
 
-def result_record(ctx, cell: dict, evidence: EvidenceRef) -> ResultRecord:
-    task, method = ctx.task, cell["method"]
-    base, oracle = ctx.base(), ctx.oracle()
-    return ResultRecord(
-        schema_version=SCHEMA_VERSION,
-        harness_version=__version__,
-        task=TaskRef(
-            name=task.spec.name,
-            version=task.spec.version,
-            identity=task.spec.identity,
-            data_hash=task.content_hash,
-            protocol=task.spec.split.protocol,
-        ),
-        method=MethodRef(
-            name=method.name,
-            version=method.version,
-            config=method.config_dict(),
-            config_hash=method.config_hash(),
-        ),
-        backbone=BackboneRef(
-            config=ctx.backbone_cfg.to_dict(),
-            config_hash=ctx.backbone_cfg.config_hash(),
-            checkpoint_sha256=base.checkpoint_hash,
-        ),
-        oracle=OracleRef(ctx.oracle_version(), oracle.log["checkpoint_sha256"]),
-        seed=ctx.seed,
-        reference=is_oracle(method.name),
-        metrics=cell["metrics"],
-        cost=cell["cost"],
-        evidence=evidence,
-        environment=environment(),
-        timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        evaluation=dataclasses.asdict(ctx.eval_cfg),
-    )
+@dataclasses.dataclass(frozen=True)
+class CellCost:
+    """What a cell cost: the method's unlearning (time, peak memory, its speed-up over the
+    oracle's training), and the shared work around it (`tracer-bench perf` breaks it down)."""
+
+    unlearn_seconds: float
+    peak_memory_mib: float
+    memory_increase_mib: float
+    speedup_over_retrain: float
+    retrain_seconds: float  # the oracle's tokenizer and training
+    base_seconds: float  # the base model's tokenizer and training
+    evaluation_seconds: float  # everything after the method returned
+    evaluation_parts: dict[str, float]
+    reference_seconds: float  # the original's and the oracle's evidence (NaN: not computed)
+
+
+@dataclasses.dataclass(frozen=True)
+class CellResult:
+    """What one finished (task, method, seed) cell hands to its result record: what ran, on
+    which models, the metrics with their intervals, the cost and the evidence."""
+
+    task: TaskRef
+    method: MethodRef
+    backbone: BackboneRef
+    oracle: OracleRef
+    seed: int
+    evaluation: dict  # the evaluation config, as `verify` re-evaluates with it
+    metrics: dict[str, MetricStat]
+    cost: CellCost
+    evidence: pd.DataFrame
+
+    def record(self, evidence: EvidenceRef, extra_cost: dict | None = None) -> ResultRecord:
+        return ResultRecord(
+            schema_version=SCHEMA_VERSION,
+            harness_version=__version__,
+            task=self.task,
+            method=self.method,
+            backbone=self.backbone,
+            oracle=self.oracle,
+            seed=self.seed,
+            reference=is_oracle(self.method.name),
+            metrics=self.metrics,
+            cost={**dataclasses.asdict(self.cost), **(extra_cost or {})},
+            evidence=evidence,
+            environment=environment(),
+            timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            evaluation=self.evaluation,
+        )
 
 
 def json_bytes(data: dict) -> bytes:
@@ -120,7 +136,7 @@ class CellFiles:
 
 
 def cell_files(
-    path: Path, ctx, cell: dict, extra_cost: dict | None = None,
+    path: Path, cell: CellResult, extra_cost: dict | None = None,
     artifacts: dict[str, bytes] | None = None, tuning: dict | None = None,
 ) -> CellFiles:  # fmt: skip
     """The files of the result to be written at `path`: the JSON records the evidence file's
@@ -128,10 +144,9 @@ def cell_files(
     from benchmark.metrics.evidence import evidence_bytes, evidence_path
     from benchmark.results.artifacts import artifacts_dir
 
-    ev = evidence_bytes(cell["evidence"])
-    evidence = EvidenceRef(evidence_path(path).name, bytes_digest(ev), len(cell["evidence"]))
-    record = result_record(ctx, cell, evidence)
-    record.cost.update(extra_cost or {})
+    ev = evidence_bytes(cell.evidence)
+    evidence = EvidenceRef(evidence_path(path).name, bytes_digest(ev), len(cell.evidence))
+    record = cell.record(evidence, extra_cost)
     if tuning is not None:
         record = dataclasses.replace(record, tuning=tuning)
     if artifacts is not None:
@@ -142,10 +157,10 @@ def cell_files(
     return CellFiles(record.to_json(), ev, artifacts)
 
 
-def save_result(path: Path, ctx, cell: dict, extra_cost: dict | None = None) -> None:
+def save_result(path: Path, cell: CellResult) -> None:
     """The evidence parquet first, then the result JSON (which records the evidence's hash): a
     JSON on disk always has its evidence, and a run killed in between simply redoes the cell."""
-    cell_files(path, ctx, cell, extra_cost).write(path)
+    cell_files(path, cell).write(path)
 
 
 def save_verified(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.metrics.evidence import evidence_path
-from benchmark.metrics.registry import ndcg_at_k, recall_at_k
+from benchmark.metrics.ranking import ndcg_at_k, recall_at_k
 
 
 def main(root: str) -> None:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from benchmark.metrics.evidence import target_ranks
-from benchmark.metrics.registry import recall_at_k
+from benchmark.metrics.ranking import recall_at_k
 from benchmark.recommender.backbone import BackboneConfig, backbone_dir, load_backbone
 from benchmark.recommender.features import train_interactions
 from benchmark.recommender.sasrec import SASRecConfig, sasrec_topk, train_sasrec

@@ -18,7 +18,7 @@ import torch
 from backbone_variants import variant
 
 from benchmark.metrics.evidence import target_ranks
-from benchmark.metrics.registry import ndcg_at_k, recall_at_k
+from benchmark.metrics.ranking import ndcg_at_k, recall_at_k
 from benchmark.recommender.backbone import evaluate_backbone, get_backbone
 from benchmark.recommender.data import histories, seen_items, to_codes
 from benchmark.recommender.decoding import Trie, level_logprobs

@@ -21,7 +21,7 @@ import torch
 from backbone_variants import variant
 
 from benchmark.metrics.evidence import target_ranks
-from benchmark.metrics.registry import ndcg_at_k, recall_at_k
+from benchmark.metrics.ranking import ndcg_at_k, recall_at_k
 from benchmark.recommender.backbone import get_backbone
 from benchmark.recommender.oracle import train_oracle
 from benchmark.recommender.train import recommend

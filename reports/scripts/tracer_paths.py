@@ -19,7 +19,7 @@ import torch
 from tabulate import tabulate
 
 from benchmark.app.cell import CellContext
-from benchmark.app.cli import parse_method_configs
+from benchmark.app.cli.run import parse_method_configs
 from benchmark.evaluation.probes import EvalConfig, latent_ranks, make_pools
 from benchmark.recommender.backbone import task_backbone
 from benchmark.recommender.data import histories, to_codes

@@ -85,7 +85,7 @@ def main() -> None:
                        for k, v in VARIANTS[name].items()))  # fmt: skip
         return
     from benchmark.app.cell import CellContext, run_cell
-    from benchmark.app.cli import parse_method_configs
+    from benchmark.app.cli.run import parse_method_configs
     from benchmark.evaluation.probes import EvalConfig
     from benchmark.recommender.backbone import BackboneConfig
     from benchmark.recommender.device import configure_device
@@ -110,13 +110,13 @@ def main() -> None:
                 ctx = CellContext(task, seed, BackboneConfig(), cfg, False)
                 for variant in chosen:
                     overrides = {**under, **VARIANTS[variant]}
-                    cell = run_cell(ctx, "tracer", overrides)
+                    cell, _ = run_cell(ctx, "tracer", overrides)
                     row = {
                         "task": name, "seed": seed, "split": split, "variant": variant,
                         "under": under,
-                        **{k: cell["metrics"][k]["value"] for k in KEYS},
-                        "unlearn_seconds": cell["cost"]["unlearn_seconds"],
-                        "evaluation_seconds": cell["cost"]["evaluation_seconds"],
+                        **{k: cell.metrics[k].value for k in KEYS},
+                        "unlearn_seconds": cell.cost.unlearn_seconds,
+                        "evaluation_seconds": cell.cost.evaluation_seconds,
                     }  # fmt: skip
                     fh.write(json.dumps(row) + "\n")
                     fh.flush()

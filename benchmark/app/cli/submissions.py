@@ -1,21 +1,20 @@
-"""The `publish`, `validate` and `compare` subcommands (benchmark.app.cli wires `add_parsers` in).
-Each handler returns the exit status; bad input raises BenchError (one stderr line, status 2)."""
+"""`tracer-bench publish | validate | compare | verify`: results that travel. Publish a folder as
+a Hugging Face dataset (a pull request: a submission), check a submission's files, compare two
+result sets, re-evaluate a submission's artifacts and sign what reproduced."""
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
-from leaderboard.cli import add_trust_option
+from benchmark.app.cli.board import add_trust_option
 from tasks.errors import BenchError
 
-KEY_HELP = "board-key.pem in the configuration folder, $TRACER_BENCH_CONFIG"
 TASK_FILE_HELP = "a task .toml file to accept besides the standard suite (repeatable)"
 
 
-def cmd_publish(args: argparse.Namespace) -> int:
+def _cmd_publish(args: argparse.Namespace) -> int:
     from benchmark.results.keys import trusted_keys
     from leaderboard.publish import publish
 
@@ -37,7 +36,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_validate(args: argparse.Namespace) -> int:
+def _cmd_validate(args: argparse.Namespace) -> int:
     from benchmark.app.verify import reference_frame
     from benchmark.results.keys import trusted_keys
     from leaderboard.validate import validate
@@ -50,7 +49,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
-def cmd_compare(args: argparse.Namespace) -> int:
+def _cmd_compare(args: argparse.Namespace) -> int:
     from benchmark.metrics.registry import SUMMARY_METRICS
     from leaderboard.compare import compare, parse_tolerances
 
@@ -62,67 +61,37 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 1 if result.regressions else 0
 
 
-def cmd_key_create(args: argparse.Namespace) -> int:
-    from benchmark.results.keys import create_key, default_key_path
+def _cmd_verify(args: argparse.Namespace) -> int:
+    """Exit 0 when every cell reproduced (verified results written), 1 on a mismatch, 2 on bad
+    input (a missing or tampered artifact, an unknown task)."""
+    from benchmark.app.verify import verify_result
+    from benchmark.recommender.backbone import set_threads
+    from benchmark.results.keys import default_key_path, load_private
+    from benchmark.results.record import result_files
 
-    path = Path(args.out) if args.out else default_key_path()
-    public = create_key(path)
-    print(f"board key written to {path} (owner-only; keep it out of every results folder)",
-          file=sys.stderr)  # fmt: skip
-    print(public)
-    return 0
-
-
-def cmd_key_show(args: argparse.Namespace) -> int:
-    from benchmark.results.keys import default_key_path, load_private, public_text
-
-    key = load_private(Path(args.key) if args.key else default_key_path())
-    print(public_text(key.public_key()))
-    return 0
-
-
-def cmd_key_trust(args: argparse.Namespace) -> int:
-    from benchmark.results.keys import add_trusted
-
-    print(f"trusted {args.public_key.strip()} (in {add_trusted(args.public_key)})")
-    return 0
-
-
-def cmd_key_resign(args: argparse.Namespace) -> int:
-    from benchmark.results.keys import default_key_path, load_private, trusted_keys
-    from benchmark.results.ledger import resign
-
-    key = load_private(Path(args.key) if args.key else default_key_path())
-    kept, dropped = resign(Path(args.results_dir), key, trusted_keys(args.trust))
-    for line in dropped:
-        print(f"dropped {line}")
-    print(f"{kept} entries re-signed with the new key; {len(dropped)} dropped")
-    return 1 if dropped else 0
+    key = load_private(Path(args.key) if args.key else default_key_path())  # before any work
+    set_threads(args.threads)
+    root = Path(args.submission)
+    if not root.exists():
+        raise BenchError(f"no such file or folder: {root}")
+    files = [root] if root.is_file() else result_files(root)
+    if not files:
+        raise BenchError(f"{root}: no result files (<task>/<method>/seed<N>.json)")
+    failed = 0
+    for f in files:
+        path, mismatches = verify_result(f, Path(args.out), args.task_file, key)
+        if mismatches:
+            failed += 1
+            print(
+                f"{f}: NOT verified: {'; '.join(mismatches[:3])}"
+                + (f" (+{len(mismatches) - 3} more)" if len(mismatches) > 3 else "")
+            )
+        else:
+            print(f"{f}: verified -> {path}")
+    return 1 if failed else 0
 
 
-def add_key_parsers(sub: argparse._SubParsersAction) -> None:
-    keys = sub.add_parser("key", help="the board's signing key and the keys you trust (✓)")
-    ksub = keys.add_subparsers(dest="key_command", required=True)
-    p = ksub.add_parser("create", help="create the board's Ed25519 private key; print its "
-                        "public key")  # fmt: skip
-    p.add_argument("--out", metavar="FILE", help=f"where (default: {KEY_HELP})")
-    p.set_defaults(func=cmd_key_create)
-    p = ksub.add_parser("show", help="print the public key of the board's private key")
-    p.add_argument("--key", metavar="FILE", help=f"the private key (default: {KEY_HELP})")
-    p.set_defaults(func=cmd_key_show)
-    p = ksub.add_parser("trust", help="add a public key to your trusted-keys.txt")
-    p.add_argument("public_key", metavar="KEY", help="ed25519:<base64>")
-    p.set_defaults(func=cmd_key_trust)
-    p = ksub.add_parser("resign", help="key rotation: re-sign a board's ledger entries that "
-                        "verify under a trusted (old) key with the new --key")  # fmt: skip
-    p.add_argument("results_dir", metavar="RESULTS_DIR")
-    p.add_argument("--key", metavar="FILE", help=f"the new private key (default: {KEY_HELP})")
-    add_trust_option(p)
-    p.set_defaults(func=cmd_key_resign)
-
-
-def add_parsers(sub: argparse._SubParsersAction) -> None:
-    add_key_parsers(sub)
+def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("publish", help="publish a results folder as a Hugging Face dataset")
     p.add_argument("results_dir", metavar="RESULTS_DIR")
     p.add_argument("--repo", required=True, metavar="ORG/NAME", help="the dataset repo")
@@ -137,7 +106,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dry-run", action="store_true", help="never upload, even with a token")
     p.add_argument("--task-file", action="append", default=[], help=TASK_FILE_HELP)
     add_trust_option(p)
-    p.set_defaults(func=cmd_publish)
+    p.set_defaults(func=_cmd_publish)
 
     p = sub.add_parser("validate", help="check a submission (results folder or result JSON)")
     p.add_argument("path", metavar="PATH")
@@ -149,7 +118,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "models (cached or trained; they must be the checkpoints the results name)",
     )
     add_trust_option(p)
-    p.set_defaults(func=cmd_validate)
+    p.set_defaults(func=_cmd_validate)
 
     p = sub.add_parser(
         "compare",
@@ -169,4 +138,16 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "--n-boot", type=int, default=1000, metavar="N",
         help="bootstrap replicates of the paired difference (default 1000)",
     )  # fmt: skip
-    p.set_defaults(func=cmd_compare)
+    p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser(
+        "verify", help="re-evaluate a submission's artifacts here; write the verified results"
+    )
+    p.add_argument("submission", help="a result JSON or a results folder, with artifacts beside")
+    p.add_argument("--out", default="verified", help="verified results go here (default: verified)")
+    p.add_argument("--key", metavar="FILE", help="the board's private key that signs the ledger "
+                   "(default: board-key.pem in the configuration folder; `tracer-bench key "
+                   "create`)")  # fmt: skip
+    p.add_argument("--task-file", action="append", default=[], help="a task .toml (repeatable)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    p.set_defaults(func=_cmd_verify)

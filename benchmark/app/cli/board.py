@@ -1,46 +1,23 @@
-"""The `leaderboard` subcommand: `leaderboard RESULTS_DIR [--format md|csv|latex|html]
-[--compact | --view full|compact|headline] [--out FILE] [--plots DIR] [--site DIR] [--n-boot N]`.
-Errors are BenchError (one line, exit status 2)."""
+"""`tracer-bench leaderboard RESULTS_DIR [--format md|csv|latex|html] [--compact | --view
+full|compact|headline] [--out FILE] [--plots DIR] [--site DIR] [--n-boot N]`: the board's tables,
+trade-off plots and static page (built by `leaderboard`); and `--trust`, the option of every
+command that shows which rows are verified."""
 
 from __future__ import annotations
 
 import argparse
-import re
 import sys
-from pathlib import Path
 
-from benchmark.metrics.registry import N_BOOT
+from benchmark.metrics.bootstrap import N_BOOT
 from leaderboard.table import FORMATS, VIEWS
 
 
-def plot_name(identity: str, data_hash: str, backbone: str, unique: bool) -> str:
-    """A file name for a task group's plot: the task identity, plus short hashes when the
-    identity has several (data hash, backbone) groups."""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", identity.replace("@", "-"))
-    return f"{stem}.png" if unique else f"{stem}-{data_hash[:8]}-{backbone[:8]}.png"
-
-
-def write_plots(table, out_dir: str | Path) -> list[Path]:
-    """One trade-off plot per task group under `out_dir`; returns the paths written."""
-    from leaderboard.plot import tradeoff_plot
-    from leaderboard.table import sections
-
-    groups = [keys for keys, _ in sections(table)]
-    paths = []
-    for identity, data_hash, backbone in groups:
-        unique = sum(g[0] == identity for g in groups) == 1
-        path = Path(out_dir) / plot_name(identity, data_hash, backbone, unique)
-        paths.append(
-            tradeoff_plot(table, identity, path, data_hash=data_hash, backbone_hash=backbone)
-        )
-    return paths
-
-
-def run(args: argparse.Namespace) -> int:
+def _cmd_leaderboard(args: argparse.Namespace) -> int:
     """Print (or write to --out) the leaderboard table; optionally write plots and the site."""
     from benchmark.results.keys import trusted_keys
     from benchmark.util.atomic import write_text_atomic
-    from leaderboard.html import render_page
+    from leaderboard.html import write_site
+    from leaderboard.plot import write_plots
     from leaderboard.table import (
         COMPACT_METRICS,
         ResultsError,
@@ -67,8 +44,7 @@ def run(args: argparse.Namespace) -> int:
         for path in write_plots(table, args.plots):
             print(f"wrote {path}", file=sys.stderr)
     if args.site:
-        page = render_page(table, source=Path(args.results_dir).name)
-        print(f"wrote {write_text_atomic(Path(args.site) / 'index.html', page)}", file=sys.stderr)
+        print(f"wrote {write_site(args.results_dir, args.site, table=table)}", file=sys.stderr)
     if df.attrs.get("failed"):
         print(f"skipped {df.attrs['failed']} failed runs (seed<N>.failed.json)", file=sys.stderr)
     return 0
@@ -83,9 +59,7 @@ def add_trust_option(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add the `leaderboard` subcommand to an argparse subparsers object; its `func(args)`
-    returns the exit code."""
+def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "leaderboard",
         help="leaderboard tables, trade-off plots and a static HTML page from a results folder",
@@ -115,5 +89,4 @@ def add_parsers(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--n-boot", type=int, default=N_BOOT, metavar="N",
         help=f"bootstrap replicates for ranks and intervals (default {N_BOOT})",
     )  # fmt: skip
-    p.set_defaults(func=run)
-    return p
+    p.set_defaults(func=_cmd_leaderboard)
