@@ -20,6 +20,14 @@ from tabulate import tabulate
 from benchmark import __version__
 from benchmark.metrics.evidence import evidence_path
 from benchmark.metrics.registry import SUMMARY_METRICS
+from benchmark.results.checkpoints import (
+    CHECKPOINTS,
+    FILES,
+    KINDS,
+    CheckpointError,
+    board_checkpoint,
+    board_pairs,
+)
 from benchmark.results.ledger import LEDGER_NAME, ledger_path, read_ledger
 from benchmark.util.atomic import folder_atomic
 from leaderboard.table import (
@@ -39,7 +47,7 @@ LICENSE = "apache-2.0"
 TAGS = ["tracer-bench", "benchmark", "leaderboard", "machine-unlearning", "recommender-systems",
         "generative-recommendation", "semantic-ids"]  # fmt: skip
 REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
-PUBLISHED = ("README.md", "leaderboard.parquet", "results.parquet", "results")
+PUBLISHED = ("README.md", "leaderboard.parquet", "results.parquet", "results", CHECKPOINTS)
 
 
 @dataclass
@@ -173,8 +181,9 @@ folder = snapshot_download("{repo_id}", repo_type="dataset", allow_patterns="res
 
 
 def dataset_card(
-    board: pd.DataFrame, repo_id: str, n_results: int, keys: Sequence[str] = ()
-) -> str:
+    board: pd.DataFrame, repo_id: str, n_results: int, keys: Sequence[str] = (),
+    checkpoints: list[Shipped] | None = None,
+) -> str:  # fmt: skip
     data = DatasetCardData(
         license=LICENSE,
         pretty_name="tracer-bench results",
@@ -187,6 +196,8 @@ def dataset_card(
         ],
     )  # fmt: skip
     body = card_body(board, repo_id, n_results, keys)
+    if checkpoints is not None:
+        body += checkpoints_text(checkpoints, repo_id)
     return str(DatasetCard(f"---\n{data.to_yaml()}\n---\n\n{body}"))
 
 
@@ -210,17 +221,74 @@ def build_folder(
                 shutil.copyfile(src, target)
     if with_ledger and ledger_path(results_dir).is_file():
         shutil.copyfile(ledger_path(results_dir), ledger_path(copied))
+    shipped = copy_checkpoints(results_dir, dest) if with_ledger else None
     results = results_frame(copied, trusted)
     board = leaderboard_frame(results)
     keys = signing_keys(copied, results) if with_ledger else []
     results["evidence"] = [Path(p).relative_to(dest).as_posix() if p else ""
                            for p in results["evidence"]]  # fmt: skip
-    (dest / "README.md").write_text(dataset_card(board, repo_id, len(results), keys))
+    (dest / "README.md").write_text(dataset_card(board, repo_id, len(results), keys, shipped))
     board.attrs = {}  # pandas would store attrs in the parquet metadata
     results.to_parquet(dest / "results.parquet", index=False)
     board.to_parquet(dest / "leaderboard.parquet", index=False)
     files = sorted(p for p in dest.rglob("*") if p.is_file())
     return [(p.relative_to(dest).as_posix(), p.stat().st_size) for p in files]
+
+
+@dataclass(frozen=True)
+class Shipped:
+    """One (task, seed)'s base model or oracle, and whether the dataset carries it."""
+
+    task: str
+    seed: int
+    kind: str
+    sha256: str
+    included: bool
+
+
+def copy_checkpoints(results_dir: Path, dest: Path) -> list[Shipped]:
+    """The board's own publish carries the base models and oracles its results name, from
+    `results_dir/checkpoints/` (`tracer-bench checkpoints pack`), each checked against its hash;
+    a submission's carries none."""
+    out = []
+    for (task, seed, _), pair in sorted(board_pairs(results_dir).items()):
+        for kind in KINDS:
+            sha = pair.sha(kind)
+            try:
+                folder = board_checkpoint(results_dir, kind, sha)
+            except CheckpointError:
+                out.append(Shipped(task, seed, KINDS[kind], sha, False))
+                continue
+            target = dest / CHECKPOINTS / sha
+            if not target.exists():
+                target.mkdir(parents=True)
+                for name in FILES:
+                    shutil.copyfile(folder / name, target / name)
+            out.append(Shipped(task, seed, KINDS[kind], sha, True))
+    return out
+
+
+def checkpoints_text(shipped: list[Shipped], repo_id: str) -> str:
+    """The card's checkpoints section: each (task, seed)'s base model and oracle by sha256."""
+    rows = "\n".join(
+        f"| {s.task} | {s.seed} | {s.kind} | `{s.sha256}` | "
+        + (f"`{CHECKPOINTS}/{s.sha256}/`" if s.included else "not published")
+        + " |"
+        for s in shipped
+    )
+    return f"""
+## Checkpoints
+
+The base model and the retrain oracle of each (task, seed), the ones every result of the board was
+measured on (safetensors weights, the config as JSON, the tokenizer as JSON + safetensors),
+named by the sha256 of their weights that the results record. Evaluate a method on them, on any
+machine and without training them:
+`tracer-bench run --tasks TASK --methods METHOD --seeds SEED --checkpoints hf://datasets/{repo_id}`.
+
+| task | seed | model | sha256 | folder |
+|---|---|---|---|---|
+{rows}
+"""
 
 
 def signing_keys(copied: Path, results: pd.DataFrame) -> list[str]:

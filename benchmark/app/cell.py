@@ -30,6 +30,7 @@ from benchmark.metrics.stat import MetricStat
 from benchmark.recommender.backbone import BackboneConfig, get_backbone
 from benchmark.recommender.features import item_features
 from benchmark.recommender.oracle import ORACLE_VERSION, TrainedOracle, train_oracle
+from benchmark.results.checkpoint_source import CheckpointSource
 from benchmark.results.record import BackboneRef, MethodRef, OracleRef, TaskRef
 from benchmark.results.write import CellCost, CellResult
 from benchmark.util.memory import PeakRSS
@@ -54,6 +55,8 @@ class CellContext:
     # group, which built the oracle first, computes the oracle's evidence first
     reuse_reference: bool = True
     oracle_first: bool = False
+    # the base model and the oracle from a board instead of training (`--checkpoints`)
+    checkpoints: CheckpointSource | None = None
     _cache: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -73,6 +76,8 @@ class CellContext:
 
     def base(self):
         if "base" not in self._cache:
+            if self.checkpoints is not None:
+                self.checkpoints.install("models", self.task, self.backbone_cfg, self.seed)
             self._cache["base"], _ = get_backbone(
                 self.task, self.backbone_cfg, self.seed, self.progress, self.report
             )
@@ -82,6 +87,8 @@ class CellContext:
         """The retrain oracle of this (task, seed): trained once, cached on disk; it does not
         need the base model (parts of a split group build the two side by side)."""
         if "oracle" not in self._cache:
+            if self.checkpoints is not None:
+                self.checkpoints.install("oracles", self.task, self.backbone_cfg, self.seed)
             self._cache["oracle"] = train_oracle(
                 self.view(), self.backbone_cfg, self.seed, self.progress, self.report
             )

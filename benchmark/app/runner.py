@@ -23,6 +23,7 @@ from benchmark.app.cell import CellContext, run_cell
 from benchmark.app.executors import Event, Executor, InProcess, ProcessPool
 from benchmark.evaluation.probes import EvalConfig, task_protocol
 from benchmark.recommender.backbone import BackboneConfig, task_backbone
+from benchmark.results.checkpoint_source import CheckpointSource
 from benchmark.results.record import failure_path, result_path
 from benchmark.results.unlearned_model import artifact_files
 from benchmark.results.write import CellFiles, CellResult, cell_files, write_json_atomic
@@ -88,6 +89,7 @@ class GroupWork:
     eval_cfg: EvalConfig | None  # None: each task's own protocol (task_protocol) on `split`
     keep_artifacts: bool = False
     split: str = "test"
+    checkpoints: CheckpointSource | None = None  # the board's base models and oracles
 
     def __call__(self, group: Group, emit: Callable[[Event], None]) -> None:
         ctx = None
@@ -124,7 +126,7 @@ class GroupWork:
         ctx = CellContext(
             task, group.seed, self.backbone or task_backbone(task.spec), eval_cfg,
             progress=False, report=report,
-            oracle_first=group.oracle_first,
+            oracle_first=group.oracle_first, checkpoints=self.checkpoints,
         )  # fmt: skip
         models = [("base model", ctx.base), ("retrain oracle", ctx.oracle)]
         for step, build in [*models[:: -1 if group.oracle_first else 1],
@@ -250,6 +252,7 @@ def run_grid(
     executor: Executor | None = None,
     tuning: dict[str, dict] | None = None,
     split: str = "test",
+    checkpoints: CheckpointSource | None = None,
 ) -> dict:
     """Run every missing cell with `executor` (default: this process, or `jobs` local
     processes); returns counts {'done', 'skipped', 'failed'}, 'evaluation_seconds'
@@ -257,7 +260,9 @@ def run_grid(
     ({worker: groups it finished}). `tuning`: method -> the block its records carry
     (`benchmark.app.tune`). Each task is evaluated with its own protocol on `split`;
     `eval_cfg` replaces the protocols (tests: their task must declare the same values, so that
-    the results agree with their task), and its split must be `split`."""
+    the results agree with their task), and its split must be `split`. `checkpoints`: the base
+    models and oracles come from a board (`benchmark.results.checkpoints`), checked before any
+    work, instead of training."""
     for m in methods:
         get_method(m)  # unknown names fail before any work
     out = Path(out)
@@ -271,6 +276,10 @@ def run_grid(
             task_backbone(get_task(t))  # a bad [backbone] table fails before any work
     for m, overrides in (method_configs or {}).items():
         get_method(m)(**overrides)  # unknown methods or fields fail before any work
+    for t in tasks if checkpoints is not None else ():
+        spec = get_task(t)
+        for seed in seeds:  # a missing or altered checkpoint fails before any work
+            checkpoints.check(spec.identity, seed, backbone or task_backbone(spec))
     parts = jobs if executor is None else 1  # local processes share a group's work
     groups, skipped = plan_groups(
         tasks, methods, seeds, out, overwrite, method_configs, parts, tuning
@@ -280,7 +289,7 @@ def run_grid(
     bar = tqdm(total=total, initial=skipped, desc="grid", disable=not progress, unit="cell")
     if executor is None:
         executor = InProcess() if jobs <= 1 or len(groups) <= 1 else ProcessPool(jobs)
-    work = GroupWork(backbone, eval_cfg, save_artifacts, split=split)
+    work = GroupWork(backbone, eval_cfg, save_artifacts, split=split, checkpoints=checkpoints)
     counts["workers"] = executor.run(groups, work, ResultWriter(out, groups, bar, counts))
     bar.close()
     return counts

@@ -78,15 +78,16 @@ def _declares_retain_sid_changes(name: str) -> bool:
         return False
 
 
-def _context(record: ResultRecord, task, where: str, recipe):
-    """The (task, seed) context of a record, with this machine's base model and oracle and the
-    task's evaluation protocol; a BenchError when either model is not the checkpoint the record
-    names."""
+def _context(record: ResultRecord, task, where: str, recipe, checkpoints=None):
+    """The (task, seed) context of a record, with this machine's base model and oracle (or the
+    `checkpoints` board's) and the task's evaluation protocol; a BenchError when either model is
+    not the checkpoint the record names."""
     from benchmark.app.cell import CellContext
     from benchmark.evaluation.probes import task_protocol
 
     cfg = task_protocol(task.spec, record.seed)
-    ctx = CellContext(task, record.seed, recipe, cfg, progress=False, reuse_reference=False)
+    ctx = CellContext(task, record.seed, recipe, cfg, progress=False, reuse_reference=False,
+                      checkpoints=checkpoints)  # fmt: skip
     for what, have, want in (
         ("base model", ctx.base().checkpoint_hash, record.backbone.checkpoint_sha256),
         ("retrain oracle", ctx.oracle().log["checkpoint_sha256"], record.oracle.checkpoint_sha256),
@@ -98,19 +99,21 @@ def _context(record: ResultRecord, task, where: str, recipe):
     return ctx, cfg
 
 
-def reference_frame(record: ResultRecord, task):
+def reference_frame(record: ResultRecord, task, checkpoints=None):
     """The evidence columns of the original model and the oracle for a record's (task, seed),
     recomputed with this machine's models (`validate --recompute-reference`). Any method's frame
     from this reference shares them; the oracle's own evidence stands in for the method."""
     from benchmark.evaluation.probes import evidence_frame
 
     where = f"{record.task.identity} seed {record.seed}"
-    ctx, _ = _context(record, task, where, task_recipe(record, task, where))
+    ctx, _ = _context(record, task, where, task_recipe(record, task, where), checkpoints)
     ref = ctx.reference()
     return evidence_frame(task, ref, ref.oracle_evidence)
 
 
-def verify_result(result_json: Path, out: Path, task_files=(), key=None) -> tuple[Path, list[str]]:
+def verify_result(
+    result_json: Path, out: Path, task_files=(), key=None, checkpoints=None
+) -> tuple[Path, list[str]]:
     """Re-evaluate one cell. Returns (verified result path, mismatches); the verified result is
     written, its ledger entry signed with the board's private `key`, only when there is no
     mismatch."""
@@ -143,7 +146,7 @@ def verify_result(result_json: Path, out: Path, task_files=(), key=None) -> tupl
     # every check of the artifacts comes before the base model and the oracle are built
     folder = artifacts_dir(result_json)
     model, sids, banned = load_artifacts(folder, task.n_items, base_model_config(recipe, task))
-    ctx, cfg = _context(record, task, str(result_json), recipe)
+    ctx, cfg = _context(record, task, str(result_json), recipe, checkpoints)
 
     class Declared:  # what the checks need to know of the method; none of its code runs
         name = record.method.name

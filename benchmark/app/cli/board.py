@@ -1,7 +1,8 @@
 """`tracer-bench leaderboard RESULTS_DIR [--format md|csv|latex|html] [--compact | --view
 full|compact|headline] [--out FILE] [--plots DIR] [--site DIR] [--n-boot N]`: the board's tables,
 trade-off plots and static page (built by `leaderboard`); and `--trust`, the option of every
-command that shows which rows are verified."""
+command that shows which rows are verified; `tracer-bench checkpoints pack RESULTS_DIR`: the
+board's base models and oracles beside its results."""
 
 from __future__ import annotations
 
@@ -50,6 +51,21 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_checkpoints_pack(args: argparse.Namespace) -> int:
+    """Copy the base models and oracles a board's results name from this machine's cache into
+    the board's checkpoints/ folder; exit 1 when some are cached nowhere here."""
+    from benchmark.results.checkpoints import CHECKPOINTS, pack
+
+    written, missing = pack(args.results_dir)
+    for sha in written:
+        print(f"wrote {args.results_dir}/{CHECKPOINTS}/{sha}")
+    for sha in missing:
+        print(f"not in this machine's cache: {sha} (train it here, or take it from a board "
+              "that has it)")  # fmt: skip
+    print(f"{len(written)} written, {len(missing)} missing")
+    return 1 if missing else 0
+
+
 def add_trust_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--trust", action="append", default=[], metavar="KEY",
@@ -90,3 +106,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help=f"bootstrap replicates for ranks and intervals (default {N_BOOT})",
     )  # fmt: skip
     p.set_defaults(func=_cmd_leaderboard)
+
+    p = sub.add_parser(
+        "checkpoints",
+        help="a board's base models and oracles (`pack`: copy them from this machine's cache "
+        "into the board, so `--checkpoints BOARD` evaluates on them anywhere)",
+    )
+    action = p.add_subparsers(dest="action", required=True)
+    q = action.add_parser("pack", help="copy the cached checkpoints the results name into "
+                          "RESULTS_DIR/checkpoints/<sha256>/")  # fmt: skip
+    q.add_argument("results_dir", metavar="RESULTS_DIR")
+    q.set_defaults(func=_cmd_checkpoints_pack)

@@ -99,6 +99,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         got = tune(
             args.tasks, methods, args.seeds, Path(args.out), args.budget, args.selection_seeds,
             args.search_seed, progress=not args.quiet, jobs=args.jobs, executor=chosen,
+            checkpoints=checkpoint_source(args),
         )  # fmt: skip
     wall = time.perf_counter() - start
     board = Path(args.out) / "board"
@@ -128,7 +129,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         counts = run_grid(
             tasks, methods, seeds, out, args.overwrite, progress=not args.quiet, jobs=args.jobs,
             method_configs=parse_method_configs(args.config), save_artifacts=args.save_artifacts,
-            executor=chosen,
+            executor=chosen, checkpoints=checkpoint_source(args),
         )  # fmt: skip
     wall = time.perf_counter() - start
     children = peak_rss_mib(children=True)
@@ -157,8 +158,36 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 1 if counts["failed"] else 0
 
 
+def add_checkpoint_options(p: argparse.ArgumentParser) -> None:
+    """Base models and oracles from a board instead of training (`run`, `tune`, `verify`,
+    `validate`)."""
+    p.add_argument(
+        "--checkpoints",
+        metavar="BOARD",
+        help="take each (task, seed)'s base model and oracle from this board (a results folder "
+        "with checkpoints/, or hf://datasets/ORG/NAME[@REV]) instead of training them; each is "
+        "checked against the hash the board's results record",
+    )
+    p.add_argument(
+        "--train-models",
+        action="store_true",
+        help="with --checkpoints: train the models of a (task, seed) the board has none for",
+    )
+
+
+def checkpoint_source(args: argparse.Namespace):
+    """The `--checkpoints` board (downloaded first when on the Hub), or None."""
+    from benchmark.results.checkpoint_source import CheckpointSource
+    from benchmark.results.checkpoints import resolve
+
+    if args.checkpoints is None:
+        return None
+    return CheckpointSource(resolve(args.checkpoints), args.train_models)
+
+
 def add_grid_options(p: argparse.ArgumentParser) -> None:
     """Where a grid runs: local processes and threads, or a Dask cluster (`run`, `tune`)."""
+    add_checkpoint_options(p)
     p.add_argument(
         "--jobs",
         type=int,

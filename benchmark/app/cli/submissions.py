@@ -5,10 +5,12 @@ result sets, re-evaluate a submission's artifacts and sign what reproduced."""
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 from pathlib import Path
 
 from benchmark.app.cli.board import add_trust_option
+from benchmark.app.cli.run import add_checkpoint_options, checkpoint_source
 from tasks.errors import BenchError
 
 TASK_FILE_HELP = "a task .toml file to accept besides the standard suite (repeatable)"
@@ -41,7 +43,12 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from benchmark.results.keys import trusted_keys
     from leaderboard.validate import validate
 
-    recompute = reference_frame if args.recompute_reference else None
+    source = checkpoint_source(args)
+    recompute = None
+    if source is not None:  # the board's models at hand: recompute by default
+        recompute = functools.partial(reference_frame, checkpoints=source)
+    elif args.recompute_reference:
+        recompute = reference_frame
     problems = validate(args.path, args.task_file, recompute, trusted_keys(args.trust))
     for p in problems:
         print(p)
@@ -70,6 +77,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     from benchmark.results.record import result_files
 
     key = load_private(Path(args.key) if args.key else default_key_path())  # before any work
+    source = checkpoint_source(args)
     set_threads(args.threads)
     root = Path(args.submission)
     if not root.exists():
@@ -79,7 +87,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         raise BenchError(f"{root}: no result files (<task>/<method>/seed<N>.json)")
     failed = 0
     for f in files:
-        path, mismatches = verify_result(f, Path(args.out), args.task_file, key)
+        path, mismatches = verify_result(f, Path(args.out), args.task_file, key, source)
         if mismatches:
             failed += 1
             print(
@@ -115,8 +123,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--recompute-reference",
         action="store_true",
         help="also recompute the original model's and the oracle's evidence with this machine's "
-        "models (cached or trained; they must be the checkpoints the results name)",
+        "models (cached or trained; they must be the checkpoints the results name); on by "
+        "default with --checkpoints",
     )
+    add_checkpoint_options(p)
     add_trust_option(p)
     p.set_defaults(func=_cmd_validate)
 
@@ -150,4 +160,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "create`)")  # fmt: skip
     p.add_argument("--task-file", action="append", default=[], help="a task .toml (repeatable)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    add_checkpoint_options(p)
     p.set_defaults(func=_cmd_verify)
