@@ -5,6 +5,7 @@ as a Hub dataset."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -14,7 +15,9 @@ from conftest import assert_one_line_error, copy_results, edit, publish_dry_run,
 
 import benchmark.recommender.backbone as backbone
 from benchmark.app.runner import run_grid
-from benchmark.metrics.evidence import evidence_path
+from benchmark.metrics.bootstrap import metric_stats
+from benchmark.metrics.evidence import Evidence, evidence_path
+from benchmark.metrics.registry import evidence_metric_names
 from benchmark.results.checkpoint_source import CheckpointSource
 from benchmark.results.checkpoints import CHECKPOINTS, CheckpointError, board_pairs, pack, resolve
 from benchmark.results.record import ResultRecord
@@ -110,10 +113,11 @@ def test_a_foreign_checkpoint_named_by_forged_results_is_refused(board):
 
 
 def test_validate_recomputes_the_reference_columns_from_the_boards_checkpoints(
-    board, tmp_path, monkeypatch
+    board, tmp_path, monkeypatch, capsys
 ):
-    """A one-cell submission that rewrote its oracle columns passes plain `validate`; with the
-    board's checkpoints at hand `validate` recomputes them (no training) and sees it."""
+    """A one-cell submission that rewrote its oracle columns (and its metrics to match) passes
+    plain `validate`; with the board's checkpoints at hand `validate` recomputes them (no
+    training) and sees it."""
     import pandas as pd
 
     sub = tmp_path / "sub"
@@ -125,7 +129,9 @@ def test_validate_recomputes_the_reference_columns_from_the_boards_checkpoints(
     import hashlib
 
     digest = hashlib.sha256(evidence_path(f).read_bytes()).hexdigest()
-    edit(f, lambda r: r["evidence"].update(sha256=digest))
+    stats = metric_stats(Evidence.from_frame(frame), evidence_metric_names([1, 5, 10]), n_boot=20)
+    stats = {name: dataclasses.asdict(stat) for name, stat in stats.items()}
+    edit(f, lambda r: (r["evidence"].update(sha256=digest), r["metrics"].update(stats)))
     no_training(monkeypatch)
     from benchmark.app.verify import reference_frame
 
@@ -136,6 +142,12 @@ def test_validate_recomputes_the_reference_columns_from_the_boards_checkpoints(
     assert any(
         "oracle_relearn_rank" in p.message and "recomputation" in p.message for p in problems
     )
+    assert validate(sub, task_files(board)) == []  # plain validate cannot see it
+    task = str(task_files(board)[0])
+    code, out, _ = run_cli(
+        capsys, "validate", str(sub), "--task-file", task, "--checkpoints", str(board)
+    )
+    assert code == 1 and "oracle_relearn_rank" in out and "recomputation" in out
 
 
 def test_the_boards_publish_carries_its_checkpoints_and_a_submissions_does_not(
@@ -182,3 +194,14 @@ def test_a_hub_dataset_is_a_checkpoint_source(board, tmp_path, capsys, monkeypat
     assert got["done"] == 1
     record = json.loads((tmp_path / "o" / "toy-scary" / "ga" / "seed1.json").read_text())
     assert record["backbone"]["checkpoint_sha256"] == _sha(board, 1)
+
+
+def test_pack_names_what_this_machine_has_not_cached(tiny_results, tmp_path, capsys, monkeypatch):
+    out = copy_results(tiny_results, tmp_path)
+    monkeypatch.setenv("TRACER_BENCH_CACHE", str(tmp_path / "empty-cache"))
+    code, stdout, _ = run_cli(capsys, "checkpoints", "pack", str(out))
+    assert code == 1 and "0 written, 4 missing" in stdout
+    assert not (out / CHECKPOINTS).exists()
+    monkeypatch.setenv("TRACER_BENCH_CACHE", str(tiny_results.parent / "cache"))
+    code, stdout, _ = run_cli(capsys, "checkpoints", "pack", str(out))
+    assert code == 0 and "4 written, 0 missing" in stdout
