@@ -12,6 +12,7 @@ this module."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from tasks.untrusted import read_json_object
 CHECKPOINTS = "checkpoints"  # the folder of a board that holds them
 FILES = ("config.json", "model.safetensors", "sids.json", "sids.safetensors")
 KINDS = {"models": "base model", "oracles": "oracle"}
+HUB_SOURCE = re.compile(r"hf://(?:datasets/)?(?P<repo>[\w.-]+/[\w.-]+)(?:@(?P<revision>[\w./-]+))?")
 
 
 class CheckpointError(BenchError):
@@ -117,13 +119,13 @@ def resolve(source: str) -> Path:
         if not root.is_dir():
             raise CheckpointError(f"{source}: not a board folder")
         return root
-    repo, _, revision = source.removeprefix("hf://").removeprefix("datasets/").partition("@")
-    if repo.count("/") != 1:
+    hub = HUB_SOURCE.fullmatch(source)
+    if hub is None:
         raise CheckpointError(f"{source}: want hf://datasets/<org>/<name>[@<revision>]")
     from huggingface_hub import snapshot_download
 
     path = snapshot_download(
-        repo, repo_type="dataset", revision=revision or None,
+        hub["repo"], repo_type="dataset", revision=hub["revision"],
         allow_patterns=["*.json", f"{CHECKPOINTS}/**"],
     )  # fmt: skip
     return Path(path)
