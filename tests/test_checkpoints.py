@@ -50,7 +50,7 @@ def test_a_method_runs_on_the_boards_models_without_training(board, tmp_path, mo
     out = tmp_path / "mine"
     task = str(task_files(board)[0])
     counts = run_grid(
-        [task], ["npo"], [0, 1], out, progress=False, checkpoints=CheckpointSource(board)
+        [task], ["npo"], [0, 1], out, progress=False, checkpoints=CheckpointSource((board,))
     )
     assert counts["done"] == 2 and counts["failed"] == 0
     mine = ResultRecord.read(out / "toy-scary" / "npo" / "seed0.json")
@@ -64,10 +64,10 @@ def test_a_method_runs_on_the_boards_models_without_training(board, tmp_path, mo
 
 def test_a_board_without_a_seeds_checkpoints_trains_only_when_asked(board, tmp_path):
     task = str(task_files(board)[0])
-    source = CheckpointSource(board)
+    source = CheckpointSource((board,))
     with pytest.raises(CheckpointError, match="no checkpoints of toy-scary@1.0 seed 2"):
         run_grid([task], ["filter"], [2], tmp_path / "a", progress=False, checkpoints=source)
-    trained = CheckpointSource(board, train_missing=True)
+    trained = CheckpointSource((board,), train_missing=True)
     counts = run_grid([task], ["filter"], [2], tmp_path / "b", progress=False, checkpoints=trained)
     assert counts["done"] == 1
 
@@ -109,7 +109,7 @@ def test_a_foreign_checkpoint_named_by_forged_results_is_refused(board):
 
     recipe = task_recipe(record, task, "test")
     with pytest.raises(CheckpointError, match="trained with another seed than 0"):
-        CheckpointSource(board).install("models", task, recipe, 0)
+        CheckpointSource((board,)).install("models", task, recipe, 0)
 
 
 def test_validate_recomputes_the_reference_columns_from_the_boards_checkpoints(
@@ -136,7 +136,7 @@ def test_validate_recomputes_the_reference_columns_from_the_boards_checkpoints(
     from benchmark.app.verify import reference_frame
 
     def recompute(record, task):
-        return reference_frame(record, task, CheckpointSource(board))
+        return reference_frame(record, task, CheckpointSource((board,)))
 
     problems = validate(sub, task_files(board), recompute)
     assert any(
@@ -190,7 +190,7 @@ def test_a_hub_dataset_is_a_checkpoint_source(board, tmp_path, capsys, monkeypat
     no_training(monkeypatch)
     task = str(task_files(board)[0])
     got = run_grid([task], ["ga"], [1], tmp_path / "o", progress=False,
-                   checkpoints=CheckpointSource(root))  # fmt: skip
+                   checkpoints=CheckpointSource((root,)))  # fmt: skip
     assert got["done"] == 1
     record = json.loads((tmp_path / "o" / "toy-scary" / "ga" / "seed1.json").read_text())
     assert record["backbone"]["checkpoint_sha256"] == _sha(board, 1)
@@ -205,3 +205,34 @@ def test_pack_names_what_this_machine_has_not_cached(tiny_results, tmp_path, cap
     monkeypatch.setenv("TRACER_BENCH_CACHE", str(tiny_results.parent / "cache"))
     code, stdout, _ = run_cli(capsys, "checkpoints", "pack", str(out))
     assert code == 0 and "4 written, 0 missing" in stdout
+
+
+def test_a_grid_takes_each_tasks_models_from_its_own_board(board, tmp_path, monkeypatch, capsys):
+    """Two boards, one holding seed 0 and one seed 1 (as one board per task does): a grid over
+    both seeds takes each seed's models from the board that names them; boards that name
+    different models for one (task, seed) are refused."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    for folder, keep in ((a, "seed0"), (b, "seed1")):
+        shutil.copytree(board, folder)
+        for f in folder.glob("toy-scary/*/seed*"):
+            if not f.name.startswith(keep + "."):
+                f.unlink()
+    no_training(monkeypatch)
+    task = str(task_files(board)[0])
+    argv = ["run", "--tasks", task, "--methods", "ga", "--seeds", "0", "1", "--no-leaderboard"]
+    code, _, _ = run_cli(capsys, *argv, "--out", str(tmp_path / "o"), "--checkpoints", str(a),
+                         "--checkpoints", str(b), "--quiet")  # fmt: skip
+    assert code == 0 and len(list((tmp_path / "o").rglob("seed*.json"))) == 2
+    edit(b / "toy-scary" / "ga" / "seed1.json", lambda r: r.update(seed=0))
+    (b / "toy-scary" / "ga" / "seed1.json").rename(b / "toy-scary" / "ga" / "seed0.json")
+    with pytest.raises(CheckpointError, match="name different checkpoints"):
+        CheckpointSource((a, b)).pair("toy-scary@1.0", 0, _recipe(board))
+
+
+def _recipe(board: Path):
+    from benchmark.app.verify import task_recipe
+    from tasks import get_task, prepare_task
+
+    task = prepare_task(get_task(str(task_files(board)[0])))
+    record = ResultRecord.read(board / "toy-scary" / "filter" / "seed0.json")
+    return task_recipe(record, task, "test")

@@ -29,23 +29,28 @@ from tasks.prepare import PreparedTask
 
 @dataclass(frozen=True)
 class CheckpointSource:
-    """Where base models and oracles come from instead of training: a board folder (a Hub
-    dataset is downloaded to one first: `resolve`). `train_missing`: a (task, seed) the board
-    has no checkpoint for is trained as without a source, instead of refused."""
+    """Where base models and oracles come from instead of training: one or more board folders (a
+    Hub dataset is downloaded to one first: `resolve`), e.g. one board per task of a grid.
+    `train_missing`: a (task, seed) no board has checkpoints for is trained as without a source,
+    instead of refused."""
 
-    root: Path
+    boards: tuple[Path, ...]
     train_missing: bool = False
     _index: dict = field(default_factory=dict, compare=False, repr=False)
 
     def pair(self, identity: str, seed: int, cfg: BackboneConfig) -> Pair | None:
-        if not self._index:  # the board's results are read once
-            self._index.update(_pairs(self.root))
-        pair = self._index.get((identity, seed, cfg.config_hash()))
+        if not self._index:  # the boards' results are read once
+            self._index.update(_index(self.boards))
+        board, pair = self._index.get((identity, seed, cfg.config_hash()), (None, None))
         if pair is None and not self.train_missing:
-            raise CheckpointError(f"{self.root}: no checkpoints of {identity} seed {seed} on "
-                                  f"recipe {cfg.config_hash()[:12]} (the board's results name "
-                                  "none; --train-models trains them)")  # fmt: skip
+            named = ", ".join(map(str, self.boards))
+            raise CheckpointError(f"{named}: no checkpoints of {identity} seed {seed} on recipe "
+                                  f"{cfg.config_hash()[:12]} (the boards' results name none; "
+                                  "--train-models trains them)")  # fmt: skip
         return pair
+
+    def board(self, identity: str, seed: int, cfg: BackboneConfig) -> Path:
+        return self._index[(identity, seed, cfg.config_hash())][0]
 
     def check(self, identity: str, seed: int, cfg: BackboneConfig) -> None:
         """Before a run: the board names this (task, seed)'s checkpoints and holds them
@@ -53,7 +58,7 @@ class CheckpointSource:
         pair = self.pair(identity, seed, cfg)
         if pair is not None:
             for kind in KINDS:
-                board_checkpoint(self.root, kind, pair.sha(kind))
+                board_checkpoint(self.board(identity, seed, cfg), kind, pair.sha(kind))
 
     def install(self, kind: str, task: PreparedTask, cfg: BackboneConfig, seed: int) -> None:
         """Place the board's base model ("models") or oracle ("oracles") of (task, seed) in the
@@ -65,18 +70,28 @@ class CheckpointSource:
         target = model_dir(kind, task, cfg, seed)
         if _holds(target, sha):
             return
-        source = board_checkpoint(self.root, kind, sha)
+        source = board_checkpoint(self.board(task.spec.identity, seed, cfg), kind, sha)
         _check(source, kind, sha, task, cfg, seed)
         with folder_atomic(target) as tmp:
             for name in FILES:
                 shutil.copyfile(source / name, tmp / name)
 
 
-def _pairs(root: Path) -> dict[tuple[str, int, str], Pair]:
-    try:
-        return board_pairs(root)
-    except ResultsError as exc:
-        raise CheckpointError(str(exc)) from None
+def _index(boards: tuple[Path, ...]) -> dict[tuple[str, int, str], tuple[Path, Pair]]:
+    """(task identity, seed, recipe hash) -> the board that names its checkpoints, and them; a
+    CheckpointError when two boards name different ones."""
+    out: dict[tuple[str, int, str], tuple[Path, Pair]] = {}
+    for board in boards:
+        try:
+            pairs = board_pairs(board)
+        except ResultsError as exc:
+            raise CheckpointError(str(exc)) from None
+        for key, pair in pairs.items():
+            seen = out.setdefault(key, (board, pair))
+            if seen[1] != pair:
+                raise CheckpointError(f"{board} and {seen[0]} name different checkpoints for "
+                                      f"{key[0]} seed {key[1]}")  # fmt: skip
+    return out
 
 
 def _holds(folder: Path, sha: str) -> bool:

@@ -164,9 +164,10 @@ def add_checkpoint_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--checkpoints",
         metavar="BOARD",
+        action="append",
         help="take each (task, seed)'s base model and oracle from this board (a results folder "
         "with checkpoints/, or hf://datasets/ORG/NAME[@REV]) instead of training them; each is "
-        "checked against the hash the board's results record",
+        "checked against the hash the board's results record (repeatable: a board per task)",
     )
     p.add_argument(
         "--train-models",
@@ -182,7 +183,7 @@ def checkpoint_source(args: argparse.Namespace):
 
     if args.checkpoints is None:
         return None
-    return CheckpointSource(resolve(args.checkpoints), args.train_models)
+    return CheckpointSource(tuple(map(resolve, args.checkpoints)), args.train_models)
 
 
 def add_grid_options(p: argparse.ArgumentParser) -> None:
