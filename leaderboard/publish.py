@@ -22,11 +22,11 @@ from benchmark.metrics.evidence import evidence_path
 from benchmark.metrics.registry import SUMMARY_METRICS
 from benchmark.results.checkpoints import (
     CHECKPOINTS,
-    FILES,
     KINDS,
     CheckpointError,
     board_checkpoint,
     board_pairs,
+    copy_checkpoint,
 )
 from benchmark.results.ledger import LEDGER_NAME, ledger_path, read_ledger
 from benchmark.util.atomic import folder_atomic
@@ -261,9 +261,7 @@ def copy_checkpoints(results_dir: Path, dest: Path) -> list[Shipped]:
                 continue
             target = dest / CHECKPOINTS / sha
             if not target.exists():
-                target.mkdir(parents=True)
-                for name in FILES:
-                    shutil.copyfile(folder / name, target / name)
+                copy_checkpoint(folder, target)
             out.append(Shipped(task, seed, KINDS[kind], sha, True))
     return out
 

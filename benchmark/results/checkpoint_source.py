@@ -6,7 +6,6 @@ training would give it, so the harness reuses it as if it had trained it."""
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,16 +13,15 @@ from benchmark.recommender.backbone import BackboneConfig, model_dir
 from benchmark.recommender.model import load_checkpoint
 from benchmark.recommender.sid import SemanticIds
 from benchmark.results.checkpoints import (
-    FILES,
     KINDS,
     CheckpointError,
     Pair,
     board_checkpoint,
     board_pairs,
+    copy_checkpoint,
+    holds,
 )
 from benchmark.results.record import ResultsError
-from benchmark.util.atomic import folder_atomic
-from benchmark.util.hashing import file_digest
 from tasks.prepare import PreparedTask
 
 
@@ -68,13 +66,11 @@ class CheckpointSource:
             return
         sha = pair.sha(kind)
         target = model_dir(kind, task, cfg, seed)
-        if _holds(target, sha):
+        if holds(target, sha):
             return
         source = board_checkpoint(self.board(task.spec.identity, seed, cfg), kind, sha)
         _check(source, kind, sha, task, cfg, seed)
-        with folder_atomic(target) as tmp:
-            for name in FILES:
-                shutil.copyfile(source / name, tmp / name)
+        copy_checkpoint(source, target)
 
 
 def _index(boards: tuple[Path, ...]) -> dict[tuple[str, int, str], tuple[Path, Pair]]:
@@ -92,11 +88,6 @@ def _index(boards: tuple[Path, ...]) -> dict[tuple[str, int, str], tuple[Path, P
                 raise CheckpointError(f"{board} and {seen[0]} name different checkpoints for "
                                       f"{key[0]} seed {key[1]}")  # fmt: skip
     return out
-
-
-def _holds(folder: Path, sha: str) -> bool:
-    model = folder / "model.safetensors"
-    return model.is_file() and file_digest(model) == sha
 
 
 def _check(

@@ -83,19 +83,28 @@ def pack(root: Path) -> tuple[list[str], list[str]]:
     written, missing = [], []
     for sha in wanted:
         target = root / CHECKPOINTS / sha
-        if (target / "model.safetensors").is_file() and file_digest(
-            target / "model.safetensors"
-        ) == sha:
+        if holds(target, sha):
             continue
         source = cached.get(sha)
-        if source is None or file_digest(source / "model.safetensors") != sha:
+        if source is None or not holds(source, sha):
             missing.append(sha)
             continue
-        with folder_atomic(target) as tmp:
-            for name in FILES:
-                shutil.copyfile(source / name, tmp / name)
+        copy_checkpoint(source, target)
         written.append(sha)
     return written, missing
+
+
+def holds(folder: Path, sha: str) -> bool:
+    """Whether `folder` holds a model whose safetensors has `sha`."""
+    model = folder / "model.safetensors"
+    return model.is_file() and file_digest(model) == sha
+
+
+def copy_checkpoint(source: Path, target: Path) -> None:
+    """A checkpoint's files copied into `target`, which appears whole or not at all."""
+    with folder_atomic(target) as tmp:
+        for name in FILES:
+            shutil.copyfile(source / name, tmp / name)
 
 
 def board_checkpoint(root: Path, kind: str, sha: str) -> Path:
