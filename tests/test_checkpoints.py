@@ -196,6 +196,12 @@ def test_a_hub_dataset_is_a_checkpoint_source(board, tmp_path, capsys, monkeypat
     assert record["backbone"]["checkpoint_sha256"] == _sha(board, 1)
 
 
+@pytest.mark.parametrize("source", ["hf://datasets/org", "hf://org/board", "hf://datasets/o/b/c"])
+def test_a_hub_source_names_a_dataset_repo(source):
+    with pytest.raises(CheckpointError, match="want hf://datasets/<org>/<name>"):
+        resolve(source)
+
+
 def test_pack_names_what_this_machine_has_not_cached(tiny_results, tmp_path, capsys, monkeypatch):
     out = copy_results(tiny_results, tmp_path)
     monkeypatch.setenv("TRACER_BENCH_CACHE", str(tmp_path / "empty-cache"))

@@ -18,11 +18,16 @@ from benchmark.recommender.sid import SemanticIds
 from methods.base import MethodInputs, Unlearned, UnlearningMethod
 from methods.common import Examples, grow_level, reference_logprob
 from methods.registry import available_methods, get_method
-from methods.tracer import reassign, retain_continuations
+from methods.tracer import (
+    forget_only_from,
+    forget_only_logprob,
+    reassign,
+    retain_continuations,
+)
 from tasks.errors import BenchError
 
 BUILTIN = {"retrain", "retain-ft", "ga", "graddiff", "npo", "simnpo", "suppress", "filter",
-           "tracer", "tracer-noreassign", "tracer-nocoherence"}  # fmt: skip
+           "tracer", "tracer-noreassign", "tracer-nocoherence", "tracer-1.2"}  # fmt: skip
 
 
 def forget_logprob(model, sids, task) -> float:
@@ -83,6 +88,33 @@ def test_tracer_reassignment_invariants(toy):
     allowed = retain_continuations(bb.sids.codes, served.sizes, task.forget_mask)
     for i in np.flatnonzero(f):  # level-1 continuations allowed = codes retain items use
         assert set(np.flatnonzero(allowed[0][i].numpy())) == set(bb.sids.codes[r, 0])
+
+
+def test_forget_only_codes_start_where_the_prefix_leaves_every_retain_item():
+    codes = np.array([[0, 0, 0], [0, 1, 0], [0, 0, 1], [1, 0, 0], [0, 1, 1], [2, 2, 2]])
+    forget = np.array([False, False, True, True, True, False])
+    allowed = retain_continuations(codes, (3, 3, 3), forget)
+    start = forget_only_from(codes, allowed, forget)
+    # (0,0,1) leaves at its last code, (1,..) at its first, (0,1,1) at its last; retain: none
+    assert start.tolist() == [3, 3, 2, 0, 2, 3]
+    logits = [torch.log(torch.tensor([[0.5, 0.25, 0.25]] * 2)) for _ in range(3)]
+    two = torch.tensor([[0, 0, 1], [1, 0, 0]])
+    lp = forget_only_logprob(logits, two, torch.tensor([2, 0]))
+    assert torch.allclose(lp, torch.log(torch.tensor([0.25, 0.25 * 0.5 * 0.5])))
+
+
+def test_tracer_13_pushes_the_original_paths_below_what_12_leaves(toy):
+    """The forget-only closing lowers the forget targets' original-SID likelihood further than
+    TRACER 1.2 (the same run without it), and 1.2 is 1.3 with it switched off."""
+    task, bb = toy
+    fast = {**overrides("tracer"), "lr": 5e-3}
+    old = get_method("tracer-1.2")(**fast).unlearn(inputs_for(task, bb))
+    off = get_method("tracer")(**fast, forget_only_weight=0.0).unlearn(inputs_for(task, bb))
+    new = get_method("tracer")(**fast, forget_only_weight=10.0).unlearn(inputs_for(task, bb))
+    assert "forget_only" in new.log["last"] and "forget_only" not in old.log["last"]
+    a, b = old.model.state_dict(), off.model.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert forget_logprob(new.model, bb.sids, task) < forget_logprob(old.model, bb.sids, task)
 
 
 @pytest.mark.parametrize("name", sorted(BUILTIN - {"retrain", "filter", "retain-ft"}))

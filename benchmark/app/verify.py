@@ -8,6 +8,8 @@ reproduce them bit for bit)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from benchmark.results.artifacts import artifacts_dir
@@ -99,6 +101,20 @@ def _context(record: ResultRecord, task, where: str, recipe, checkpoints=None):
     return ctx, cfg
 
 
+@contextmanager
+def recorded_threads(record: ResultRecord) -> Iterator[None]:
+    """Torch threads as the record's cell ran (its relearning is training, whose bits depend on
+    the thread count), restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(record.environment.get("threads") or 1)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def reference_frame(record: ResultRecord, task, checkpoints=None):
     """The evidence columns of the original model and the oracle for a record's (task, seed),
     recomputed with this machine's models (`validate --recompute-reference`). Any method's frame
@@ -107,7 +123,8 @@ def reference_frame(record: ResultRecord, task, checkpoints=None):
 
     where = f"{record.task.identity} seed {record.seed}"
     ctx, _ = _context(record, task, where, task_recipe(record, task, where), checkpoints)
-    ref = ctx.reference()
+    with recorded_threads(record):
+        ref = ctx.reference()
     return evidence_frame(task, ref, ref.oracle_evidence)
 
 
@@ -155,13 +172,14 @@ def verify_result(
     from methods.base import Unlearned
 
     check_unlearned(Declared, Unlearned(model, sids, banned), task, ctx.base().sids)
-    ref = ctx.reference()
     served = ServedModel(model, sids, banned)
-    if record.reference:  # the oracle: scored on its own SIDs, as the reference was
-        ran = run_model(task, ref.pools, served, cfg, [sids.codes], with_relearn=True)
-        frame = evidence_frame(task, ref, ran)
-    else:
-        frame, _, _ = evaluate_unlearning(task, ref, served, cfg)
+    with recorded_threads(record):
+        ref = ctx.reference()
+        if record.reference:  # the oracle: scored on its own SIDs, as the reference was
+            ran = run_model(task, ref.pools, served, cfg, [sids.codes], with_relearn=True)
+            frame = evidence_frame(task, ref, ran)
+        else:
+            frame, _, _ = evaluate_unlearning(task, ref, served, cfg)
     metrics = cell_metrics(task, frame, cfg)
     mismatches = []
     for name, stat in metrics.items():

@@ -27,7 +27,7 @@ from tasks.untrusted import read_json_object
 CHECKPOINTS = "checkpoints"  # the folder of a board that holds them
 FILES = ("config.json", "model.safetensors", "sids.json", "sids.safetensors")
 KINDS = {"models": "base model", "oracles": "oracle"}
-HUB_SOURCE = re.compile(r"hf://(?:datasets/)?(?P<repo>[\w.-]+/[\w.-]+)(?:@(?P<revision>[\w./-]+))?")
+HUB_SOURCE = re.compile(r"hf://datasets/(?P<repo>[\w.-]+/[\w.-]+)(?:@(?P<revision>[\w./-]+))?")
 
 
 class CheckpointError(BenchError):

@@ -21,9 +21,11 @@ import json
 import sys
 from collections import defaultdict
 
-# overrides of TRACER's current defaults (1.2); "default" is TRACER 1.1's configuration, the
-# starting point of the protocol 2.0 selection, and "forget3" the one it chose (1.2's defaults)
-VARIANTS = {
+# overrides of TRACER's defaults: the 1.2-era variants switch 1.3's forget-only closing off
+# (V12); "default" is TRACER 1.1's configuration, the starting point of the protocol 2.0
+# selection, and "forget3" the one it chose (1.2's defaults)
+V12 = {"forget_only_weight": 0.0}
+VARIANTS_12 = {
     "default": {"forget_weight": 1.0},
     "steps100": {"steps": 100, "forget_weight": 1.0},
     "forget3": {},
@@ -40,19 +42,41 @@ VARIANTS = {
     "no-retain": {"retain_weight": 0.0},
     "no-coherence": {"coherence_weight": 0.0},
 }
+# the TRACER 1.3 selection (issue 46): the forget-only closing at three weights, without the
+# coherence term or the KL closing, and on the configuration 1.2's tune chose (its trial 1)
+TRIAL1_12 = {"forget_weight": 4.57, "lr": 0.000244, "path_weight": 0.671, "steps": 108}
+VARIANTS_13 = {
+    "fo0.1": {"forget_only_weight": 0.1},
+    "fo0.3": {"forget_only_weight": 0.3},
+    "fo1": {"forget_only_weight": 1.0},
+    "fo1-nocoh": {"forget_only_weight": 1.0, "coherence_weight": 0.0},
+    "fo0.3-nocoh": {"forget_only_weight": 0.3, "coherence_weight": 0.0},
+    "fo3": {"forget_only_weight": 3.0},
+    "fo10": {"forget_only_weight": 10.0},
+    "fo3-nocoh": {"forget_only_weight": 3.0, "coherence_weight": 0.0},
+    "fo3-nopath": {"forget_only_weight": 3.0, "path_weight": 0.0},
+    "trial1": {**TRIAL1_12, "forget_only_weight": 0.0},
+    "trial1-fo3": {**TRIAL1_12, "forget_only_weight": 3.0},
+    "trial1-fo1": {**TRIAL1_12, "forget_only_weight": 1.0},
+}
+VARIANTS = {**{k: {**V12, **v} for k, v in VARIANTS_12.items()}, **VARIANTS_13}
 ABLATION = ("forget3", "no-reassign", "no-forget", "no-path", "no-retain", "no-coherence")
 KEYS = ("erasure_score", "forgetting_part", "utility_part", "served_forgetting", "oracle_match",
         "latent_forget_mean_rank", "oracle_latent_forget_mean_rank")  # fmt: skip
 
 
 def best(path: str) -> tuple[str, float]:
-    scores = defaultdict(list)
+    """The variant with the highest mean validation erasure score over the (task, seed) cells
+    every variant in the file was run on (a variant missing one of them is not a candidate)."""
+    scores: dict[str, dict] = defaultdict(dict)
     for line in open(path):
         row = json.loads(line)
         if row["split"] == "valid":
-            scores[row["variant"]].append(row["erasure_score"])
-    name = max(scores, key=lambda v: (sum(scores[v]) / len(scores[v]), v == "default"))
-    return name, sum(scores[name]) / len(scores[name])
+            scores[row["variant"]][row["task"], row["seed"]] = row["erasure_score"]
+    cells = set().union(*(set(s) for s in scores.values()))
+    whole = {v: sum(s.values()) / len(s) for v, s in scores.items() if set(s) == cells}
+    name = max(whole, key=lambda v: (whole[v], v == "default"))
+    return name, whole[name]
 
 
 def table(path: str, split: str = "valid") -> str:
@@ -79,7 +103,8 @@ def main() -> None:
         print(table(sys.argv[2], *sys.argv[3:4]))
         return
     if sys.argv[1] == "--best":
-        name, _ = best(sys.argv[2])
+        name, score = best(sys.argv[2])
+        print(f"# {name}: mean validation erasure score {score:.4f}", file=sys.stderr)
         ablations = ("tracer", "tracer-noreassign", "tracer-nocoherence")
         print(" ".join(f"--config {m}.{k}={v}" for m in ablations
                        for k, v in VARIANTS[name].items()))  # fmt: skip

@@ -23,7 +23,7 @@ def parse_method_configs(specs: list[str]) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for spec in specs:
         key, eq, raw = spec.partition("=")
-        method, dot, name = key.partition(".")
+        method, dot, name = key.rpartition(".")  # a method name may hold a dot (tracer-1.2)
         if not (eq and dot and method and name):
             raise BenchError(f"--config {spec!r}: want METHOD.FIELD=VALUE, e.g. tracer.steps=100")
         fields = {f.name: f for f in dataclasses.fields(get_method(method).Config)}
