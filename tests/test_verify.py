@@ -120,7 +120,7 @@ def test_a_verified_board_keeps_its_ticks_under_its_key_only(board, board_key, t
     # the page in its table, the Hub in both parquet tables
     assert ticks == {"board": 3, "page": 3, "hub": 3, "hub_results": 3}, ticks
     code, out, _ = run_cli(capsys, "leaderboard", str(board), "--trust", board_key)
-    assert "tracer 1.2 ✓" in out
+    assert "tracer 1.3 ✓" in out
     # without the key, the same folder shows nothing verified
     assert _ticks(capsys, board, tmp_path, None) == {
         "board": 0, "page": 0, "hub": 0, "hub_results": 0,
@@ -195,7 +195,7 @@ def test_a_verified_result_edited_afterwards_loses_its_tick(
     ticks = _ticks(capsys, folder, tmp_path, board_key)
     assert ticks == {"board": 2, "page": 2, "hub": 2, "hub_results": 2}
     code, out, _ = run_cli(capsys, "leaderboard", str(folder), "--trust", board_key)
-    assert "tracer 1.2 ✓" not in out and "filter 1.0 ✓" in out
+    assert "tracer 1.3 ✓" not in out and "filter 1.0 ✓" in out
     code, out, _ = run_cli(capsys, "validate", str(folder), "--trust", board_key)
     want = f"{folder / LEDGER_NAME}: toy-scary/tracer/seed0.json: changed since it was verified"
     assert code == 1 and want in out, out
@@ -213,7 +213,7 @@ def test_a_record_for_one_result_does_not_vouch_for_another(board, board_key, tm
     # filter's entry now names tracer's bytes (and its signature no longer verifies)
     assert _ticks(capsys, folder, tmp_path, board_key)["board"] == 2
     code, out, _ = run_cli(capsys, "leaderboard", str(folder), "--trust", board_key)
-    assert "filter 1.0 ✓" not in out and "tracer 1.2 ✓" in out
+    assert "filter 1.0 ✓" not in out and "tracer 1.3 ✓" in out
     # a whole verified file copied over another result's place is not that result's either
     shutil.copyfile(result_path(folder, "toy-scary", "tracer", 0),
                     result_path(folder, "toy-scary", "filter", 0))  # fmt: skip
