@@ -310,3 +310,21 @@ def test_a_ledger_entry_outside_the_folder_is_one_line(board, tmp_path, capsys):
     assert_one_line_error(code, err, f"{ledger}:4", "not a path inside the results folder")
     code, out, _ = run_cli(capsys, "validate", str(folder))
     assert code == 1 and f"{ledger}: -: {ledger}:4: result '../x/seed0.json'" in out, out
+
+
+@pytest.mark.parametrize("recorded", [1, 2])
+def test_recomputation_runs_at_the_recorded_thread_count(recorded):
+    """Relearning is training, whose bits depend on the thread count: `verify` and `validate
+    --checkpoints` recompute at the count the cell was recorded with, then restore this one."""
+    from types import SimpleNamespace
+
+    from benchmark.app.verify import recorded_threads
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        with recorded_threads(SimpleNamespace(environment={"threads": recorded})):
+            assert torch.get_num_threads() == recorded
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
