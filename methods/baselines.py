@@ -18,6 +18,7 @@ from methods.common import (
     PerExample,
     RetainWindows,
     codes_tensor,
+    npo_loss,
     optimise,
     reference_logprob,
     retain_loss,
@@ -164,8 +165,7 @@ class NPO(_Finetune):
     search_space = {**SCHEDULE, "beta": LogUniform(0.1, 2.0), **RETAIN_WEIGHT}
 
     def forget_term(self, logits, y, logp, ref_logp):
-        b = self.config.beta
-        return -(2.0 / b) * F.logsigmoid(-b * (logp - ref_logp)).mean()
+        return npo_loss(logp - ref_logp, self.config.beta)
 
 
 class SimNPO(_Finetune):

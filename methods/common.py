@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from benchmark.recommender.data import histories, to_codes, training_windows
 from benchmark.recommender.model import SIDRecommender, sid_logprob  # noqa: F401  (re-exported)
@@ -113,6 +114,15 @@ class PerExample:
         for v, t in zip(self.values, out, strict=True):
             v[start:stop] = t
         self.done[c] = True
+
+
+def npo_loss(ratio: torch.Tensor, beta: float, total: int | None = None) -> torch.Tensor:
+    """NPO's -(2/beta) log sigmoid(-beta (log p - log p_ref)) for `ratio` = log p - log p_ref:
+    the batch mean, or the sum over `total` examples (where some examples have no term)."""
+    terms = F.logsigmoid(-beta * ratio)
+    if total is None:
+        return -(2.0 / beta) * terms.mean()
+    return -(2.0 / beta) * terms.sum() / total
 
 
 def retain_loss(model: SIDRecommender, codes: torch.Tensor, batch: tuple[np.ndarray, ...]):

@@ -36,6 +36,7 @@ from methods.common import (
     RetainWindows,
     frozen_copy,
     grow_level,
+    npo_loss,
     optimise,
     retain_loss,
 )
@@ -222,7 +223,7 @@ class Tracer(UnlearningMethod):
             # forgetting on the exclusive tokens: NPO on the forget target's fresh code
             *targets, ref_first, ref_forget_only = reference(idx)
             logp = torch.log_softmax(logits[c.level], -1).gather(1, first[t_idx, None])[:, 0]
-            forget = -(2.0 / c.beta) * F.logsigmoid(-c.beta * (logp - ref_first)).mean()
+            forget = npo_loss(logp - ref_first, c.beta)
             # closing the original paths toward retain continuations
             path = path_kl(logits, targets)
             keep = retain_loss(model, served_codes, d_r.sample(rng, c.retain_batch))
@@ -232,8 +233,7 @@ class Tracer(UnlearningMethod):
                 # pushing the original paths down where only forget items go
                 has = start[items] < orig.codes.shape[1]
                 ratio = forget_only_logprob(logits, orig_codes[items], start[items])[has]
-                ratio = ratio - ref_forget_only[has]
-                closing = -(2.0 / c.beta) * F.logsigmoid(-c.beta * ratio).sum() / max(len(idx), 1)
+                closing = npo_loss(ratio - ref_forget_only[has], c.beta, total=len(idx))
                 loss = loss + c.forget_only_weight * closing
                 parts["forget_only"] = closing.detach()
             if c.coherence_weight > 0:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import defaultdict
+from pathlib import Path
 
 # overrides of TRACER's defaults: the 1.2-era variants switch 1.3's forget-only closing off
 # (V12); "default" is TRACER 1.1's configuration, the starting point of the protocol 2.0
@@ -44,7 +45,8 @@ VARIANTS_12 = {
 }
 # the TRACER 1.3 selection (issue 46): the forget-only closing at three weights, without the
 # coherence term or the KL closing, and on the configuration 1.2's tune chose (its trial 1)
-TRIAL1_12 = {"forget_weight": 4.57, "lr": 0.000244, "path_weight": 0.671, "steps": 108}
+SEARCH_12 = Path("reports/cpu-tune-ml100k/search.json")  # 1.2's tune: its search, kept
+TRIAL1_12 = json.loads(SEARCH_12.read_text())["trials"]["tracer"][1]
 VARIANTS_13 = {
     "fo0.1": {"forget_only_weight": 0.1},
     "fo0.3": {"forget_only_weight": 0.3},
