@@ -96,6 +96,7 @@ from benchmark.results.record import (
     symlinks_in,
 )
 from benchmark.util.hashing import bytes_digest
+from leaderboard.sequence_checks import block_problems, chain_problems
 from tasks.errors import BenchError
 from tasks.untrusted import read_json
 
@@ -182,9 +183,19 @@ class Validator:
 
     def __init__(self, task_files: Iterable[str | Path] = ()) -> None:
         from tasks import get_task, standard_tasks
+        from tasks.sequence import is_sequence_file, load_sequence_file, standard_sequences
 
         self.specs = {s.identity: s for s in standard_tasks().values()}
-        self.specs.update({s.identity: s for s in (get_task(str(f)) for f in task_files)})
+        self.sequences = {s.identity: s for s in standard_sequences().values()}
+        for f in task_files:
+            if is_sequence_file(f):
+                seq = load_sequence_file(f)
+                self.sequences[seq.identity] = seq
+            else:
+                spec = get_task(str(f))
+                self.specs[spec.identity] = spec
+        for seq in self.sequences.values():  # a sequence's steps are tasks of their own
+            self.specs.update({s.identity: s for s in seq.tasks()})
         self._tasks: dict[str, Any] = {}
 
     def task(self, identity: str):
@@ -562,6 +573,7 @@ def validate(
     problems: list[Problem] = []
     seeds: dict[tuple[str, str], dict[int, Path]] = defaultdict(dict)
     cells: dict[tuple[str, int], list[_Seen]] = defaultdict(list)
+    steps: list[tuple[str, ResultRecord]] = []
     for f in files:
         try:
             raw = read_json(f, MAX_RESULT_BYTES, allow_nan=True)
@@ -579,7 +591,9 @@ def validate(
             + metric_problems(rec.metrics) + claim_problems(rec)
             + reference_problems(rec)
             + ev_bad + checker.task_problems(rec, frame) + artifact_problems(rec, f)
+            + block_problems(rec, frame, checker.sequences, checker.task)
         )  # fmt: skip
+        steps.append((str(f), rec))
         problems += [Problem(str(f), fld, msg) for fld, msg in found]
         if root.is_dir():
             want = rec.path_under(Path())
@@ -591,6 +605,7 @@ def validate(
         seeds[key][seed] = f
         cells[(rec.task.identity, seed)].append(_Seen(f, rec, frame))
     problems += _seed_problems(seeds) + _shared_problems(cells)
+    problems += [Problem(f, fld, msg) for f, fld, msg in chain_problems(steps)]
     if root.is_dir():
         problems += ledger_problems(root, trusted or {})
     if recompute_reference is not None:

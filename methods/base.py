@@ -44,6 +44,9 @@ class MethodInputs:
     progress: bool = False
     # a one-line status sink for long steps (the runner's progress bar shows it), or None
     report: Callable[[str], None] | None = None
+    # the decode-time ban the model is served with (a sequence's earlier requests'), or None; the
+    # harness keeps serving it whatever the method returns (a ban, once served, stays)
+    banned: np.ndarray | None = None
 
 
 class UnlearningMethod:

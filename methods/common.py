@@ -22,7 +22,7 @@ class RetainWindows:
     """Training sequence windows whose loss mask selects the D_r targets."""
 
     def __init__(self, task: PreparedTask):
-        inp, tgt, msk = training_windows(task, ~task.forget_mask[task.seq_items])
+        inp, tgt, msk = training_windows(task, task.retain_mask[task.seq_items])
         keep = msk.any(1)
         self.inp, self.tgt, self.msk = inp[keep], tgt[keep], msk[keep]
 

@@ -87,6 +87,9 @@ def add_fresh_bias(model, level: int, codes: np.ndarray, forget_mask: np.ndarray
     n_forget = np.bincount(codes[forget_mask, level], minlength=model.cfg.sizes[level])
     share = n_forget[fresh_from] / n_all[fresh_from]
     bias = torch.zeros(model.cfg.sizes[level])
+    if str(level) in model.head_bias:  # an earlier request's fresh tokens keep their bias
+        earlier = model.head_bias[str(level)].detach()
+        bias[: len(earlier)] = earlier
     bias[-len(fresh_from) :] = torch.as_tensor(np.log(share)).float()
     model.head_bias[str(level)] = torch.nn.Parameter(bias)
 
@@ -115,10 +118,15 @@ def forget_only_logprob(logits: list[torch.Tensor], codes: torch.Tensor, start: 
     return total
 
 
-def retain_continuations(orig: np.ndarray, served_sizes: tuple[int, ...], forget_mask: np.ndarray):
+def retain_continuations(
+    orig: np.ndarray,
+    served_sizes: tuple[int, ...],
+    forget_mask: np.ndarray,
+    retain_mask: np.ndarray,
+):
     """allowed[l][i, v]: the original SID prefix of item i followed by code v at level l leads to
     some retain item (rows of forget items only are used)."""
-    retain = orig[~forget_mask]
+    retain = orig[retain_mask]
     allowed = []
     for lv in range(orig.shape[1]):
         ok = np.zeros((len(orig), served_sizes[lv]), dtype=bool)
@@ -201,7 +209,7 @@ class Tracer(UnlearningMethod):
         ref = frozen_copy(model)  # the base model in the served token space
         orig_codes, served_codes = torch.tensor(orig.codes), torch.tensor(served.codes)
         d_f, d_r = Examples(task, task.d_forget), RetainWindows(task)
-        allowed = retain_continuations(orig.codes, served.sizes, task.forget_mask)
+        allowed = retain_continuations(orig.codes, served.sizes, task.forget_mask, task.retain_mask)
         start = forget_only_from(orig.codes, allowed, task.forget_mask)
         # computed per chunk of D_f, when a step first draws an example of it
         reference = PerExample(

@@ -58,6 +58,9 @@ class PreparedTask:
     seq_times: np.ndarray
     raw_stats: dict  # counts before preprocessing
     content_hash: str
+    # bool per item: forgotten by an earlier request of a sequence (`tasks.sequence`), so in
+    # neither F nor R; None: no earlier request
+    forgotten_mask: np.ndarray | None = None
 
     @property
     def n_users(self) -> int:
@@ -84,14 +87,30 @@ class PreparedTask:
         the same data, preprocessing and split."""
         return base_hash(self.spec, {n: getattr(self, n) for n in BASE_ARRAYS}, self.raw_stats)
 
+    @cached_property
+    def oracle_hash(self) -> str:
+        """Hash of what the retrain oracle depends on: the base model's data and which items are
+        in F. Not the task's name or forget-set sample: a sequence's step whose forget items are
+        a single-concept task's shares that task's oracle."""
+        h = hashlib.sha256(f"tracer-bench-oracle/{FORMAT_VERSION}/{self.base_hash}".encode())
+        h.update(np.packbits(np.asarray(self.forget_mask, dtype=bool)).tobytes())
+        return h.hexdigest()
+
     # --- items ---
     @cached_property
     def forget_items(self) -> np.ndarray:
         return np.flatnonzero(self.forget_mask)
 
     @cached_property
+    def retain_mask(self) -> np.ndarray:
+        """bool per item: the item is in R (neither in F nor forgotten by an earlier request)."""
+        if self.forgotten_mask is None:
+            return ~self.forget_mask
+        return ~self.forget_mask & ~self.forgotten_mask
+
+    @cached_property
     def retain_items(self) -> np.ndarray:
-        return np.flatnonzero(~self.forget_mask)
+        return np.flatnonzero(self.retain_mask)
 
     # --- evaluation targets (absolute positions into seq_items) ---
     @cached_property
@@ -135,7 +154,7 @@ class PreparedTask:
 
     @cached_property
     def retain_test(self) -> np.ndarray:
-        return np.flatnonzero(~self.forget_mask[self.test_items])
+        return np.flatnonzero(self.retain_mask[self.test_items])
 
     @cached_property
     def forget_valid_users(self) -> np.ndarray:
@@ -143,7 +162,7 @@ class PreparedTask:
 
     @cached_property
     def retain_valid_users(self) -> np.ndarray:
-        return np.flatnonzero(~self.forget_mask[self.valid_items])
+        return np.flatnonzero(self.retain_mask[self.valid_items])
 
     # --- training examples: target position p (absolute) with history seq[start(u):p] ---
     @cached_property
@@ -163,7 +182,8 @@ class PreparedTask:
 
     @cached_property
     def d_retain(self) -> np.ndarray:
-        return np.flatnonzero(~self.forget_mask[self.seq_items[self.train_pos]])
+        """Indices into train_pos of D_r (targets in R)."""
+        return np.flatnonzero(self.retain_mask[self.seq_items[self.train_pos]])
 
     @cached_property
     def forget_set(self) -> np.ndarray:
@@ -232,9 +252,13 @@ def method_view(task: PreparedTask) -> MethodTaskView:
     arrays["seq_offsets"] = np.concatenate([[0], np.cumsum(keep)]).astype(np.int64)
     for a in arrays.values():
         a.flags.writeable = False
+    forgotten = None if task.forgotten_mask is None else np.array(task.forgotten_mask)
+    if forgotten is not None:
+        forgotten.flags.writeable = False
     view = MethodTaskView(
-        spec=task.spec, raw_stats=dict(task.raw_stats), content_hash=task.content_hash, **arrays
-    )
+        spec=task.spec, raw_stats=dict(task.raw_stats), content_hash=task.content_hash,
+        forgotten_mask=forgotten, **arrays,
+    )  # fmt: skip
     # the view is the task seen by a method: it names the task's base model and features, not
     # a hash of its own truncated sequences
     view.__dict__["base_hash"] = task.base_hash
@@ -315,18 +339,18 @@ def item_paths(meta: pd.DataFrame) -> list[tuple[str, ...] | None]:
     return [tuple(p) if isinstance(p, (tuple, list)) else None for p in meta["path"]]
 
 
-def unknown_concept(spec: TaskSpec, source: str, concepts: list, paths: list) -> str:
+def unknown_concept(spec: TaskSpec, source: str, concepts: list, paths: list, label: str) -> str:
     """One short line: the closest labels with their item counts, and the command that lists
     them all."""
     counts = label_counts(concepts, paths)
     if not counts:
-        return (f"task {spec.identity}: unknown concept {spec.concept.label!r}: the items of "
+        return (f"task {spec.identity}: unknown concept {label!r}: the items of "
                 f"{source} carry no labels")  # fmt: skip
-    close = closest_labels(spec.concept.label, counts) if len(counts) > CLOSE else [
+    close = closest_labels(label, counts) if len(counts) > CLOSE else [
         f"{k!r} ({v} items)" for k, v in counts.most_common()
     ]  # fmt: skip
     n_names = sum(NODE_SEP not in x for x in counts)
-    return (f"task {spec.identity}: unknown concept {spec.concept.label!r} for {source} "
+    return (f"task {spec.identity}: unknown concept {label!r} for {source} "
             f"({n_names} names); closest: {', '.join(close) or 'none'}; all of them with "
             "`tracer-bench tasks concepts TASK` (the task's name or file)")  # fmt: skip
 
@@ -382,9 +406,12 @@ def build_arrays(spec: TaskSpec, raw: RawDataset) -> tuple[dict[str, np.ndarray]
     meta = raw.items.drop_duplicates("item").set_index("item").reindex(item_ids)
     concepts = [tuple(c) if isinstance(c, (tuple, list)) else () for c in meta["concepts"]]
     paths = item_paths(meta)
-    forget = concept_mask(spec.concept.label, concepts, paths)
-    if not forget.any():
-        raise BenchError(unknown_concept(spec, raw.name, concepts, paths))
+    forget = np.zeros(len(item_ids), dtype=bool)
+    for label in spec.concept.labels:
+        mask = concept_mask(label, concepts, paths)
+        if not mask.any():
+            raise BenchError(unknown_concept(spec, raw.name, concepts, paths, label))
+        forget |= mask
 
     def text(col: str) -> np.ndarray:
         return np.array(meta[col].fillna("").astype(str).tolist(), dtype=str)

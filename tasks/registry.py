@@ -20,10 +20,16 @@ def standard_tasks() -> dict[str, TaskSpec]:
 
 
 def get_task(name_or_path: str) -> TaskSpec:
-    """A standard task by name, or a user's task file by path (anything ending in .toml)."""
+    """A standard task by name (a standard sequence's steps included: `<sequence>.<j>`,
+    `<sequence>.all`), or a user's task file by path (anything ending in .toml)."""
+    from tasks.sequence import sequence_step_task
+
     if name_or_path.endswith(".toml") or Path(name_or_path).is_file():
         return load_task_file(name_or_path)
     tasks = standard_tasks()
+    step = sequence_step_task(name_or_path)
+    if step is not None:
+        return step
     if name_or_path not in tasks:
         raise BenchError(
             f"unknown task {name_or_path!r}; valid names: {', '.join(sorted(tasks))} "

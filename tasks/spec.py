@@ -45,6 +45,14 @@ class PreprocessSpec:
 class ConceptSpec:
     label: str  # an item is in the forget set F iff its concept labels contain this label
     description: str = ""
+    # further labels whose items are in F too: the union of several concepts (a sequential
+    # task's step, or its concepts removed as one request; `tasks.sequence`)
+    union_with: tuple[str, ...] = ()
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Every label whose items are in F, the earlier requests' first (`union_with`)."""
+        return (*self.union_with, self.label)
 
 
 @dataclass(frozen=True)
@@ -104,7 +112,7 @@ class TaskSpec:
 PROTOCOLS = ("last-n", "leave-one-out")
 ON_MISSING_ITEM = ("error", "drop")
 ADDED_OPTIONS = (("preprocess", "on_missing_item", "error"), ("dataset", "prefix", ""),
-                 ("dataset", "category_separator", ""))  # fmt: skip
+                 ("dataset", "category_separator", ""), ("concept", "union_with", ()))  # fmt: skip
 MIN_TRAIN = 3  # last-n keeps at least this many training interactions per user
 MAIN_SCORES = ("erasure_score",)
 # name and version form the task's identity `name@version`, a folder name in the cache: a short
@@ -163,6 +171,11 @@ def check_spec(spec: TaskSpec, file: str) -> None:
         raise bad("split.forget_set_size", "must be >= 1")
     if not spec.concept.label:
         raise bad("concept.label", "must be non-empty")
+    labels = spec.concept.labels
+    if not all(labels) or len(set(labels)) != len(labels):
+        shown = [_shown(x) for x in spec.concept.union_with]
+        raise bad("concept.union_with", "must hold non-empty labels, each once and none the "
+                  f"concept's label, got {shown}")  # fmt: skip
     separator = spec.dataset.category_separator
     if separator and (spec.dataset.source != "genrec-json" or len(separator) > 8
                       or not separator.strip(" ") or "\n" in separator):  # fmt: skip

@@ -85,7 +85,7 @@ def test_tracer_reassignment_invariants(toy):
     assert np.array_equal(served.codes[f, 1:], bb.sids.codes[f, 1:])  # deeper codes kept
     assert served.sizes[0] == bb.sids.sizes[0] + len(fresh_from)
     assert np.array_equal(fresh_from[served.codes[f, 0] - bb.sids.sizes[0]], bb.sids.codes[f, 0])
-    allowed = retain_continuations(bb.sids.codes, served.sizes, task.forget_mask)
+    allowed = retain_continuations(bb.sids.codes, served.sizes, task.forget_mask, task.retain_mask)
     for i in np.flatnonzero(f):  # level-1 continuations allowed = codes retain items use
         assert set(np.flatnonzero(allowed[0][i].numpy())) == set(bb.sids.codes[r, 0])
 
@@ -93,7 +93,7 @@ def test_tracer_reassignment_invariants(toy):
 def test_forget_only_codes_start_where_the_prefix_leaves_every_retain_item():
     codes = np.array([[0, 0, 0], [0, 1, 0], [0, 0, 1], [1, 0, 0], [0, 1, 1], [2, 2, 2]])
     forget = np.array([False, False, True, True, True, False])
-    allowed = retain_continuations(codes, (3, 3, 3), forget)
+    allowed = retain_continuations(codes, (3, 3, 3), forget, ~forget)
     start = forget_only_from(codes, allowed, forget)
     # (0,0,1) leaves at its last code, (1,..) at its first, (0,1,1) at its last; retain: none
     assert start.tolist() == [3, 3, 2, 0, 2, 3]

@@ -150,7 +150,7 @@ def check_unlearned(method, unl: Unlearned, task: PreparedTask, base_sids) -> No
         raise bad(f"a model whose codebooks {tuple(unl.model.cfg.sizes)} are not the SIDs' {sizes}")
     if not method.changes_retain_sids:
         same_shape = base_sids.codes.shape == codes.shape
-        retain = ~task.forget_mask
+        retain = task.retain_mask
         if not same_shape or not np.array_equal(base_sids.codes[retain], codes[retain]):
             raise bad("changed retain items' SIDs (declare changes_retain_sids to allow it)")
     if unl.banned is not None:
@@ -166,26 +166,35 @@ def cell_metrics(task: PreparedTask, frame: pd.DataFrame, cfg: EvalConfig) -> di
 
 
 def run_cell(
-    ctx: CellContext, method_name: str, config_overrides: dict | None = None
-) -> tuple[CellResult, Unlearned]:
+    ctx: CellContext, method_name: str, config_overrides: dict | None = None,
+    inputs: MethodInputs | None = None,
+) -> tuple[CellResult, Unlearned]:  # fmt: skip
     """Unlearn with `method_name` and evaluate, or — for the oracle — score its row: the cell's
     result (its cost's evaluation_seconds is everything after the method returned: decode,
-    latent scoring, relearning, geometry, bootstrap) and the unlearned model."""
+    latent scoring, relearning, geometry, bootstrap) and the unlearned model. `inputs`: the
+    method's inputs when they are not the base model's (a sequence's later steps)."""
     method = get_method(method_name)(**(config_overrides or {}))
     if is_oracle(method_name):
         return _oracle_cell(ctx, method)
-    return _method_cell(ctx, method)
+    return _method_cell(ctx, method, inputs)
 
 
-def _method_cell(ctx: CellContext, method: UnlearningMethod) -> tuple[CellResult, Unlearned]:
-    """A method's path: its own copy of the base model in, its unlearned model evaluated."""
+def _method_cell(
+    ctx: CellContext, method: UnlearningMethod, inputs: MethodInputs | None = None
+) -> tuple[CellResult, Unlearned]:
+    """A method's path: its own copy of the base model in (or `inputs`: a sequence's step gets
+    the model, tokenizer and ban the step before returned), its unlearned model evaluated. A
+    ban that came in stays served."""
     ctx.oracle()  # the oracle before the reference, as a split group's parts expect
-    ref, inputs = ctx.reference(), ctx.inputs()
+    ref = ctx.reference()
+    inputs = inputs or ctx.inputs()
     with PeakRSS() as mem:
         start = time.perf_counter()
         unl = method.unlearn(inputs)
         seconds = time.perf_counter() - start
-    check_unlearned(method, unl, ctx.task, ctx.base().sids)
+    check_unlearned(method, unl, inputs.task, inputs.sids)
+    if inputs.banned is not None:
+        unl.banned = inputs.banned | (False if unl.banned is None else np.asarray(unl.banned))
     eval_start = time.perf_counter()
     served = ServedModel(unl.model, unl.sids, unl.banned)
     frame, measurements, parts = evaluate_unlearning(ctx.task, ref, served, ctx.eval_cfg)

@@ -35,6 +35,11 @@ class Group(Protocol):
     @property
     def label(self) -> str: ...
 
+    @property
+    def n_cells(self) -> int:
+        """How many cells the group finishes (each reported as one "cell" event)."""
+        ...
+
 
 class Event(NamedTuple):
     """What a group reports. kind "step": payload says what it is doing; "cell": payload is a
@@ -135,7 +140,7 @@ class ProcessPool:
             ):
                 if expected is None and all(f.done() for f in futures):
                     ok = [g for f, g in zip(futures, groups, strict=True) if not f.exception()]
-                    expected, deadline = sum(len(g.methods) for g in ok), time.monotonic() + 10
+                    expected, deadline = sum(g.n_cells for g in ok), time.monotonic() + 10
                 try:
                     deliver(events.get(timeout=0.2))
                 except queue.Empty:

@@ -14,13 +14,14 @@ import json
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tqdm import tqdm
 
 from benchmark.app.cell import CellContext, run_cell
 from benchmark.app.executors import Event, Executor, InProcess, ProcessPool
+from benchmark.app.executors import Group as WorkGroup
 from benchmark.evaluation.probes import EvalConfig, task_protocol
 from benchmark.recommender.backbone import BackboneConfig, task_backbone
 from benchmark.results.checkpoint_source import CheckpointSource
@@ -59,6 +60,10 @@ class Group:
         return f"{self.name} seed {self.seed}" + (
             f" ({self.part + 1}/{self.parts})" * (self.parts > 1)
         )
+
+    @property
+    def n_cells(self) -> int:
+        return len(self.methods)
 
     @property
     def oracle_first(self) -> bool:
@@ -196,7 +201,7 @@ class ResultWriter:
     that a rescheduled group finishes again is skipped), counts, and shows one progress bar for
     the grid with each group's (or each Dask worker's) current step."""
 
-    def __init__(self, out: Path, groups: list[Group], bar: tqdm, counts: dict) -> None:
+    def __init__(self, out: Path, groups: Sequence[WorkGroup], bar: tqdm, counts: dict) -> None:
         self.out, self.bar, self.counts = out, bar, counts
         self.groups = {g.label: g for g in groups}
         self.written: set[tuple[str, str, int]] = set()
@@ -211,7 +216,7 @@ class ResultWriter:
         elif event.kind == "cell":
             self._cell(event.label, event.payload)
         elif event.kind == "lost":
-            lost = len(self.groups[event.label].methods) - self.finished[event.label]
+            lost = self.groups[event.label].n_cells - self.finished[event.label]
             self._count("failed", lost, f"{event.label}: {event.payload}")
         self.bar.set_postfix_str(" | ".join(f"{k}: {v}" for k, v in self.steps.items()))
 
@@ -285,7 +290,7 @@ def run_grid(
         tasks, methods, seeds, out, overwrite, method_configs, parts, tuning
     )
     counts: dict = {"done": 0, "skipped": skipped, "failed": 0, "evaluation_seconds": {}}
-    total = skipped + sum(len(g.methods) for g in groups)
+    total = skipped + sum(g.n_cells for g in groups)
     bar = tqdm(total=total, initial=skipped, desc="grid", disable=not progress, unit="cell")
     if executor is None:
         executor = InProcess() if jobs <= 1 or len(groups) <= 1 else ProcessPool(jobs)

@@ -134,9 +134,9 @@ class Backbone:
 
 def model_dir(kind: str, task: PreparedTask, cfg: BackboneConfig, seed: int) -> Path:
     """The base model ("models") lives under the task's base hash, shared by every concept on the
-    same data; the retrain oracle ("oracles") under the task's content hash (its D_r is the
-    concept's)."""
-    data = task.base_hash if kind == "models" else task.content_hash
+    same data; the retrain oracle ("oracles") under the task's oracle hash (its D_r is the
+    concept's; the same forget items on the same data share it, whatever the task's name)."""
+    data = task.base_hash if kind == "models" else task.oracle_hash
     return cache_path(kind, data[:16], f"{cfg.config_hash()[:12]}-s{seed}")
 
 
@@ -178,6 +178,25 @@ def build_lock(folder: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def being_built(folder: Path) -> bool:
+    """Whether another process holds `folder`'s build lock now (it is training that model), so
+    a process with other models to build can build one of those first instead of waiting."""
+    try:
+        import fcntl
+    except ImportError:
+        return False
+    lock = folder.parent / f".{folder.name}.lock"
+    if not lock.exists():
+        return False
+    with open(lock, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
 
 
 def cpu_name() -> str:

@@ -208,7 +208,7 @@ def compute_features(
 
 def features_path(task: PreparedTask, config: FeatureConfig, retain_only: bool = False) -> Path:
     # without retain_only the features do not depend on the concept: keyed like the base model
-    data, kind = (task.content_hash, "-retain") if retain_only else (task.base_hash, "")
+    data, kind = (task.oracle_hash, "-retain") if retain_only else (task.base_hash, "")
     name = f"{data[:16]}-{config.config_hash()[:12]}{kind}.safetensors"
     return cache_path("features", name)
 

@@ -158,11 +158,14 @@ class ResultRecord:
     # a `tracer-bench tune` result: the search, the budget and the validation scores behind the
     # config (benchmark.app.tune); absent at a method's defaults
     tuning: dict | None = None
+    # a step of a sequential task: the sequence, the step, the chain's model hashes, cumulative
+    # costs and the per-request forgetting (benchmark.app.sequence)
+    sequence: dict | None = None
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
-        for name in ("evaluation", "artifacts", "tuning"):
+        for name in ("evaluation", "artifacts", "tuning", "sequence"):
             if out[name] is None:
                 del out[name]
         return {**out.pop("extra"), **out}

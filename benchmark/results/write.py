@@ -138,6 +138,7 @@ class CellFiles:
 def cell_files(
     path: Path, cell: CellResult, extra_cost: dict | None = None,
     artifacts: dict[str, bytes] | None = None, tuning: dict | None = None,
+    sequence: dict | None = None,
 ) -> CellFiles:  # fmt: skip
     """The files of the result to be written at `path`: the JSON records the evidence file's
     name and hash, and the artifacts' manifest hash (`validate` checks both)."""
@@ -149,6 +150,8 @@ def cell_files(
     record = cell.record(evidence, extra_cost)
     if tuning is not None:
         record = dataclasses.replace(record, tuning=tuning)
+    if sequence is not None:
+        record = dataclasses.replace(record, sequence=sequence)
     if artifacts is not None:
         record = dataclasses.replace(record, artifacts={
             "folder": artifacts_dir(path).name,

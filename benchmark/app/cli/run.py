@@ -158,6 +158,35 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 1 if counts["failed"] else 0
 
 
+def _cmd_sequence(args: argparse.Namespace) -> int:
+    from benchmark.app.sequence import run_sequence
+    from leaderboard.sequence import format_sequence_tables
+    from methods.registry import available_methods
+
+    if args.checkpoints:
+        raise BenchError("--checkpoints is not available for sequences yet: their base models "
+                         "and oracles come from this machine's cache or are trained")  # fmt: skip
+    executor = _grid_setup(args)
+    methods = args.methods or sorted(available_methods())
+    out = Path(args.out)
+    start = time.perf_counter()
+    with executor as chosen:
+        counts = run_sequence(
+            args.sequence, methods, args.seeds, out, args.overwrite, progress=not args.quiet,
+            jobs=args.jobs, executor=chosen,
+        )  # fmt: skip
+    wall = time.perf_counter() - start
+    if any(out.rglob("seed*.json")):
+        print(format_sequence_tables(out))
+    print(_workers_line(counts["workers"]))
+    print(
+        f"sequence: {counts['done']} steps run, {counts['skipped']} already done, "
+        f"{counts['failed']} failed; {wall:.0f} s wall ({wall / 60:.1f} min), "
+        f"peak RSS {max(peak_rss_mib(), peak_rss_mib(children=True)):.0f} MiB"
+    )
+    return 1 if counts["failed"] else 0
+
+
 def add_checkpoint_options(p: argparse.ArgumentParser) -> None:
     """Base models and oracles from a board instead of training (`run`, `tune`, `verify`,
     `validate`)."""
@@ -293,3 +322,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="tuned", help="tune folder (default: ./tuned)")
     add_grid_options(p)
     p.set_defaults(func=_cmd_tune)
+
+    p = sub.add_parser(
+        "sequence",
+        help="run a sequential task: each (method, seed) forgets the concepts one request after "
+        "another, every step evaluated against its own oracle",
+    )
+    p.add_argument("sequence", help="a standard sequence's name or a sequence .toml path")
+    p.add_argument("--methods", nargs="+", help="method names (default: all)")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds (default: 0)")
+    p.add_argument("--out", default="sequences", help="results folder (default: ./sequences)")
+    p.add_argument("--overwrite", action="store_true", help="redo finished steps")
+    add_grid_options(p)
+    p.set_defaults(func=_cmd_sequence)
