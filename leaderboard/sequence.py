@@ -18,7 +18,8 @@ from benchmark.metrics.protocol import is_oracle
 from benchmark.metrics.registry import HEADLINE
 from benchmark.metrics.sequence import drift
 from benchmark.results.record import ResultRecord
-from leaderboard.table import MISSING, leaderboard_table, load_results
+from benchmark.util.atomic import write_bytes_atomic
+from leaderboard.table import MISSING
 
 PARTS = (HEADLINE, "forgetting_part", "utility_part")
 
@@ -157,13 +158,14 @@ def at_once_table(seq: pd.DataFrame, board: pd.DataFrame, name: str) -> pd.DataF
     return pd.DataFrame(out)
 
 
-def sequence_tables(folder: str | Path) -> dict[str, dict[str, pd.DataFrame]]:
-    """{sequence identity: {table name: table}} for every sequence in `folder`."""
-    results = load_results(folder)
+def sequence_tables(
+    results: pd.DataFrame, board: pd.DataFrame
+) -> dict[str, dict[str, pd.DataFrame]]:
+    """{sequence identity: {table name: table}} for every sequence in `results` (`load_results`),
+    whose leaderboard table is `board`."""
     seq_all = sequence_frame(results)
     if seq_all.empty:
         return {}
-    board = leaderboard_table(results)
     out = {}
     for identity, seq in seq_all.groupby("sequence", sort=True):
         name = str(seq["name"].iloc[0])
@@ -180,26 +182,24 @@ def sequence_tables(folder: str | Path) -> dict[str, dict[str, pd.DataFrame]]:
     return out
 
 
-def format_sequence_tables(folder: str | Path) -> str:
-    """Every sequence's tables as markdown."""
+def format_sequence_tables(results: pd.DataFrame, board: pd.DataFrame) -> str:
+    """Every sequence's tables as markdown ("" when `results` holds no sequence)."""
     parts = []
-    for identity, tables in sequence_tables(folder).items():
+    for identity, tables in sequence_tables(results, board).items():
         parts.append(f"## {identity}")
         for title, table in tables.items():
             parts += [f"### {title}", table.to_markdown(index=False)]
     return "\n\n".join(parts)
 
 
-def sequence_plot_png(folder: str | Path, identity: str) -> bytes:
+def sequence_plot_png(results: pd.DataFrame, board: pd.DataFrame, identity: str) -> bytes:
     """The erasure score over the steps, one line per method (mean over seeds, min–max band),
     with each step's noise ceiling as a dashed line."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    results = load_results(folder)
     seq = sequence_frame(results)
     seq = seq[seq["sequence"] == identity]
-    board = leaderboard_table(results)
     name, k = str(seq["name"].iloc[0]), int(seq["steps"].max())
     fig = Figure(figsize=(7.5, 4.6), dpi=100)
     FigureCanvasAgg(fig)
@@ -230,3 +230,15 @@ def sequence_plot_png(folder: str | Path, identity: str) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()
+
+
+def write_sequence_plots(results: pd.DataFrame, board: pd.DataFrame, out_dir: str | Path):
+    """One plot per sequence in `results` under `out_dir` (`<name>-<version>-steps.png`)."""
+    seq = sequence_frame(results)
+    paths = []
+    for identity in sorted(set(seq["sequence"])) if not seq.empty else ():
+        path = Path(out_dir) / f"{str(identity).replace('@', '-')}-steps.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(path, sequence_plot_png(results, board, str(identity)))
+        paths.append(path)
+    return paths

@@ -17,7 +17,8 @@ from benchmark.metrics.protocol import is_oracle
 from benchmark.metrics.sequence import REQUEST_METRICS, request_metrics
 from benchmark.results.record import ResultRecord
 from tasks.errors import BenchError
-from tasks.sequence import SequenceSpec, item_requests
+from tasks.prepare import item_requests
+from tasks.sequence import SequenceSpec
 
 BLOCK_FIELDS: dict[str, type | tuple[type, ...]] = {
     "sequence": str, "step": int, "steps": int, "requests": list, "input_sha256": str,

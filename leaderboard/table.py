@@ -46,7 +46,7 @@ from tasks.errors import BenchError
 GROUP_KEYS = ["task_identity", "task_data_hash", "backbone_hash"]
 ROW_KEYS = [*GROUP_KEYS, "method", "method_version", "config_hash"]
 ID_COLUMNS = [*ROW_KEYS, "task_name", "seed", "harness_version", "reference", "verified",
-              "board", "evidence", "path"]  # fmt: skip
+              "board", "sequence", "step", "evidence", "path"]  # fmt: skip
 
 # the columns of the leaderboard, headline first; "@10" metrics fall back to the largest K
 COMPACT_METRICS = [  # what `run` prints, and `leaderboard --compact`
@@ -114,6 +114,9 @@ def read_result(path: Path, verified: bool = False) -> dict:
         "reference": rec.reference,
         "verified": verified,  # never what the file says of itself (benchmark.results.ledger)
         "board": board_label(rec.tuning),
+        # a sequential task's step: its sequence's identity and the step ("", 0 for a task)
+        "sequence": str(rec.sequence.get("sequence", "")) if rec.sequence else "",
+        "step": _step(rec.sequence),
         "evidence": str(evidence) if evidence.is_file() else "",
         "path": str(path),
     }
@@ -130,6 +133,11 @@ def read_result(path: Path, verified: bool = False) -> dict:
         if name not in row and name in rec.cost:
             row[name] = _number(rec.cost[name], path, f"cost.{name}")
     return row
+
+
+def _step(block: dict | None) -> int:
+    step = block.get("step") if isinstance(block, dict) else None
+    return step if isinstance(step, int) and not isinstance(step, bool) else 0
 
 
 def find_result_files(folder: str | Path) -> tuple[list[Path], list[Path]]:

@@ -524,3 +524,32 @@ def prepare_task(spec: TaskSpec, rebuild: bool = False) -> PreparedTask:
     }
     _write_cache(folder, arrays, meta)
     return task
+
+
+# ---- sequential tasks (tasks.sequence): a step's requests -----------------------------------
+
+
+def item_requests(steps: list[PreparedTask]) -> np.ndarray:
+    """Per item, the request that forgot it (1..j for steps 1..j; 0: in no concept), from the
+    prepared steps in order (step i's F is C1 ∪ … ∪ Ci)."""
+    request = np.zeros(steps[0].n_items, dtype=np.int64)
+    for i, step in reversed(list(enumerate(steps, start=1))):
+        request[step.forget_mask] = i
+    return request
+
+
+def request_view(step: PreparedTask, earlier: PreparedTask | None) -> PreparedTask:
+    """Step j's task as its request is made: F is Cj's items not forgotten before (`step`'s F
+    minus `earlier`'s, step j−1's), the earlier requests' items forgotten (in neither F nor R).
+    The same data, identity and hashes as `step`; `tasks.prepare.method_view` then hides its
+    test targets."""
+    if earlier is None:
+        return step
+    if earlier.base_hash != step.base_hash or (earlier.forget_mask & ~step.forget_mask).any():
+        raise BenchError(f"{earlier.spec.identity} is not the step before {step.spec.identity}")
+    arrays = {f.name: getattr(step, f.name) for f in dataclasses.fields(step)}
+    arrays["forget_mask"] = step.forget_mask & ~earlier.forget_mask
+    arrays["forgotten_mask"] = np.array(earlier.forget_mask)
+    view = PreparedTask(**arrays)
+    view.__dict__["base_hash"] = step.base_hash
+    return view

@@ -2,12 +2,12 @@
 request after another, each request applied to the model the previous one left.
 
 A sequence file is a task file whose `[concept]` table is replaced by a `[sequence]` table: the
-concepts in request order (each a label and a description) and the reason for that order. Step j
-is a task of its own, `<name>.<j>`: its F is C1 ∪ … ∪ Cj (`ConceptSpec.union_with`), which its
-evaluation and its retrain oracle use. The method at step j sees `request_view`: F is Cj's items
-not forgotten before, the earlier concepts' items are in neither F nor R (D_r holds the examples
-whose target lies in none of C1..Cj). `<name>.all` removes the k concepts as one request: step k's
-data under another name, the comparison point for arriving one at a time."""
+concepts in request order (each a label and a description) and the reason for that order. Step j is
+a task of its own, `<name>.<j>`: its F is C1 ∪ … ∪ Cj (`ConceptSpec.union_with`), which its
+evaluation and its retrain oracle use. The method at step j sees `tasks.prepare.request_view`: F is
+Cj's items not forgotten before, the earlier concepts' items are in neither F nor R (D_r holds the
+examples whose target lies in none of C1..Cj). `<name>.all` removes the k concepts as one request:
+step k's data under another name, the comparison point for arriving one at a time."""
 
 from __future__ import annotations
 
@@ -18,10 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
-
 from tasks.errors import BenchError, TaskFileError
-from tasks.prepare import PreparedTask
 from tasks.spec import ConceptSpec, TaskSpec
 from tasks.typed import typed
 
@@ -167,29 +164,3 @@ def sequence_step_task(name: str) -> TaskSpec | None:
         return seq.all_at_once()
     j = int(m["step"])
     return seq.step(j) if j <= len(seq) else None
-
-
-def item_requests(steps: list[PreparedTask]) -> np.ndarray:
-    """Per item, the request that forgot it (1..j for steps 1..j; 0: in no concept), from the
-    prepared steps in order (step i's F is C1 ∪ … ∪ Ci)."""
-    request = np.zeros(steps[0].n_items, dtype=np.int64)
-    for i, step in reversed(list(enumerate(steps, start=1))):
-        request[step.forget_mask] = i
-    return request
-
-
-def request_view(step: PreparedTask, earlier: PreparedTask | None) -> PreparedTask:
-    """Step j's task as its request is made: F is Cj's items not forgotten before (`step`'s F
-    minus `earlier`'s, step j−1's), the earlier requests' items forgotten (in neither F nor R).
-    The same data, identity and hashes as `step`; `tasks.prepare.method_view` then hides its
-    test targets."""
-    if earlier is None:
-        return step
-    if earlier.base_hash != step.base_hash or (earlier.forget_mask & ~step.forget_mask).any():
-        raise BenchError(f"{earlier.spec.identity} is not the step before {step.spec.identity}")
-    arrays = {f.name: getattr(step, f.name) for f in dataclasses.fields(step)}
-    arrays["forget_mask"] = step.forget_mask & ~earlier.forget_mask
-    arrays["forgotten_mask"] = np.array(earlier.forget_mask)
-    view = PreparedTask(**arrays)
-    view.__dict__["base_hash"] = step.base_hash
-    return view

@@ -23,7 +23,7 @@ from benchmark.app.cell import CellContext, run_cell
 from benchmark.app.executors import Event, Executor, InProcess, ProcessPool
 from benchmark.app.executors import Group as WorkGroup
 from benchmark.evaluation.probes import EvalConfig, task_protocol
-from benchmark.recommender.backbone import BackboneConfig, task_backbone
+from benchmark.recommender.backbone import BackboneConfig, being_built, model_dir, task_backbone
 from benchmark.results.checkpoint_source import CheckpointSource
 from benchmark.results.record import failure_path, result_path
 from benchmark.results.unlearned_model import artifact_files
@@ -133,8 +133,14 @@ class GroupWork:
             progress=False, report=report,
             oracle_first=group.oracle_first, checkpoints=self.checkpoints,
         )  # fmt: skip
-        models = [("base model", ctx.base), ("retrain oracle", ctx.oracle)]
-        for step, build in [*models[:: -1 if group.oracle_first else 1],
+        cfg, seed = ctx.backbone_cfg, group.seed
+        models = [
+            ("base model", model_dir("models", task, cfg, seed), ctx.base),
+            ("retrain oracle", model_dir("oracles", task, cfg, seed), ctx.oracle),
+        ]
+        # a model another process is training is built last: a group whose base model another
+        # group is training trains its oracle meanwhile
+        for step, build in [*build_what_is_free(models[:: -1 if group.oracle_first else 1]),
                             ("original and oracle evidence", ctx.reference)]:  # fmt: skip
             doing["step"] = step
             emit(Event("step", group.label, step))
@@ -151,6 +157,16 @@ class GroupWork:
         cost = {"cell_seconds": time.perf_counter() - start}
         tuning = dict(group.tuning).get(method)
         return cell_files(path, cell, cost, artifacts, tuning and json.loads(tuning))
+
+
+def build_what_is_free(builds: list[tuple[str, Path, Callable]]):
+    """(name, build) in an order that trains what no other process is training: each time, the
+    first model not being built elsewhere; when all are, the first (waiting for it)."""
+    todo = list(builds)
+    while todo:
+        pick = next((b for b in todo if not being_built(b[1])), todo[0])
+        todo.remove(pick)
+        yield pick[0], pick[2]
 
 
 def plan_groups(

@@ -28,12 +28,17 @@ from tqdm import tqdm
 
 from benchmark.app.cell import CellContext, run_cell
 from benchmark.app.executors import Event, Executor, InProcess, ProcessPool
-from benchmark.app.runner import CellOutput, ResultWriter, remove_stale_temporaries
+from benchmark.app.runner import (
+    CellOutput,
+    ResultWriter,
+    build_what_is_free,
+    remove_stale_temporaries,
+)
 from benchmark.evaluation.probes import task_protocol
 from benchmark.metrics.evidence import Evidence
 from benchmark.metrics.protocol import is_oracle
 from benchmark.metrics.sequence import request_metrics
-from benchmark.recommender.backbone import BackboneConfig, being_built, model_dir, task_backbone
+from benchmark.recommender.backbone import BackboneConfig, model_dir, task_backbone
 from benchmark.results.record import ResultRecord, ResultsError, result_path
 from benchmark.results.unlearned_model import artifact_files, load_artifacts
 from benchmark.results.write import CellResult, cell_files
@@ -43,8 +48,8 @@ from methods.base import MethodInputs, Unlearned
 from methods.registry import get_method
 from tasks import prepare_task
 from tasks.errors import BenchError
-from tasks.prepare import PreparedTask, method_view
-from tasks.sequence import SequenceSpec, get_sequence, item_requests, request_view
+from tasks.prepare import PreparedTask, item_requests, method_view, request_view
+from tasks.sequence import SequenceSpec, get_sequence
 from tasks.sources.common import cache_path
 
 
@@ -145,7 +150,7 @@ class SequenceWork:
 
         contexts = [
             CellContext(t, group.seed, cfg, task_protocol(t.spec, group.seed, self.split),
-                        progress=False, report=report)
+                        progress=False, report=report, oracle_first=group.part % 2 == 1)
             for t in steps
         ]  # fmt: skip
         builds = [("base model", model_dir("models", steps[0], cfg, group.seed), contexts[0].base)]
@@ -158,7 +163,8 @@ class SequenceWork:
             build()
         for c in contexts[1:]:
             c._cache["base"] = contexts[0].base()
-        for j, c in enumerate(contexts, start=1):
+        order = list(enumerate(contexts, start=1))
+        for j, c in order[rotate % len(order) :] + order[: rotate % len(order)]:
             doing["step"] = f"step {j}: original and oracle evidence"
             emit(Event("step", group.label, doing["step"]))
             c.reference()
@@ -233,16 +239,6 @@ def _failure(group: SequenceGroup, step: str, method: str, exc: Exception) -> Ce
     })  # fmt: skip
 
 
-def build_what_is_free(builds: list[tuple[str, Path, Callable]]):
-    """(name, build) in an order that trains what no other process is training: each time, the
-    first model not being built elsewhere; when all are, the first (waiting for it)."""
-    todo = list(builds)
-    while todo:
-        pick = next((b for b in todo if not being_built(b[1])), todo[0])
-        todo.remove(pick)
-        yield pick[0], pick[2]
-
-
 def sequence_block(
     seq: SequenceSpec, step: int, input_sha: str, output_sha: str, unlearn_seconds: list[float],
     retrain_seconds: list[float], cell: CellResult, requests: np.ndarray, seed: int,
@@ -271,7 +267,9 @@ def plan_sequence(
     overwrite: bool, workers: int,
 ) -> tuple[list[SequenceGroup], int]:  # fmt: skip
     """Groups with chains to run, and the number of finished step cells skipped. A chain
-    resumes after its last step written in order (1..j all present)."""
+    resumes after its last step written in order (1..j all present). With several `workers`,
+    every group is dealt into parts (its chains round-robin), so no worker idles while fewer
+    groups than workers are left; the parts of a group build its models side by side."""
     groups, skipped = [], 0
     for seed in seeds:
         chains = []
@@ -282,12 +280,11 @@ def plan_sequence(
                 chains.append(resume)
         if chains:
             groups.append(SequenceGroup(seq_ref, seq.name, seed, len(seq), tuple(chains)))
-    per_group = -(-workers // len(groups)) if groups else 1
-    if per_group > 1:
+    if workers > 1:
         groups = [
             dataclasses.replace(g, chains=g.chains[k::n], part=k, parts=n)
             for g in groups
-            for n in [min(per_group, len(g.chains))]
+            for n in [min(workers, len(g.chains))]
             for k in range(n)
         ]
     return groups, skipped

@@ -19,6 +19,7 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
     from benchmark.util.atomic import write_text_atomic
     from leaderboard.html import write_site
     from leaderboard.plot import write_plots
+    from leaderboard.sequence import format_sequence_tables, write_sequence_plots
     from leaderboard.table import (
         COMPACT_METRICS,
         ResultsError,
@@ -41,8 +42,11 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
         print(f"wrote {write_text_atomic(args.out, text)}", file=sys.stderr)
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    steps = format_sequence_tables(df, table) if args.format == "md" else ""
+    if steps and not args.out:
+        sys.stdout.write("\n" + steps + "\n")
     if args.plots:
-        for path in write_plots(table, args.plots):
+        for path in [*write_plots(table, args.plots), *write_sequence_plots(df, table, args.plots)]:
             print(f"wrote {path}", file=sys.stderr)
     if args.site:
         print(f"wrote {write_site(args.results_dir, args.site, table=table)}", file=sys.stderr)

@@ -177,7 +177,10 @@ def _cmd_sequence(args: argparse.Namespace) -> int:
         )  # fmt: skip
     wall = time.perf_counter() - start
     if any(out.rglob("seed*.json")):
-        print(format_sequence_tables(out))
+        from leaderboard.table import leaderboard_table, load_results
+
+        results = load_results(out)
+        print(format_sequence_tables(results, leaderboard_table(results)))
     print(_workers_line(counts["workers"]))
     print(
         f"sequence: {counts['done']} steps run, {counts['skipped']} already done, "
