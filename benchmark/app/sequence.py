@@ -287,6 +287,7 @@ def plan_sequence(
             for n in [min(workers, len(g.chains))]
             for k in range(n)
         ]
+        groups.sort(key=lambda g: g.part)  # first parts first: other seeds' models side by side
     return groups, skipped
 
 
