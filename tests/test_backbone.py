@@ -207,6 +207,7 @@ def test_every_concept_on_the_same_data_shares_one_base_model(tmp_path, monkeypa
     from benchmark.recommender.features import features_path
     from tasks.prepare import method_view
 
+    monkeypatch.setenv("TRACER_BENCH_CACHE", str(tmp_path / "cache"))  # other tests share data
     data = write_atomic(tmp_path / "data", *toy_rows(n_users=30, n_items=12, per_user=9))
     for sub in "abcd":
         (tmp_path / sub).mkdir()

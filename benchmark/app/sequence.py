@@ -217,7 +217,7 @@ class SequenceWork:
     @staticmethod
     def _inputs(ctx, contexts, j, prev: Unlearned, group: SequenceGroup, emit) -> MethodInputs:
         """Step j's inputs: step j−1's model (its own copy), served tokenizer and ban, and the
-        task as request j is made (`tasks.sequence.request_view`), without test targets."""
+        task as request j is made (`tasks.prepare.request_view`), without test targets."""
         earlier = contexts[j - 2].task if j > 1 else None
         view = method_view(request_view(ctx.task, earlier))
 
