@@ -19,6 +19,7 @@ from benchmark.metrics.registry import HEADLINE
 from benchmark.metrics.sequence import drift
 from benchmark.results.record import ResultRecord
 from benchmark.util.atomic import write_bytes_atomic
+from leaderboard.plot import MARKERS
 from leaderboard.table import MISSING
 
 PARTS = (HEADLINE, "forgetting_part", "utility_part")
@@ -62,7 +63,7 @@ def steps_table(seq: pd.DataFrame, board: pd.DataFrame, name: str) -> pd.DataFra
     k = int(seq["steps"].max())
     out = []
     for method, rows in seq.groupby("method", sort=True):
-        line = {"method": method}
+        line = {"method": f"{method} (scored against itself)" if is_oracle(method) else method}
         for j in range(1, k + 1):
             line[f"step {j}"] = _mean_std(rows.loc[rows["step"] == j, HEADLINE])
         out.append(line)
@@ -133,7 +134,7 @@ def cost_table(seq: pd.DataFrame) -> pd.DataFrame:
         u, r = rows["cumulative_unlearn_seconds"].mean(), rows["cumulative_retrain_seconds"].mean()
         out.append({"method": method, "unlearning s (steps 1..k)": f"{u:.1f}",
                     "retraining s (steps 1..k)": f"{r:.1f}",
-                    "speed-up": f"{r / u:.1f}×" if u > 0 else MISSING})  # fmt: skip
+                    "speed-up": f"{r / u:.3g}×" if u > 0 else MISSING})  # fmt: skip
     return pd.DataFrame(out)
 
 
@@ -152,8 +153,14 @@ def at_once_table(seq: pd.DataFrame, board: pd.DataFrame, name: str) -> pd.DataF
         mine = last[last["method"] == row["method"]]
         line = {"method": row["method"]}
         for part in PARTS:
+            std = row[f"{part}_std"]
             line[f"{part} sequential"] = _mean_std(mine[part])
-            line[f"{part} at once"] = f"{row[f'{part}_mean']:.3f}"
+            line[f"{part} at once"] = f"{row[f'{part}_mean']:.3f}" + (
+                f" ± {std:.3f}" if np.isfinite(std) else ""
+            )
+        line["erasure: sequential − at once"] = (
+            f"{mine[HEADLINE].mean() - row[f'{HEADLINE}_mean']:+.3f}"
+        )
         out.append(line)
     return pd.DataFrame(out)
 
@@ -205,13 +212,16 @@ def sequence_plot_png(results: pd.DataFrame, board: pd.DataFrame, identity: str)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     steps = np.arange(1, k + 1)
-    for method, rows in seq.groupby("method", sort=True):
-        if is_oracle(method):
-            continue
-        g = rows.groupby("step")[HEADLINE]
+    from matplotlib import colormaps
+
+    colours = list(colormaps["tab10"].colors) + list(colormaps["Dark2"].colors)  # type: ignore[attr-defined]
+    methods = [m for m in sorted(set(seq["method"])) if not is_oracle(m)]
+    for n, method in enumerate(methods):
+        g = seq[seq["method"] == method].groupby("step")[HEADLINE]
         mean, lo, hi = (g.mean().reindex(steps), g.min().reindex(steps), g.max().reindex(steps))
-        (line,) = ax.plot(steps, mean, marker="o", ms=4, label=method)
-        ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.12)
+        colour = colours[n % len(colours)]
+        ax.plot(steps, mean, marker=MARKERS[n % len(MARKERS)], ms=5, color=colour, label=method)
+        ax.fill_between(steps, lo, hi, color=colour, alpha=0.10)
     ceiling = []
     for j in steps:
         rows = board[board["task_identity"].str.startswith(f"{name}.{j}@")]

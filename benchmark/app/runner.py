@@ -23,7 +23,7 @@ from benchmark.app.cell import CellContext, run_cell
 from benchmark.app.executors import Event, Executor, InProcess, ProcessPool
 from benchmark.app.executors import Group as WorkGroup
 from benchmark.evaluation.probes import EvalConfig, task_protocol
-from benchmark.recommender.backbone import BackboneConfig, being_built, model_dir, task_backbone
+from benchmark.recommender.backbone import BackboneConfig, build_lock, model_dir, task_backbone
 from benchmark.results.checkpoint_source import CheckpointSource
 from benchmark.results.record import failure_path, result_path
 from benchmark.results.unlearned_model import artifact_files
@@ -161,12 +161,19 @@ class GroupWork:
 
 def build_what_is_free(builds: list[tuple[str, Path, Callable]]):
     """(name, build) in an order that trains what no other process is training: each time, the
-    first model not being built elsewhere; when all are, the first (waiting for it)."""
+    first model whose build lock is free, built while this process holds that lock; when every
+    lock is held elsewhere, the first (waiting for it)."""
     todo = list(builds)
     while todo:
-        pick = next((b for b in todo if not being_built(b[1])), todo[0])
-        todo.remove(pick)
-        yield pick[0], pick[2]
+        for b in todo:
+            with build_lock(b[1], wait=False) as mine:
+                if mine:
+                    todo.remove(b)
+                    yield b[0], b[2]
+                    break
+        else:
+            first = todo.pop(0)
+            yield first[0], first[2]
 
 
 def plan_groups(

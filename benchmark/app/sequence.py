@@ -9,8 +9,8 @@ A (sequence, seed) is a group: one base model, k oracles (each cached per prefix
 is the single-concept task's where the data are the same) and k references, shared by its
 methods' chains. Each step's unlearned model is kept in the cache, so a run killed at any step
 resumes from the last step written. Parts of a split group (`--jobs`) build the models they need
-in rotated orders and skip a model another process is training (`being_built`), so no core waits
-while another trains a base model it could be training an oracle beside."""
+in rotated orders and skip a model another process is training (`build_what_is_free`), so no
+core waits while another trains a base model it could be training an oracle beside."""
 
 from __future__ import annotations
 

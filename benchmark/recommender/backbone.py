@@ -160,43 +160,37 @@ def cached_model(
         return _cached_model(kind, task, cfg, seed, build, files, folder)
 
 
+_HELD: set[Path] = set()  # the build locks this process holds (a held lock is not taken again)
+
+
 @contextmanager
-def build_lock(folder: Path) -> Iterator[None]:
+def build_lock(folder: Path, wait: bool = True) -> Iterator[bool]:
     """Held while a cached model is looked up and, if absent, built: a second process that
     wants the same model waits and then reuses it instead of training it again. An OS lock
     (released by the kernel when its process dies, however it dies); none where there is no
-    `fcntl`."""
+    `fcntl`. With `wait=False` it yields False at once when another process holds it (it is
+    training that model). Taking a lock this process already holds yields True."""
     try:
         import fcntl
     except ImportError:  # not POSIX: no waiting, at worst a model built twice
-        yield
+        yield True
+        return
+    if folder in _HELD:
+        yield True
         return
     folder.parent.mkdir(parents=True, exist_ok=True)
     with open(folder.parent / f".{folder.name}.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def being_built(folder: Path) -> bool:
-    """Whether another process holds `folder`'s build lock now (it is training that model), so
-    a process with other models to build can build one of those first instead of waiting."""
-    try:
-        import fcntl
-    except ImportError:
-        return False
-    lock = folder.parent / f".{folder.name}.lock"
-    if not lock.exists():
-        return False
-    with open(lock, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            return True
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        return False
+            yield False
+            return
+        _HELD.add(folder)
+        try:
+            yield True
+        finally:
+            _HELD.discard(folder)
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def cpu_name() -> str:
