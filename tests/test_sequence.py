@@ -291,6 +291,13 @@ def test_validate_recomputes_the_requests_and_checks_the_chain(run, tmp_path):
     assert "sequence.input_sha256" in fields
 
 
+def test_results_carry_the_sequence_and_the_step(run):
+    df = load_results(run["out"])  # what publish writes as results.parquet
+    steps = df.set_index(["task_name", "method", "seed"])
+    assert steps.loc[("toy-seq.2", "tracer", 1), "step"] == 2
+    assert set(df["sequence"]) == {"toy-seq@1.0"}
+
+
 def test_retention_and_drift_come_from_the_records(run):
     seq = sequence_frame(load_results(run["out"]))
     tracer = seq[seq["method"] == "tracer"].set_index(["seed", "step"])
