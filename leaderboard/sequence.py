@@ -29,7 +29,7 @@ def sequence_frame(results: pd.DataFrame) -> pd.DataFrame:
     """One row per step record: sequence, step, steps, method, seed, the headline and its parts,
     cumulative costs and `request_<i>` (request i's forgetting part at this step)."""
     rows = []
-    for path in results["path"]:
+    for path in results.loc[results["step"] > 0, "path"]:  # only steps carry a sequence block
         rec = ResultRecord.read(path)
         block = rec.sequence
         if not isinstance(block, dict):

@@ -15,6 +15,7 @@ import pandas as pd
 from benchmark.metrics.evidence import Evidence
 from benchmark.metrics.protocol import is_oracle
 from benchmark.metrics.sequence import REQUEST_METRICS, request_metrics
+from benchmark.metrics.stat import agrees
 from benchmark.results.record import ResultRecord
 from tasks.errors import BenchError
 from tasks.prepare import item_requests
@@ -25,12 +26,6 @@ BLOCK_FIELDS: dict[str, type | tuple[type, ...]] = {
     "output_sha256": str, "cumulative_unlearn_seconds": (int, float),
     "cumulative_retrain_seconds": (int, float), "request_forgetting": dict,
 }  # fmt: skip
-
-
-def _close(a: float, b: float) -> bool:
-    if np.isnan(a) and np.isnan(b):
-        return True
-    return bool(np.isclose(a, b, rtol=1e-9, atol=1e-12))
 
 
 def block_problems(
@@ -73,7 +68,7 @@ def block_problems(
         for name in REQUEST_METRICS:
             got = have.get(i, {}).get(name, {}) if isinstance(have.get(i), dict) else {}
             value = got.get("value") if isinstance(got, dict) else None
-            if not isinstance(value, int | float) or not _close(float(value), stats[name].value):
+            if not isinstance(value, int | float) or not agrees(float(value), stats[name].value):
                 out.append((f"sequence.request_forgetting.{i}.{name}",
                             f"{value} but the evidence gives {stats[name].value}"))  # fmt: skip
     extra = sorted(set(have) - set(want))

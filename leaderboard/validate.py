@@ -76,7 +76,7 @@ from benchmark.metrics.registry import (
     parse_metric,
     reference_columns,
 )
-from benchmark.metrics.stat import MetricStat
+from benchmark.metrics.stat import MetricStat, agrees
 from benchmark.results.artifacts import artifacts_dir, check_files
 from benchmark.results.ledger import (
     LEDGER_NAME,
@@ -103,7 +103,6 @@ from tasks.untrusted import read_json
 # (result record, prepared task) -> the reference columns recomputed (`benchmark.app.verify`)
 ReferenceFrame = Callable[[ResultRecord, Any], pd.DataFrame]
 
-EVIDENCE_TOL = 1e-9
 REFERENCE_METHOD = ORACLE
 # metric ranges beyond the default [0, 1] (shares, recalls, NDCGs, the headline and its parts)
 SIGNED = {"ce_excess", "relearn_excess", "retain_geometry_spearman"}  # [-1, 1]
@@ -150,12 +149,6 @@ def metric_range(name: str) -> tuple[float, float]:
 
 def _sha(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
-
-
-def _close(a: float, b: float) -> bool:
-    if math.isnan(a) or math.isnan(b):
-        return math.isnan(a) and math.isnan(b)
-    return math.isclose(a, b, rel_tol=EVIDENCE_TOL, abs_tol=EVIDENCE_TOL)
 
 
 def _known(name: str) -> bool:
@@ -461,7 +454,7 @@ def recompute_problems(
             out.append((f"metrics.{name}", "missing (required: computable from the evidence)"))
         else:
             have, want = stat.value, values[name]
-            if not _close(have, want):
+            if not agrees(have, want):
                 how = METRICS[metric_base(name)].description
                 out.append((f"metrics.{name}.value",
                             f"{have} but the evidence gives {want} ({how})"))  # fmt: skip

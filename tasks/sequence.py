@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -21,11 +20,6 @@ from pathlib import Path
 from tasks.errors import BenchError, TaskFileError
 from tasks.spec import ConceptSpec, TaskSpec
 from tasks.typed import typed
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 SEQUENCE_DIR = Path(__file__).parent / "standard" / "sequences"
 MAX_STEPS = 8
@@ -115,23 +109,18 @@ def sequence_from_dict(table: dict, file: str) -> SequenceSpec:
 
 
 def load_sequence_file(path: str | Path) -> SequenceSpec:
-    from tasks.taskfile import _task_text
+    from tasks.taskfile import read_table
 
-    path = Path(path)
-    try:
-        table = tomllib.loads(_task_text(path))
-    except (tomllib.TOMLDecodeError, ValueError, RecursionError) as exc:
-        raise TaskFileError(f"{path}: not valid TOML ({exc})") from None
-    return sequence_from_dict(table, str(path))
+    return sequence_from_dict(read_table(Path(path)), str(path))
 
 
 def is_sequence_file(path: str | Path) -> bool:
     """Whether a .toml file declares a sequence (a [sequence] table) rather than a task."""
-    from tasks.taskfile import _task_text
+    from tasks.taskfile import read_table
 
     try:
-        return "sequence" in tomllib.loads(_task_text(Path(path)))
-    except (tomllib.TOMLDecodeError, ValueError, RecursionError, BenchError):
+        return "sequence" in read_table(Path(path))
+    except BenchError:
         return False
 
 

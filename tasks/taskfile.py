@@ -45,15 +45,19 @@ def _task_text(path: Path) -> str:
     return data.decode("utf-8")
 
 
-def load_task_file(path: str | Path) -> TaskSpec:
-    path = Path(path)
+def read_table(path: Path) -> dict:
+    """A task or sequence file's TOML table; a one-line TaskFileError otherwise."""
     text = _task_text(path)
     try:
-        table = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise TaskFileError(f"{path}: not valid TOML ({exc})") from None
     except ValueError:  # an integer of more digits than Python converts
         raise TaskFileError(f"{path}: not valid TOML (a number with too many digits)") from None
     except RecursionError:  # tomllib recurses into nested arrays and inline tables
         raise TaskFileError(f"{path}: not valid TOML (nested too deeply)") from None
-    return spec_from_dict(table, str(path))
+
+
+def load_task_file(path: str | Path) -> TaskSpec:
+    path = Path(path)
+    return spec_from_dict(read_table(path), str(path))

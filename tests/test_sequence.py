@@ -48,12 +48,12 @@ def toy_data(folder: Path) -> Path:
     return write_atomic(folder, inter, items)
 
 
-def sequence_file(folder: Path, concepts: str = '[{ label = "Scary" }, { label = "Comedy" }]',
-                  extra: str = "") -> Path:  # fmt: skip
-    data = toy_data(folder / "data")
-    text = f"""name = "toy-seq"
+def toy_file(path: Path, data: Path, name: str, own_table: str) -> Path:
+    """A task or sequence file on the toy data: the shared tables and its own ([concept] or
+    [sequence]), with the tiny recipe and evaluation."""
+    path.write_text(f"""name = "{name}"
 version = "1.0"
-{extra}
+
 [dataset]
 source = "atomic"
 path = "{data}"
@@ -63,40 +63,22 @@ user_core = 3
 item_core = 1
 max_history = 4
 
+{own_table}
 [evaluation]
-{_evaluation_table(SMALL)}
-[sequence]
-reason = "two genres, the smaller first"
-concepts = {concepts}
-""" + _backbone_tables(TINY)
-    path = folder / "toy-seq.toml"
-    path.write_text(text)
+{_evaluation_table(SMALL)}""" + _backbone_tables(TINY))  # fmt: skip
     return path
+
+
+def sequence_file(folder: Path, concepts: str = '[{ label = "Scary" }, { label = "Comedy" }]'
+                  ) -> Path:  # fmt: skip
+    data = toy_data(folder / "data")
+    own = f'[sequence]\nreason = "two genres, the smaller first"\nconcepts = {concepts}\n'
+    return toy_file(folder / "toy-seq.toml", data, "toy-seq", own)
 
 
 def single_task_file(folder: Path, data: Path, label: str = "Scary", union: str = "") -> Path:
-    path = folder / f"single-{label}.toml"
-    path.write_text(
-        f"""name = "toy-single"
-version = "1.0"
-
-[dataset]
-source = "atomic"
-path = "{data}"
-
-[preprocess]
-user_core = 3
-item_core = 1
-max_history = 4
-
-[concept]
-label = "{label}"
-{union}
-[evaluation]
-{_evaluation_table(SMALL)}"""
-        + _backbone_tables(TINY)
-    )
-    return path
+    own = f'[concept]\nlabel = "{label}"\n{union}\n'
+    return toy_file(folder / f"single-{label}.toml", data, "toy-single", own)
 
 
 # ---- the file, its steps and the request as a method sees it (no training) ---------------------

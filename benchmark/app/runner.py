@@ -42,6 +42,22 @@ def remove_stale_temporaries(out: Path) -> int:
     return len(stale)
 
 
+def part_label(name: str, seed: int, part: int, parts: int) -> str:
+    """A group's label in progress lines: "<task> seed <s>", with "(k/n)" for a part of one."""
+    return f"{name} seed {seed}" + (f" ({part + 1}/{parts})" * (parts > 1))
+
+
+def deal_into_parts(groups: list, per_group: int, cells: str) -> list:
+    """Each group's `cells` (a tuple field) dealt round-robin into min(per_group, its count)
+    parts, each a group of its own with `part` and `parts` set."""
+    return [
+        dataclasses.replace(g, **{cells: getattr(g, cells)[k::n]}, part=k, parts=n)
+        for g in groups
+        for n in [min(per_group, len(getattr(g, cells)))]
+        for k in range(n)
+    ]
+
+
 @dataclasses.dataclass(frozen=True)
 class Group:
     """The cells of one (task, seed) still to run."""
@@ -57,9 +73,7 @@ class Group:
 
     @property
     def label(self) -> str:
-        return f"{self.name} seed {self.seed}" + (
-            f" ({self.part + 1}/{self.parts})" * (self.parts > 1)
-        )
+        return part_label(self.name, self.seed, self.part, self.parts)
 
     @property
     def n_cells(self) -> int:
@@ -210,12 +224,7 @@ def plan_groups(
                 groups.append(Group(t, name, seed, tuple(todo), configs, notes))
     per_group = -(-workers // len(groups)) if groups else 1
     if per_group > 1:
-        groups = [
-            dataclasses.replace(g, methods=g.methods[k::n], part=k, parts=n)
-            for g in groups
-            for n in [min(per_group, len(g.methods))]
-            for k in range(n)
-        ]
+        groups = deal_into_parts(groups, per_group, "methods")
     return groups, skipped
 
 

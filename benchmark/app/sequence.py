@@ -32,6 +32,8 @@ from benchmark.app.runner import (
     CellOutput,
     ResultWriter,
     build_what_is_free,
+    deal_into_parts,
+    part_label,
     remove_stale_temporaries,
 )
 from benchmark.evaluation.probes import task_protocol
@@ -78,13 +80,7 @@ class SequenceGroup:
 
     @property
     def label(self) -> str:
-        return f"{self.name} seed {self.seed}" + (
-            f" ({self.part + 1}/{self.parts})" * (self.parts > 1)
-        )
-
-    @property
-    def methods(self) -> tuple[str, ...]:
-        return tuple(c.method for c in self.chains)
+        return part_label(self.name, self.seed, self.part, self.parts)
 
     @property
     def n_cells(self) -> int:
@@ -281,12 +277,7 @@ def plan_sequence(
         if chains:
             groups.append(SequenceGroup(seq_ref, seq.name, seed, len(seq), tuple(chains)))
     if workers > 1:
-        groups = [
-            dataclasses.replace(g, chains=g.chains[k::n], part=k, parts=n)
-            for g in groups
-            for n in [min(workers, len(g.chains))]
-            for k in range(n)
-        ]
+        groups = deal_into_parts(groups, workers, "chains")
         groups.sort(key=lambda g: g.part)  # first parts first: other seeds' models side by side
     return groups, skipped
 

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+
+# a recorded value agrees with its recomputation from evidence within this (relative and absolute)
+EVIDENCE_TOL = 1e-9
+
+
+def agrees(recorded: float, recomputed: float) -> bool:
+    """A recorded value against its recomputation: equal within EVIDENCE_TOL, or both NaN."""
+    if math.isnan(recorded) or math.isnan(recomputed):
+        return math.isnan(recorded) and math.isnan(recomputed)
+    return math.isclose(recorded, recomputed, rel_tol=EVIDENCE_TOL, abs_tol=EVIDENCE_TOL)
 
 
 @dataclass(frozen=True)

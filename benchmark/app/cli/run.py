@@ -150,12 +150,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
             f"{statistics.median(evals.values()):.1f} s, max {evals[slowest]:.1f} s ({slowest})"
         )
     print(_workers_line(counts["workers"]))
-    print(
-        f"grid: {counts['done']} run, {counts['skipped']} already done, "
-        f"{counts['failed']} failed; {wall:.0f} s wall ({wall / 60:.1f} min), "
-        f"peak RSS {max(peak_rss_mib(), children):.0f} MiB (largest local process)"
-    )
+    print(_done_line("grid", "", counts, wall, max(peak_rss_mib(), children)))
     return 1 if counts["failed"] else 0
+
+
+def _done_line(what: str, unit: str, counts: dict, wall: float, rss: float) -> str:
+    """The last line of a grid or a sequence: counts, wall time and peak memory."""
+    return (
+        f"{what}: {counts['done']} {unit}run, {counts['skipped']} already done, "
+        f"{counts['failed']} failed; {wall:.0f} s wall ({wall / 60:.1f} min), "
+        f"peak RSS {rss:.0f} MiB (largest local process)"
+    )
 
 
 def _cmd_sequence(args: argparse.Namespace) -> int:
@@ -182,11 +187,8 @@ def _cmd_sequence(args: argparse.Namespace) -> int:
         results = load_results(out)
         print(format_sequence_tables(results, leaderboard_table(results)))
     print(_workers_line(counts["workers"]))
-    print(
-        f"sequence: {counts['done']} steps run, {counts['skipped']} already done, "
-        f"{counts['failed']} failed; {wall:.0f} s wall ({wall / 60:.1f} min), "
-        f"peak RSS {max(peak_rss_mib(), peak_rss_mib(children=True)):.0f} MiB"
-    )
+    rss = max(peak_rss_mib(), peak_rss_mib(children=True))
+    print(_done_line("sequence", "steps ", counts, wall, rss))
     return 1 if counts["failed"] else 0
 
 
