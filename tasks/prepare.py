@@ -90,10 +90,13 @@ class PreparedTask:
     @cached_property
     def oracle_hash(self) -> str:
         """Hash of what the retrain oracle depends on: the base model's data and which items are
-        in F. Not the task's name or forget-set sample: a sequence's step whose forget items are
-        a single-concept task's shares that task's oracle."""
+        in F (and which are forgotten, if any). Not the task's name or forget-set sample: a
+        sequence's step whose forget items are a single-concept task's shares that task's
+        oracle."""
         h = hashlib.sha256(f"tracer-bench-oracle/{FORMAT_VERSION}/{self.base_hash}".encode())
         h.update(np.packbits(np.asarray(self.forget_mask, dtype=bool)).tobytes())
+        if self.forgotten_mask is not None:  # its R differs too
+            h.update(np.packbits(np.asarray(self.forgotten_mask, dtype=bool)).tobytes())
         return h.hexdigest()
 
     # --- items ---

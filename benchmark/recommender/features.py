@@ -168,7 +168,7 @@ def train_interactions(
     pos = starts + np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
     users, items = np.repeat(np.arange(task.n_users), lengths), task.seq_items[pos]
     if retain_only:
-        keep = ~task.forget_mask[items]
+        keep = task.retain_mask[items]
         users, items = users[keep], items[keep]
     return users, items
 

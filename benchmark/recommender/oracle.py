@@ -38,6 +38,6 @@ def train_oracle(
 ) -> TrainedOracle:
     """The oracle of (task, backbone recipe, seed), trained from scratch or read from the model
     cache: it needs no copy of the base model, so it can be built beside it."""
-    ok = ~task.forget_mask[task.seq_items]
+    ok = task.retain_mask[task.seq_items]  # D_r: targets in R (never a forgotten item either)
     model, sids, log, reused = cached_sid_model("oracles", task, cfg, seed, ok, progress, report)
     return TrainedOracle(model, sids, {"reused_cached_oracle": reused, **log})
