@@ -20,7 +20,7 @@ from conftest import (
 
 from benchmark.recommender.backbone import BackboneConfig, get_backbone, task_backbone
 from benchmark.recommender.model import ModelConfig, SIDRecommender
-from benchmark.recommender.train import epoch_batches, sequence_loss
+from benchmark.recommender.train import epoch_batches, sequence_loss, validation_sample
 from tasks import get_task, load_task_file, prepare_task
 from tasks.errors import TaskFileError
 
@@ -97,6 +97,46 @@ def test_bucketed_trimmed_training_is_deterministic_and_its_own_cache_entry(tmp_
     assert plain.folder != first.folder and plain.checkpoint_hash != first.checkpoint_hash
 
 
+def test_epochs_compare_on_a_fixed_sample_of_validation_users_drawn_apart_from_training(
+    tmp_path,
+):
+    users = np.arange(100, 400)
+    drawn = validation_sample(users, 50, seed=0)
+    assert len(set(drawn)) == 50 and set(drawn) <= set(users) and np.all(np.diff(drawn) > 0)
+    assert np.array_equal(drawn, validation_sample(users, 50, seed=0))
+    assert not np.array_equal(drawn, validation_sample(users, 50, seed=1))
+    assert validation_sample(users, 0, 0) is users and validation_sample(users, 300, 0) is users
+    task = prepare_task(load_task_file(_task_file(tmp_path)))
+    sampled = replace(TINY, train=replace(TINY.train, valid_sample=10))
+    assert sampled.config_hash() != TINY.config_hash()
+    every, _ = get_backbone(task, TINY, seed=0, progress=False)
+    some, _ = get_backbone(task, sampled, seed=0, progress=False)
+    assert every.log["valid_users"] == task.n_users and some.log["valid_users"] == 10
+    # the sample has its own random stream: the first epoch trains the same numbers
+    assert some.log["epochs"][0]["loss"] == every.log["epochs"][0]["loss"]
+    assert some.log["epochs"][0]["ndcg@10"] != every.log["epochs"][0]["ndcg@10"]
+
+
+def test_the_plateau_schedule_halves_lr_without_a_new_best_and_stops_by_itself(tmp_path):
+    task = prepare_task(load_task_file(_task_file(tmp_path)))
+    train = replace(TINY.train, schedule="plateau", max_epochs=200, patience=2)
+    recipe = replace(TINY, train=train, arch=replace(TINY.arch, dropout=0.1))
+    log = get_backbone(task, recipe, seed=0, progress=False)[0].log
+    epochs = log["epochs"]
+    assert log["stopped_by"] == "plateau" and len(epochs) < 200
+    assert log["best_epoch"] == len(epochs) - 4  # `patience` halvings without a new best
+    best, stale, halved = -1.0, 0, 0
+    for before, after in zip(epochs, epochs[1:], strict=False):  # an epoch's lr is its last step's
+        stale = 0 if before["ndcg@10"] > best else stale + 1
+        best = max(best, before["ndcg@10"])
+        halve = stale > 0 and stale % 2 == 0
+        assert after["lr"] == pytest.approx(before["lr"] * (0.5 if halve else 1.0))
+        halved += halve
+    assert halved == train.patience - 1  # the last halving follows the last epoch
+    cosine = get_backbone(task, TINY, seed=0, progress=False)[0].log
+    assert cosine["stopped_by"] == "max_epochs" and cosine["epochs"][-1]["lr"] < 1e-9
+
+
 def test_a_task_file_declares_its_recipe_without_moving_its_data_hash(tmp_path):
     plain = load_task_file(_task_file(tmp_path))
     spec = load_task_file(_task_file(tmp_path, RECIPE))
@@ -134,22 +174,24 @@ def test_label_smoothing_is_withdrawn_without_moving_a_hash():
 
 def test_committed_results_keep_their_backbone_hashes():
     """Adding or withdrawing an option moves no recipe's hash: the standard tasks' recipes are
-    the committed boards' (e4b236bba4f5, the Beauty recipe 75c6b10edc77), and every committed
-    protocol 2.1 record's recipe still reads and reproduces its config_hash."""
+    the committed boards' (ML-100k's and Office's e4b236bba4f5, the Beauty recipe ce4905f6706c),
+    and every committed protocol 2.1 record's recipe still reads and reproduces its
+    config_hash."""
     from pathlib import Path
 
     from benchmark.app.verify import backbone_config
     from benchmark.results.record import ResultRecord
 
-    assert task_backbone(get_task("ml100k-horror")).config_hash()[:12] == "e4b236bba4f5"
+    for name in ("ml100k-horror", "amazon14-office-ink"):
+        assert task_backbone(get_task(name)).config_hash()[:12] == "e4b236bba4f5"
     beauty = task_backbone(get_task("amazon14-beauty-fragrance")).config_hash()[:12]
-    assert beauty == "75c6b10edc77"
+    assert beauty == "ce4905f6706c"
     seen = set()
     for path in sorted((Path(__file__).parents[1] / "reports").rglob("seed[0-9].json")):
         record = ResultRecord.read(path)
         assert backbone_config(record).config_hash() == record.backbone.config_hash, path
         seen.add(record.backbone.config_hash[:12])
-    assert {"e4b236bba4f5", "75c6b10edc77"} <= seen
+    assert {"e4b236bba4f5", "ce4905f6706c"} <= seen
 
 
 @pytest.mark.parametrize(
@@ -171,6 +213,7 @@ def test_committed_results_keep_their_backbone_hashes():
             ],
         ),
         ("\n[backbone.arch]\nd_model = 12.5\n", ["'backbone.arch.d_model'", "int"]),
+        ('\n[backbone.train]\nschedule = "linear"\n', ["'schedule'", "cosine, plateau", "linear"]),
     ],
 )
 def test_a_bad_recipe_is_one_line_naming_the_field(tmp_path, capsys, extra, needles):

@@ -26,10 +26,20 @@ from benchmark.recommender.data import (
 from benchmark.recommender.decoding import Trie, beam_search, prefix_states
 from benchmark.recommender.model import SIDRecommender
 from benchmark.recommender.options import Withdrawn, config_dict
+from tasks.errors import BenchError
 from tasks.prepare import PreparedTask
 
 # (field, the value every recipe had before the field existed)
-ADDED_OPTIONS = (("trim_padding", False), ("length_buckets", 0))
+ADDED_OPTIONS = (
+    ("trim_padding", False),
+    ("length_buckets", 0),
+    ("valid_sample", 0),
+    ("schedule", "cosine"),
+)
+SCHEDULES = ("cosine", "plateau")
+# the sample of validation users draws from its own stream, so training's is the same with or
+# without one
+VALID_SAMPLE_STREAM = 0x5A3
 
 
 @dataclass(frozen=True)
@@ -37,7 +47,12 @@ class TrainConfig:
     # one decoder layer trained longer matches two, for less time (backbone-tuning-cpu.md, 3d)
     max_epochs: int = 18
     batch_size: int = 32  # small datasets: more steps rather than more epochs
-    lr: float = 1e-3  # peak; linear warm-up over the first epoch, cosine decay to 0 at max_epochs
+    lr: float = 1e-3  # peak, reached by a linear warm-up over the first epoch
+    # after the warm-up: "cosine" decays to 0 at max_epochs (so max_epochs always binds);
+    # "plateau" holds lr and halves it after every second epoch in a row that sets no new best
+    # validation NDCG@10 (one such epoch may be the noise of the comparison), and stops after
+    # `patience` halvings in a row bring no new best (max_epochs is then a cap only)
+    schedule: str = "cosine"
     weight_decay: float = 0.05
     # early stopping that validation noise cannot fool: an epoch counts as worse than the best
     # only when its validation NDCG@10 is below the best's by more than `noise_z` paired standard
@@ -47,6 +62,10 @@ class TrainConfig:
     patience: int = 3
     noise_z: float = 2.0
     eval_beam: int = 20
+    # 0: epochs are compared on every validation user; n > 0: on a fixed sample of n of them,
+    # drawn once from the seed (the decode of every user, every epoch, dominates an epoch on
+    # large tasks; the paired comparison needs far fewer users than the task has)
+    valid_sample: int = 0
     # cut each batch to its longest window: the same arithmetic on fewer padding positions
     # (right padding under a causal encoder), but dropout draws fewer numbers, so the random
     # stream, and with it the trained model, differs from the untrimmed recipe's
@@ -63,6 +82,11 @@ class TrainConfig:
     WITHDRAWN: ClassVar[tuple[Withdrawn, ...]] = (
         Withdrawn("label_smoothing", 0.0, "label-smoothing.diff"),
     )
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise BenchError(f"field 'schedule' must be one of {', '.join(SCHEDULES)}, got "
+                             f"{self.schedule!r}")  # fmt: skip
 
     def to_dict(self) -> dict:
         """The fields, less options added later while they hold the value that was implicit
@@ -126,6 +150,14 @@ def epoch_batches(
         pool = pool[np.argsort(lengths[pool], kind="stable")]
         batches += [pool[b : b + batch_size] for b in range(0, len(pool), batch_size)]
     return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def validation_sample(users: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """The validation users epochs are compared on (see TrainConfig.valid_sample), sorted."""
+    if size == 0 or size >= len(users):
+        return users
+    rng = np.random.default_rng([seed, VALID_SAMPLE_STREAM])
+    return np.sort(rng.choice(users, size, replace=False))
 
 
 def seed_everything(seed: int) -> None:
@@ -217,18 +249,27 @@ def train_model(
     lengths = (inp >= 0).sum(1)
     codes_t = torch.tensor(codes)
     users = np.arange(task.n_users) if valid_users is None else valid_users
+    users = validation_sample(users, cfg.valid_sample, seed)
     vpos = task.valid_pos[users]
     vtargets = task.seq_items[vpos]
     opt = adamw(model.parameters(), cfg.lr, cfg.weight_decay)
     n_batches = (len(inp) + cfg.batch_size - 1) // cfg.batch_size
     per_batch = float(msk.sum()) / n_batches if cfg.length_buckets else None
     total_steps = cfg.max_epochs * n_batches
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt,
-        lambda s: min(1.0, (s + 1) / n_batches) * 0.5 * (1 + math.cos(math.pi * s / total_steps)),
-    )
+    plateau = [1.0]  # the current multiple of lr under the plateau schedule
+
+    def lr_factor(s: int) -> float:
+        decay = (
+            plateau[0]
+            if cfg.schedule == "plateau"
+            else 0.5 * (1 + math.cos(math.pi * s / total_steps))
+        )
+        return min(1.0, (s + 1) / n_batches) * decay
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
     select, kept_state = EpochSelector(cfg.patience, cfg.noise_z), None
     history: list[dict] = []
+    stopped = "max_epochs"
     start = time.perf_counter()
     for epoch in range(1, cfg.max_epochs + 1):
         model.train()
@@ -258,7 +299,10 @@ def train_model(
         if select.update(epoch, v):
             kept_state = copy.deepcopy(model.state_dict())
         elapsed = time.perf_counter() - start
-        history.append({"epoch": epoch, "loss": total / n_batches, **val, "seconds": elapsed})
+        lr = opt.param_groups[0]["lr"]
+        history.append(
+            {"epoch": epoch, "loss": total / n_batches, **val, "lr": lr, "seconds": elapsed}
+        )
         best = history[select.best_epoch - 1]["ndcg@10"]
         shown = f" | valid ndcg@10 {val['ndcg@10']:.4f} (best {best:.4f} @{select.best_epoch})"
         if report is not None:
@@ -268,7 +312,15 @@ def train_model(
                 f"epoch {epoch}: loss {total / n_batches:.4f}  valid recall@10 "
                 f"{val['recall@10']:.4f} ndcg@10 {val['ndcg@10']:.4f}  ({elapsed:.0f} s)"
             )
-        if select.stop:  # epoch-based only: a wall-clock rule would break determinism
+        stale = epoch - select.best_epoch  # epochs in a row without a new best
+        if cfg.schedule == "plateau" and stale and stale % 2 == 0:
+            plateau[0] *= 0.5
+        # epoch-based only: a wall-clock rule would break determinism
+        if select.stop:
+            stopped = "selector"
+            break
+        if cfg.schedule == "plateau" and stale >= 2 * cfg.patience:
+            stopped = "plateau"
             break
     model.load_state_dict(kept_state)
     model.eval()
@@ -276,7 +328,7 @@ def train_model(
     return {
         "epochs": history, "best_valid_ndcg@10": history[best - 1]["ndcg@10"], "best_epoch": best,
         "kept_epoch": kept, "kept_valid_ndcg@10": history[kept - 1]["ndcg@10"],
-        "seconds": time.perf_counter() - start,
+        "stopped_by": stopped, "valid_users": len(users), "seconds": time.perf_counter() - start,
     }  # fmt: skip
 
 

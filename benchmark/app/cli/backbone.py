@@ -12,6 +12,13 @@ from tabulate import tabulate
 from benchmark.util.memory import peak_rss_mib
 from tasks.errors import BenchError
 
+# how training ended (the training log's `stopped_by`)
+STOPPED_BY = {
+    "max_epochs": " (the epoch cap)",
+    "selector": " (stopped: validation significantly below its best)",
+    "plateau": " (stopped: lr halvings without a new best)",
+}
+
 
 def _metrics_table(rows: dict[str, dict], ks: tuple[int, ...]) -> str:
     headers = ["model"] + [f"{m}@{k}" for k in ks for m in ("recall", "ndcg")]
@@ -40,13 +47,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
     ks = task.spec.k_values
     log = backbone.log
     print(f"task {task.spec.identity} (data {task.content_hash[:12]}), seed {args.seed}")
+    stopped = STOPPED_BY.get(log.get("stopped_by", ""), "")
     print(
         f"base model: {'reused from cache' if reused else 'trained'} at {backbone.folder}\n"
-        f"training time {log['total_seconds']:.1f} s, {len(log['epochs'])} epochs, "
+        f"training time {log['total_seconds']:.1f} s ({log['total_seconds'] / 60:.1f} min), "
+        f"{len(log['epochs'])} epochs{stopped}, "
         f"best validation NDCG@10 {log['best_valid_ndcg@10']:.4f}"
         + (f", kept epoch {log['kept_epoch']}" if "kept_epoch" in log else "")
+        + (f" (epochs compared on {log['valid_users']} validation users)"
+           if "valid_users" in log else "")
         + ("" if not reused else f" (this command: {seconds:.1f} s)")
-    )
+    )  # fmt: skip
     reference = None
     if args.sasrec:  # the recommender a user would pick instead, on the same split
         from benchmark.recommender.sasrec import SASRecConfig, evaluate_sasrec, train_sasrec

@@ -1,0 +1,35 @@
+"""The lever table of a backbone variants file (rows of `backbone_variants.py --task`): per
+variant, how training ended, validation and test Recall@10 / NDCG@10 (beam 20, every user) and
+the training minutes, each test number also as a share of TIGER's published Beauty row.
+
+Usage: python reports/scripts/lever_table.py reports/beauty-backbone-variants-cpu.jsonl
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from tabulate import tabulate
+
+TIGER = {"recall@10": 0.0648, "ndcg@10": 0.0384}  # TIGER (Rajput et al. 2023), Table 2, Beauty
+
+
+def lever_rows(path: str) -> list[list[str]]:
+    rows = []
+    for line in open(path):
+        r = json.loads(line)
+        (vr, vn), (tr, tn) = r["valid_b20"], r["test_b20"]
+        rows.append([
+            r["variant"].removeprefix("default,"), r["backbone"], r["seed"],
+            f"{r['epochs']} ({r['stopped_by']})", r["kept_epoch"], f"{vr:.4f}", f"{vn:.4f}",
+            f"{tr:.4f} ({tr / TIGER['recall@10']:.2f})", f"{tn:.4f} ({tn / TIGER['ndcg@10']:.2f})",
+            f"{r['train_seconds'] / 60:.1f}",
+        ])  # fmt: skip
+    return rows
+
+
+if __name__ == "__main__":
+    headers = ["variant", "backbone", "seed", "epochs (ended by)", "kept", "valid R@10",
+               "valid N@10", "test R@10 (of TIGER)", "test N@10 (of TIGER)", "minutes"]  # fmt: skip
+    print(tabulate(lever_rows(sys.argv[1]), headers=headers, tablefmt="github"))
