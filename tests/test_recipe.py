@@ -20,7 +20,12 @@ from conftest import (
 
 from benchmark.recommender.backbone import BackboneConfig, get_backbone, task_backbone
 from benchmark.recommender.model import ModelConfig, SIDRecommender
-from benchmark.recommender.train import epoch_batches, sequence_loss, validation_sample
+from benchmark.recommender.train import (
+    PLATEAU_FLOOR,
+    epoch_batches,
+    sequence_loss,
+    validation_sample,
+)
 from tasks import get_task, load_task_file, prepare_task
 from tasks.errors import TaskFileError
 
@@ -133,6 +138,11 @@ def test_the_plateau_schedule_halves_lr_without_a_new_best_and_stops_by_itself(t
         assert after["lr"] == pytest.approx(before["lr"] * (0.5 if halve else 1.0))
         halved += halve
     assert halved == train.patience - 1  # the last halving follows the last epoch
+    # without `patience` to stop it, the plateau schedule stops at the halving past its floor
+    patient = replace(recipe, train=replace(train, patience=100))
+    floor = get_backbone(task, patient, seed=0, progress=False)[0].log
+    assert floor["stopped_by"] == "plateau" and len(floor["epochs"]) < 200
+    assert floor["epochs"][-1]["lr"] == pytest.approx(train.lr * PLATEAU_FLOOR)
     cosine = get_backbone(task, TINY, seed=0, progress=False)[0].log
     assert cosine["stopped_by"] == "max_epochs" and cosine["epochs"][-1]["lr"] < 1e-9
 

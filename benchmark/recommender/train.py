@@ -37,6 +37,9 @@ ADDED_OPTIONS = (
     ("schedule", "cosine"),
 )
 SCHEDULES = ("cosine", "plateau")
+# below this share of its peak lr, further epochs move validation by less than the comparison
+# can resolve (reports/beauty-backbone-cpu.md): the plateau schedule stops there
+PLATEAU_FLOOR = 1 / 32
 # the sample of validation users draws from its own stream, so training's is the same with or
 # without one
 VALID_SAMPLE_STREAM = 0x5A3
@@ -51,7 +54,8 @@ class TrainConfig:
     # after the warm-up: "cosine" decays to 0 at max_epochs (so max_epochs always binds);
     # "plateau" holds lr and halves it after every second epoch in a row that sets no new best
     # validation NDCG@10 (one such epoch may be the noise of the comparison), and stops after
-    # `patience` halvings in a row bring no new best (max_epochs is then a cap only)
+    # `patience` halvings in a row bring no new best, or at the halving that would take lr below
+    # PLATEAU_FLOOR of its peak (max_epochs is then a cap only)
     schedule: str = "cosine"
     weight_decay: float = 0.05
     # early stopping that validation noise cannot fool: an epoch counts as worse than the best
@@ -319,7 +323,7 @@ def train_model(
         if select.stop:
             stopped = "selector"
             break
-        if cfg.schedule == "plateau" and stale >= 2 * cfg.patience:
+        if cfg.schedule == "plateau" and (stale >= 2 * cfg.patience or plateau[0] < PLATEAU_FLOOR):
             stopped = "plateau"
             break
     model.load_state_dict(kept_state)
