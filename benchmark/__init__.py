@@ -1,3 +1,3 @@
 """tracer-bench harness: backbone, SID tokenizer, training, decoding, metrics, runner, CLI."""
 
-__version__ = "0.9.0"
+__version__ = "0.10.0"

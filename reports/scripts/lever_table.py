@@ -1,5 +1,5 @@
 """The lever table of a backbone variants file (rows of `backbone_variants.py --task`): per
-variant, how training ended, validation and test Recall@10 / NDCG@10 (beam 20, every user) and
+variant (its `label` where the row has one, else its overrides), how training ended, validation and test Recall@10 / NDCG@10 (beam 20, every user) and
 the training minutes, each test number also as a share of TIGER's published Beauty row.
 
 Usage: python reports/scripts/lever_table.py reports/beauty-backbone-variants-cpu.jsonl
@@ -21,7 +21,7 @@ def lever_rows(path: str) -> list[list[str]]:
         r = json.loads(line)
         (vr, vn), (tr, tn) = r["valid_b20"], r["test_b20"]
         rows.append([
-            r["variant"].removeprefix("default,"), r["backbone"], r["seed"],
+            r.get("label", r["variant"]), r["backbone"], r["seed"],
             f"{r['epochs']} ({r['stopped_by']})", r["kept_epoch"], f"{vr:.4f}", f"{vn:.4f}",
             f"{tr:.4f} ({tr / TIGER['recall@10']:.2f})", f"{tn:.4f} ({tn / TIGER['ndcg@10']:.2f})",
             f"{r['train_seconds'] / 60:.1f}",
