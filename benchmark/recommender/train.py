@@ -53,9 +53,9 @@ class TrainConfig:
     lr: float = 1e-3  # peak, reached by a linear warm-up over the first epoch
     # after the warm-up: "cosine" decays to 0 at max_epochs (so max_epochs always binds);
     # "plateau" holds lr and halves it after every second epoch in a row that sets no new best
-    # validation NDCG@10 (one such epoch may be the noise of the comparison), and stops after
-    # `patience` halvings in a row bring no new best, or at the halving that would take lr below
-    # PLATEAU_FLOOR of its peak (max_epochs is then a cap only)
+    # validation NDCG@10 (one such epoch may be the noise of the comparison); training stops at
+    # the `patience`-th halving since the last new best, or at the halving that would take lr
+    # below PLATEAU_FLOOR of its peak (max_epochs is then a cap only)
     schedule: str = "cosine"
     weight_decay: float = 0.05
     # early stopping that validation noise cannot fool: an epoch counts as worse than the best
