@@ -1,6 +1,7 @@
 """The lever table of a backbone variants file (rows of `backbone_variants.py --task`): per
-variant (its `label` where the row has one, else its overrides), how training ended, validation and test Recall@10 / NDCG@10 (beam 20, every user) and
-the training minutes, each test number also as a share of TIGER's published Beauty row.
+variant (its `label` where the row has one, else its overrides), how training ended, validation
+and test Recall@10 / NDCG@10 (beam 20, every user) and the training minutes, each test number
+also as a share of TIGER's published Beauty row.
 
 Usage: python reports/scripts/lever_table.py reports/beauty-backbone-variants-cpu.jsonl
 """

@@ -41,7 +41,8 @@ def main(board: str, task_name: str, n: int) -> None:
     print(f"NDCG@10 {mean:.4f}, sd of the paired difference {d.std(ddof=1):.4f}")
     for size in (2000, n, 10000, len(d)):
         resolution = 2 * d.std(ddof=1) / math.sqrt(size)
-        print(f"n={size}: 2 standard errors = {resolution:.4f} ({resolution / mean:.1%} of NDCG@10)")
+        share = resolution / mean
+        print(f"n={size}: 2 standard errors = {resolution:.4f} ({share:.1%} of NDCG@10)")
 
 
 if __name__ == "__main__":
