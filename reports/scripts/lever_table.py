@@ -13,10 +13,12 @@ import sys
 
 from tabulate import tabulate
 
-TIGER = {"recall@10": 0.0648, "ndcg@10": 0.0384}  # TIGER (Rajput et al. 2023), Table 2, Beauty
+from benchmark.app.published import published_rows
+from tasks import get_task
 
 
 def lever_rows(path: str) -> list[list[str]]:
+    tiger = published_rows(get_task("amazon14-beauty-fragrance-loo"))["TIGER (published)"]
     rows = []
     for line in open(path):
         r = json.loads(line)
@@ -24,7 +26,7 @@ def lever_rows(path: str) -> list[list[str]]:
         rows.append([
             r.get("label", r["variant"]), r["backbone"], r["seed"],
             f"{r['epochs']} ({r['stopped_by']})", r["kept_epoch"], f"{vr:.4f}", f"{vn:.4f}",
-            f"{tr:.4f} ({tr / TIGER['recall@10']:.2f})", f"{tn:.4f} ({tn / TIGER['ndcg@10']:.2f})",
+            f"{tr:.4f} ({tr / tiger['recall@10']:.2f})", f"{tn:.4f} ({tn / tiger['ndcg@10']:.2f})",
             f"{r['train_seconds'] / 60:.1f}",
         ])  # fmt: skip
     return rows
@@ -33,4 +35,6 @@ def lever_rows(path: str) -> list[list[str]]:
 if __name__ == "__main__":
     headers = ["variant", "backbone", "seed", "epochs (ended by)", "kept", "valid R@10",
                "valid N@10", "test R@10 (of TIGER)", "test N@10 (of TIGER)", "minutes"]  # fmt: skip
-    print(tabulate(lever_rows(sys.argv[1]), headers=headers, tablefmt="github"))
+    print(
+        tabulate(lever_rows(sys.argv[1]), headers=headers, tablefmt="github", disable_numparse=True)
+    )

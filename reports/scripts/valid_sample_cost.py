@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from benchmark.metrics.evidence import target_ranks
@@ -30,7 +31,8 @@ def main(board: str, task_name: str, n: int) -> None:
     per_user = []
     for folder in folders:
         b = load_backbone(folder)
-        for users in (validation_sample(task.valid_pos, n, 0), task.valid_pos):
+        sample = task.valid_pos[validation_sample(np.arange(task.n_users), n, 0)]
+        for users in (sample, task.valid_pos):
             start = time.perf_counter()
             topk = recommend(b.model, task, b.sids.codes, b.sids.sizes, users, k=10, beam=20)
             print(f"{folder.name[:12]}: {len(users)} users decoded in "
