@@ -260,11 +260,11 @@ def train_model(
     n_batches = (len(inp) + cfg.batch_size - 1) // cfg.batch_size
     per_batch = float(msk.sum()) / n_batches if cfg.length_buckets else None
     total_steps = cfg.max_epochs * n_batches
-    plateau = [1.0]  # the current multiple of lr under the plateau schedule
+    plateau = 1.0  # the current multiple of lr under the plateau schedule (read at each step)
 
     def lr_factor(s: int) -> float:
         decay = (
-            plateau[0]
+            plateau
             if cfg.schedule == "plateau"
             else 0.5 * (1 + math.cos(math.pi * s / total_steps))
         )
@@ -318,12 +318,12 @@ def train_model(
             )
         stale = epoch - select.best_epoch  # epochs in a row without a new best
         if cfg.schedule == "plateau" and stale and stale % 2 == 0:
-            plateau[0] *= 0.5
+            plateau *= 0.5
         # epoch-based only: a wall-clock rule would break determinism
         if select.stop:
             stopped = "selector"
             break
-        if cfg.schedule == "plateau" and (stale >= 2 * cfg.patience or plateau[0] < PLATEAU_FLOOR):
+        if cfg.schedule == "plateau" and (stale >= 2 * cfg.patience or plateau < PLATEAU_FLOOR):
             stopped = "plateau"
             break
     model.load_state_dict(kept_state)
