@@ -1,10 +1,11 @@
 """What a sample of validation users saves and what it resolves: the validation decode (beam
-20, top 10) of every validation user against a seeded sample of n, with one model, on one
-thread; and the paired standard error of a per-user NDCG@10 difference at each size, from two
-models' per-user values (a board's base model and oracle: further apart than two epochs of one
-run, so the error is an upper bound).
+20, top 10) of every validation user against a seeded sample of n, per model, on one thread; and
+the paired standard error of a per-user NDCG@10 difference at each size, between the first two
+models (e.g. two seeds' oracles: further apart than two epochs of one run, so the error is an
+upper bound).
 
-Usage: python reports/scripts/valid_sample_cost.py BOARD_FOLDER TASK N
+Usage: python reports/scripts/valid_sample_cost.py TASK N CHECKPOINT CHECKPOINT [CHECKPOINT ...]
+(CHECKPOINT: a checkpoint folder, e.g. a board's `checkpoints/<sha256>`)
 """
 
 from __future__ import annotations
@@ -24,14 +25,13 @@ from benchmark.recommender.train import recommend, validation_sample
 from tasks import get_task, prepare_task
 
 
-def main(board: str, task_name: str, n: int) -> None:
+def main(task_name: str, n: int, checkpoints: list[str]) -> None:
     torch.set_num_threads(1)
     task = prepare_task(get_task(task_name))
-    folders = sorted((Path(board) / "checkpoints").iterdir())
+    sample = task.valid_pos[validation_sample(np.arange(task.n_users), n, 0)]
     per_user = []
-    for folder in folders:
+    for folder in map(Path, checkpoints):
         b = load_backbone(folder)
-        sample = task.valid_pos[validation_sample(np.arange(task.n_users), n, 0)]
         for users in (sample, task.valid_pos):
             start = time.perf_counter()
             topk = recommend(b.model, task, b.sids.codes, b.sids.sizes, users, k=10, beam=20)
@@ -48,4 +48,6 @@ def main(board: str, task_name: str, n: int) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
+    if len(sys.argv) < 5:
+        sys.exit(__doc__)
+    main(sys.argv[1], int(sys.argv[2]), sys.argv[3:])
